@@ -1,0 +1,1 @@
+//! The fjall backend (placeholder until the fjall issue lands).

@@ -1,0 +1,161 @@
+//! File metadata: handles, attributes and the [`FileStore`] operations.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+
+/// An opaque file handle: 1 to [`FileHandle::MAX_LEN`] arbitrary bytes (NFSv4's limit).
+///
+/// Displayed as lowercase hex.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "Vec<u8>", into = "Vec<u8>")]
+pub struct FileHandle(Vec<u8>);
+
+impl FileHandle {
+    /// The longest handle accepted, in bytes (NFSv4's `NFS4_FHSIZE`).
+    pub const MAX_LEN: usize = 128;
+
+    /// A handle from its bytes; `Error::Invalid` when empty or longer than 128 bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self> {
+        let bytes = bytes.into();
+        if bytes.is_empty() {
+            return Err(Error::Invalid("file handle: must not be empty".into()));
+        }
+        if bytes.len() > Self::MAX_LEN {
+            return Err(Error::Invalid(format!(
+                "file handle: {} bytes, at most {} allowed",
+                bytes.len(),
+                Self::MAX_LEN
+            )));
+        }
+        Ok(FileHandle(bytes))
+    }
+
+    /// A value below every valid handle, for the lower bound of a range scan.
+    pub(crate) fn min() -> Self {
+        FileHandle(Vec::new())
+    }
+
+    /// The handle's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The handle as lowercase hex.
+    pub fn to_hex(&self) -> String {
+        use fmt::Write;
+        self.0.iter().fold(String::with_capacity(self.0.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// Parses a handle from hex (as printed by [`FileHandle::to_hex`]).
+    pub fn from_hex(hex: &str) -> Result<Self> {
+        let invalid = || Error::Invalid(format!("file handle: {hex:?} is not an even-length hex string"));
+        if hex.len() % 2 != 0 || !hex.is_ascii() {
+            return Err(invalid());
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| invalid()))
+            .collect::<Result<Vec<u8>>>()?;
+        Self::new(bytes)
+    }
+}
+
+impl TryFrom<Vec<u8>> for FileHandle {
+    type Error = Error;
+    fn try_from(bytes: Vec<u8>) -> Result<Self> {
+        FileHandle::new(bytes)
+    }
+}
+
+impl From<FileHandle> for Vec<u8> {
+    fn from(handle: FileHandle) -> Self {
+        handle.0
+    }
+}
+
+impl fmt::Debug for FileHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileHandle({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for FileHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// What kind of object a file handle names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum FileKind {
+    /// A regular file.
+    Regular = 0,
+    /// A directory.
+    Directory = 1,
+    /// A symbolic link.
+    Symlink = 2,
+    /// Anything else (device, socket, FIFO).
+    Other = 3,
+}
+
+impl TryFrom<u8> for FileKind {
+    type Error = Error;
+    fn try_from(value: u8) -> Result<Self> {
+        Ok(match value {
+            0 => FileKind::Regular,
+            1 => FileKind::Directory,
+            2 => FileKind::Symlink,
+            3 => FileKind::Other,
+            other => return Err(Error::Corrupt(format!("file kind {other} is not in 0..=3"))),
+        })
+    }
+}
+
+/// A file's metadata record.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// The file's handle (its key).
+    pub handle: FileHandle,
+    /// The share (export) the file belongs to.
+    pub share_name: String,
+    /// File, directory, symlink or other.
+    pub kind: FileKind,
+    /// Permission bits and file type bits, as the server keeps them.
+    pub mode: u32,
+    /// Owner user id.
+    pub uid: u32,
+    /// Owner group id.
+    pub gid: u32,
+    /// Number of hard links.
+    pub nlink: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last access.
+    pub atime: Timestamp,
+    /// Last data modification.
+    pub mtime: Timestamp,
+    /// Last status change.
+    pub ctime: Timestamp,
+}
+
+/// File-metadata operations of a transaction.
+#[async_trait]
+pub trait FileStore: Send {
+    /// Inserts or replaces the file with `file.handle`.
+    async fn put_file(&mut self, file: &FileMeta) -> Result<()>;
+    /// The file with this handle, if stored.
+    async fn get_file(&mut self, handle: &FileHandle) -> Result<Option<FileMeta>>;
+    /// Deletes the file; [`Error::FileNotFound`] when it is not stored.
+    async fn delete_file(&mut self, handle: &FileHandle) -> Result<()>;
+    /// Every file of a share, in handle order.
+    async fn list_files(&mut self, share_name: &str) -> Result<Vec<FileMeta>>;
+}

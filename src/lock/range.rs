@@ -1,0 +1,83 @@
+//! Byte ranges with saturating, to-EOF-aware arithmetic.
+
+use serde::{Deserialize, Serialize};
+
+/// A byte range of a file. `length == 0` means "from `offset` to end of file".
+///
+/// All arithmetic saturates at `u64::MAX`, so NFSv4's all-ones length (and any
+/// length that runs past `u64::MAX`) also reaches end of file. A range is never
+/// empty: it covers at least the byte at `offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ByteRange {
+    /// First byte.
+    pub offset: u64,
+    /// Number of bytes; 0 = to end of file.
+    pub length: u64,
+}
+
+impl ByteRange {
+    /// A range of `length` bytes from `offset` (0 = to end of file).
+    pub const fn new(offset: u64, length: u64) -> Self {
+        ByteRange { offset, length }
+    }
+
+    /// The range from `first` to `last`, both inclusive; reaches EOF when `last == u64::MAX`.
+    /// `None` when `last < first`.
+    pub const fn from_bounds(first: u64, last: u64) -> Option<Self> {
+        if last < first {
+            None
+        } else if last == u64::MAX {
+            Some(ByteRange::new(first, 0))
+        } else {
+            Some(ByteRange::new(first, last - first + 1))
+        }
+    }
+
+    /// The last byte covered, inclusive; `u64::MAX` for a range that reaches EOF.
+    pub const fn last(&self) -> u64 {
+        if self.length == 0 {
+            u64::MAX
+        } else {
+            self.offset.saturating_add(self.length - 1)
+        }
+    }
+
+    /// True when the range runs to end of file.
+    pub const fn reaches_eof(&self) -> bool {
+        self.last() == u64::MAX
+    }
+
+    /// True when the two ranges share at least one byte.
+    pub const fn overlaps(&self, other: &ByteRange) -> bool {
+        self.offset <= other.last() && other.offset <= self.last()
+    }
+
+    /// True when every byte of `other` is in `self`.
+    pub const fn contains(&self, other: &ByteRange) -> bool {
+        self.offset <= other.offset && other.last() <= self.last()
+    }
+
+    /// True when the ranges overlap or `other` starts right after `self` ends (or the reverse):
+    /// their union is one contiguous range.
+    pub const fn touches(&self, other: &ByteRange) -> bool {
+        self.overlaps(other)
+            || (self.last() != u64::MAX && self.last() + 1 == other.offset)
+            || (other.last() != u64::MAX && other.last() + 1 == self.offset)
+    }
+
+    /// The parts of `self` that `other` does not cover: none, one or two ranges,
+    /// in offset order.
+    pub fn subtract(&self, other: &ByteRange) -> Vec<ByteRange> {
+        if !self.overlaps(other) {
+            return vec![*self];
+        }
+        let mut pieces = Vec::with_capacity(2);
+        if self.offset < other.offset {
+            pieces.extend(ByteRange::from_bounds(self.offset, other.offset - 1));
+        }
+        if other.last() < self.last() {
+            pieces.extend(ByteRange::from_bounds(other.last() + 1, self.last()));
+        }
+        pieces
+    }
+}

@@ -1,0 +1,146 @@
+//! Transactions: the traits every backend implements and the `transact` retry helper.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::file::FileStore;
+use crate::lock::LockStore;
+
+/// One transaction over files and locks. Everything it writes becomes visible
+/// at [`commit`](MetadataTransaction::commit), all at once, or never.
+///
+/// Dropping it without `commit` rolls it back.
+#[async_trait]
+pub trait MetadataTransaction: FileStore + LockStore {
+    /// Makes every write of this transaction visible and durable, atomically.
+    /// [`crate::Error::Conflict`] when a concurrent transaction made it impossible
+    /// to serialize: nothing was written, run the whole transaction again.
+    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Discards every write of this transaction.
+    async fn rollback(self: Box<Self>) -> Result<()>;
+}
+
+/// A store of file metadata and locks: the entry point of every backend.
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    /// Starts a transaction. Never waits for another open transaction to finish.
+    async fn begin(&self) -> Result<Box<dyn MetadataTransaction>>;
+}
+
+/// Boxed future returned by a [`MetadataStoreExt::transact`] closure.
+pub type TxFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 't>>;
+
+/// How [`MetadataStoreExt::transact_with`] retries a transaction that lost a
+/// serialization race: jittered exponential backoff, bounded in total time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The first backoff (before jitter).
+    pub initial_backoff: Duration,
+    /// The largest backoff (before jitter).
+    pub max_backoff: Duration,
+    /// Give up (returning the last error) once this much time has passed since the first attempt.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 ms doubling to 200 ms, giving up after 5 s.
+    fn default() -> Self {
+        RetryPolicy {
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(200),
+            max_elapsed: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before retry number `retry` (0-based): full jitter over the
+    /// exponential bound, so that racing transactions spread out.
+    fn backoff(&self, retry: u32) -> Duration {
+        let bound = self
+            .initial_backoff
+            .saturating_mul(1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX))
+            .min(self.max_backoff);
+        let micros = u64::try_from(bound.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(fastrand::u64(micros / 2..=micros.max(1)))
+    }
+}
+
+/// Runs closures in transactions with automatic retry. Implemented for every
+/// [`MetadataStore`], sized or not (`FjallStore`, `Arc<dyn MetadataStore>`, …).
+pub trait MetadataStoreExt: MetadataStore {
+    /// Runs `f` in a transaction and commits; on a retryable error (from `f`
+    /// or from commit) rolls back and runs the whole closure again, with
+    /// jittered exponential backoff, bounded in time ([`RetryPolicy::default`]).
+    ///
+    /// The closure may run several times, so it borrows what it needs:
+    ///
+    /// ```
+    /// # use fsmeta::*;
+    /// # async fn demo(store: &dyn MetadataStore, file: FileMeta, lock: PersistedLock) -> Result<()> {
+    /// let (file, lock) = (&file, &lock);
+    /// store.transact(|tx| Box::pin(async move {
+    ///     tx.put_file(file).await?;
+    ///     tx.put_lock(lock).await
+    /// })).await?;
+    /// # Ok(()) }
+    /// ```
+    fn transact<'a, T, F>(&'a self, f: F) -> impl Future<Output = Result<T>> + Send + 'a
+    where
+        T: Send + 'a,
+        F: for<'t> FnMut(&'t mut (dyn MetadataTransaction + 'a)) -> TxFuture<'t, T> + Send + 'a,
+    {
+        self.transact_with(RetryPolicy::default(), f)
+    }
+
+    /// [`transact`](MetadataStoreExt::transact) with a chosen retry policy.
+    fn transact_with<'a, T, F>(
+        &'a self,
+        policy: RetryPolicy,
+        mut f: F,
+    ) -> impl Future<Output = Result<T>> + Send + 'a
+    where
+        T: Send + 'a,
+        F: for<'t> FnMut(&'t mut (dyn MetadataTransaction + 'a)) -> TxFuture<'t, T> + Send + 'a,
+    {
+        async move {
+            let started = Instant::now();
+            let mut retry = 0u32;
+            loop {
+                let error = match self.begin().await {
+                    Ok(tx) => {
+                        let mut tx: Box<dyn MetadataTransaction + 'a> = tx;
+                        match f(&mut *tx).await {
+                            Ok(value) => match tx.commit().await {
+                                Ok(()) => return Ok(value),
+                                Err(e) => e,
+                            },
+                            Err(e) => {
+                                if e.is_retryable() {
+                                    // Best effort: the retry below does not depend on it, and
+                                    // dropping the transaction rolls it back anyway.
+                                    let _ = tx.rollback().await;
+                                }
+                                e
+                            }
+                        }
+                    }
+                    Err(e) => e,
+                };
+                if !error.is_retryable() || started.elapsed() >= policy.max_elapsed {
+                    return Err(error);
+                }
+                let pause = policy.backoff(retry);
+                retry += 1;
+                tracing::debug!(retry, ?pause, %error, "fsmeta: transaction conflict, retrying");
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+impl<S: MetadataStore + ?Sized> MetadataStoreExt for S {}
