@@ -43,7 +43,9 @@ pub trait TestStore: Send + Sync {
     /// same store again (same path, same database). Only persistent backends
     /// support it; they run [`persistence_tests!`](crate::persistence_tests).
     async fn reopen(&mut self) -> Result<()> {
-        Err(Error::Invalid("this backend keeps nothing across reopen".into()))
+        Err(Error::Invalid(
+            "this backend keeps nothing across reopen".into(),
+        ))
     }
 
     /// Removes what the store left behind (a schema, a directory). Called after a check passed.
@@ -184,7 +186,10 @@ async fn all_locks(t: &dyn TestStore, q: &LockQuery) -> Vec<PersistedLock> {
 }
 
 fn assert_invalid<T: std::fmt::Debug>(what: &str, r: Result<T>) {
-    assert!(matches!(r, Err(Error::Invalid(_))), "{what}: expected Error::Invalid, got {r:?}");
+    assert!(
+        matches!(r, Err(Error::Invalid(_))),
+        "{what}: expected Error::Invalid, got {r:?}"
+    );
 }
 
 fn assert_conflict<T: std::fmt::Debug>(what: &str, r: &Result<T>) {
@@ -192,4 +197,1284 @@ fn assert_conflict<T: std::fmt::Debug>(what: &str, r: &Result<T>) {
         matches!(r, Err(e @ Error::Conflict(_)) if e.is_retryable()),
         "{what}: expected a retryable Error::Conflict, got {r:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// CRUD
+
+/// put_file inserts, get_file returns it equal, a second put replaces it.
+pub async fn files_put_get_upsert(t: &mut dyn TestStore) {
+    let mut file = sample_file(b"fh-1", "export");
+    assert_eq!(
+        read_file(t, &file.handle).await,
+        None,
+        "a new store has no files"
+    );
+    seed(t, std::slice::from_ref(&file), &[]).await;
+    assert_eq!(read_file(t, &file.handle).await, Some(file.clone()));
+    file.size = 1;
+    file.kind = FileKind::Directory;
+    file.share_name = "other".into();
+    seed(t, std::slice::from_ref(&file), &[]).await;
+    assert_eq!(
+        read_file(t, &file.handle).await,
+        Some(file.clone()),
+        "put_file upserts"
+    );
+    let mut tx = begin(t).await;
+    assert!(
+        tx.list_files("export").await.unwrap().is_empty(),
+        "the upsert left the old share's listing"
+    );
+    assert_eq!(tx.list_files("other").await.unwrap(), vec![file]);
+}
+
+/// delete_file removes; deleting a missing file is FileNotFound and the transaction stays usable.
+pub async fn file_delete_missing_is_not_found(t: &mut dyn TestStore) {
+    let file = sample_file(b"fh-1", "export");
+    seed(t, std::slice::from_ref(&file), &[]).await;
+    let missing = handle(b"missing");
+    let mut tx = begin(t).await;
+    match tx.delete_file(&missing).await {
+        Err(Error::FileNotFound(h)) => assert_eq!(h, missing),
+        other => panic!("delete of a missing file: expected FileNotFound, got {other:?}"),
+    }
+    tx.delete_file(&file.handle)
+        .await
+        .expect("the transaction is usable after FileNotFound");
+    assert!(
+        matches!(
+            tx.delete_file(&file.handle).await,
+            Err(Error::FileNotFound(_))
+        ),
+        "deleted twice"
+    );
+    commit(tx).await;
+    assert_eq!(read_file(t, &file.handle).await, None);
+}
+
+/// list_files returns exactly one share's files, in handle order.
+pub async fn list_files_by_share(t: &mut dyn TestStore) {
+    let files = [
+        sample_file(&[2], "share1"),
+        sample_file(&[1], "share1"),
+        sample_file(&[1, 0], "share1"),
+        sample_file(&[3], "share10"),
+        sample_file(&[4], "share"),
+        sample_file(&[5], "share1/sub"),
+    ];
+    seed(t, &files, &[]).await;
+    let mut tx = begin(t).await;
+    let listed: Vec<Vec<u8>> = tx
+        .list_files("share1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.handle.as_bytes().to_vec())
+        .collect();
+    assert_eq!(
+        listed,
+        vec![vec![1], vec![1, 0], vec![2]],
+        "share1's files in handle order, no others"
+    );
+    assert_eq!(
+        tx.list_files("share10").await.unwrap(),
+        vec![files[3].clone()]
+    );
+    assert_eq!(
+        tx.list_files("share").await.unwrap(),
+        vec![files[4].clone()]
+    );
+    assert!(tx.list_files("nobody").await.unwrap().is_empty());
+}
+
+/// put_lock inserts, get_lock returns it equal, a second put with the same id replaces it.
+pub async fn locks_put_get_upsert(t: &mut dyn TestStore) {
+    let file = handle(b"fh-1");
+    let mut lock = sample_lock(&file, "owner", "client", "export");
+    assert_eq!(read_lock(t, lock.id).await, None);
+    seed(t, &[], std::slice::from_ref(&lock)).await;
+    assert_eq!(read_lock(t, lock.id).await, Some(lock.clone()));
+    lock.lock_type = LockType::Shared;
+    lock.offset = 7;
+    lock.length = 0;
+    lock.share_reservation = ShareReservation::DenyWrite;
+    lock.server_epoch = 9;
+    seed(t, &[], std::slice::from_ref(&lock)).await;
+    assert_eq!(
+        read_lock(t, lock.id).await,
+        Some(lock.clone()),
+        "put_lock upserts by id"
+    );
+    assert_eq!(
+        all_locks(t, &LockQuery::default()).await,
+        vec![lock],
+        "an upsert makes no second record"
+    );
+}
+
+/// delete_lock removes; deleting a missing id is LockNotFound and the transaction stays usable.
+pub async fn lock_delete_missing_is_not_found(t: &mut dyn TestStore) {
+    let lock = sample_lock(&handle(b"f"), "o", "c", "s");
+    seed(t, &[], std::slice::from_ref(&lock)).await;
+    let missing = Uuid::new_v4();
+    let mut tx = begin(t).await;
+    match tx.delete_lock(missing).await {
+        Err(Error::LockNotFound(id)) => assert_eq!(id, missing),
+        other => panic!("delete of a missing lock: expected LockNotFound, got {other:?}"),
+    }
+    tx.delete_lock(lock.id)
+        .await
+        .expect("the transaction is usable after LockNotFound");
+    assert!(
+        matches!(tx.delete_lock(lock.id).await, Err(Error::LockNotFound(_))),
+        "deleted twice"
+    );
+    commit(tx).await;
+    assert_eq!(read_lock(t, lock.id).await, None);
+}
+
+/// Every set filter must match; the empty query lists everything; results come in id order.
+pub async fn list_locks_filters_are_anded(t: &mut dyn TestStore) {
+    let (f1, f2) = (handle(b"f1"), handle(b"f2"));
+    let mut locks = Vec::new();
+    for file in [&f1, &f2] {
+        for owner in ["o1", "o2"] {
+            for client in ["c1", "c2"] {
+                for share in ["s1", "s2"] {
+                    locks.push(sample_lock(file, owner, client, share));
+                }
+            }
+        }
+    }
+    seed(t, &[], &locks).await;
+    let queries = [
+        LockQuery::default(),
+        LockQuery::by_file(&f1),
+        LockQuery::by_owner("o2"),
+        LockQuery::by_client("c1"),
+        LockQuery::by_share("s2"),
+        LockQuery {
+            file_id: Some(f2.clone()),
+            owner_id: Some("o1".into()),
+            ..Default::default()
+        },
+        LockQuery {
+            client_id: Some("c2".into()),
+            share_name: Some("s1".into()),
+            ..Default::default()
+        },
+        LockQuery {
+            file_id: Some(f1.clone()),
+            owner_id: Some("o2".into()),
+            client_id: Some("c1".into()),
+            share_name: Some("s2".into()),
+            server_epoch_below: None,
+        },
+        LockQuery {
+            file_id: Some(f1.clone()),
+            owner_id: Some("nobody".into()),
+            ..Default::default()
+        },
+    ];
+    let mut tx = begin(t).await;
+    for q in &queries {
+        let expected = by_id(locks.iter().filter(|l| q.matches(l)).cloned().collect());
+        assert_eq!(
+            tx.list_locks(q).await.unwrap(),
+            expected,
+            "list_locks({q:?})"
+        );
+    }
+}
+
+/// `server_epoch_below` selects locks granted by earlier epochs, alone or with other filters.
+pub async fn list_locks_by_epoch_below(t: &mut dyn TestStore) {
+    let file = handle(b"f");
+    let locks: Vec<PersistedLock> = [0, 1, 2, 3, u64::MAX]
+        .into_iter()
+        .map(|epoch| PersistedLock {
+            server_epoch: epoch,
+            ..sample_lock(&file, "o", "c", "s")
+        })
+        .collect();
+    seed(t, &[], &locks).await;
+    let mut tx = begin(t).await;
+    for below in [0, 1, 3, u64::MAX] {
+        let expected = by_id(
+            locks
+                .iter()
+                .filter(|l| l.server_epoch < below)
+                .cloned()
+                .collect(),
+        );
+        let q = LockQuery::epoch_below(below);
+        assert_eq!(
+            tx.list_locks(&q).await.unwrap(),
+            expected,
+            "server_epoch_below {below}"
+        );
+        let q = LockQuery {
+            client_id: Some("c".into()),
+            ..q
+        };
+        assert_eq!(
+            tx.list_locks(&q).await.unwrap(),
+            expected,
+            "client + server_epoch_below {below}"
+        );
+    }
+}
+
+/// delete_locks_by_client removes exactly that client's locks and counts them.
+pub async fn delete_locks_by_client_counts(t: &mut dyn TestStore) {
+    let file = handle(b"f");
+    let mine: Vec<_> = (0..5)
+        .map(|_| sample_lock(&file, "o", "client1", "s"))
+        .collect();
+    let other = sample_lock(&file, "o", "client10", "s");
+    seed(t, &[], &[mine.clone(), vec![other.clone()]].concat()).await;
+    let mut tx = begin(t).await;
+    assert_eq!(tx.delete_locks_by_client("client1").await.unwrap(), 5);
+    assert_eq!(
+        tx.delete_locks_by_client("client1").await.unwrap(),
+        0,
+        "nothing left to delete"
+    );
+    assert_eq!(tx.delete_locks_by_client("absent").await.unwrap(), 0);
+    commit(tx).await;
+    assert_eq!(all_locks(t, &LockQuery::default()).await, vec![other]);
+}
+
+/// delete_locks_by_file removes exactly that file's locks and counts them.
+pub async fn delete_locks_by_file_counts(t: &mut dyn TestStore) {
+    let (f, g) = (handle(&[1, 2]), handle(&[1, 2, 3]));
+    let on_f: Vec<_> = (0..3)
+        .map(|i| sample_lock(&f, &format!("o{i}"), "c", "s"))
+        .collect();
+    let on_g = sample_lock(&g, "o", "c", "s");
+    seed(t, &[], &[on_f, vec![on_g.clone()]].concat()).await;
+    let mut tx = begin(t).await;
+    assert_eq!(tx.delete_locks_by_file(&f).await.unwrap(), 3);
+    assert_eq!(tx.delete_locks_by_file(&f).await.unwrap(), 0);
+    commit(tx).await;
+    assert_eq!(all_locks(t, &LockQuery::default()).await, vec![on_g]);
+}
+
+/// A new store has epoch 0; each committed increment adds exactly one.
+pub async fn epoch_starts_at_zero_and_increments(t: &mut dyn TestStore) {
+    let mut tx = begin(t).await;
+    assert_eq!(
+        tx.server_epoch().await.unwrap(),
+        0,
+        "a new store starts at epoch 0"
+    );
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 1);
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 2);
+    assert_eq!(tx.server_epoch().await.unwrap(), 2);
+    commit(tx).await;
+    let mut tx = begin(t).await;
+    assert_eq!(tx.server_epoch().await.unwrap(), 2);
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 3);
+    commit(tx).await;
+    assert_eq!(begin(t).await.server_epoch().await.unwrap(), 3);
+}
+
+/// The clean-shutdown flag is true on a new store and keeps what was committed.
+pub async fn clean_shutdown_flag_round_trips(t: &mut dyn TestStore) {
+    let mut tx = begin(t).await;
+    assert!(
+        tx.clean_shutdown().await.unwrap(),
+        "a new store counts as cleanly shut down"
+    );
+    tx.set_clean_shutdown(false).await.unwrap();
+    assert!(!tx.clean_shutdown().await.unwrap(), "reads its own write");
+    commit(tx).await;
+    assert!(!begin(t).await.clean_shutdown().await.unwrap());
+    let mut tx = begin(t).await;
+    tx.set_clean_shutdown(true).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert!(
+        !begin(t).await.clean_shutdown().await.unwrap(),
+        "a rolled-back flag change is gone"
+    );
+    let mut tx = begin(t).await;
+    tx.set_clean_shutdown(true).await.unwrap();
+    commit(tx).await;
+    assert!(begin(t).await.clean_shutdown().await.unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// Atomicity
+
+/// A file and a lock written in one transaction appear together at commit, not before.
+pub async fn commit_publishes_file_and_lock_together(t: &mut dyn TestStore) {
+    let file = sample_file(b"fh", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let mut writer = begin(t).await;
+    writer.put_file(&file).await.unwrap();
+    writer.put_lock(&lock).await.unwrap();
+    assert_eq!(
+        read_file(t, &file.handle).await,
+        None,
+        "uncommitted file visible"
+    );
+    assert_eq!(
+        read_lock(t, lock.id).await,
+        None,
+        "uncommitted lock visible"
+    );
+    commit(writer).await;
+    assert_eq!(read_file(t, &file.handle).await, Some(file));
+    assert_eq!(read_lock(t, lock.id).await, Some(lock));
+}
+
+async fn write_pair_then(t: &dyn TestStore, finish: &str) -> (FileMeta, PersistedLock) {
+    let file = sample_file(b"fh", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let mut tx = begin(t).await;
+    tx.put_file(&file).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    match finish {
+        "rollback" => tx.rollback().await.unwrap(),
+        _ => drop(tx),
+    }
+    (file, lock)
+}
+
+async fn assert_pair_absent(t: &dyn TestStore, file: &FileMeta, lock: &PersistedLock, how: &str) {
+    assert_eq!(
+        read_file(t, &file.handle).await,
+        None,
+        "file survived {how}"
+    );
+    assert_eq!(read_lock(t, lock.id).await, None, "lock survived {how}");
+    assert!(
+        all_locks(t, &LockQuery::by_file(&file.handle))
+            .await
+            .is_empty(),
+        "index entry survived {how}"
+    );
+    assert!(
+        begin(t).await.list_files("s").await.unwrap().is_empty(),
+        "file listing survived {how}"
+    );
+}
+
+/// Rollback discards the file and the lock.
+pub async fn rollback_discards_file_and_lock(t: &mut dyn TestStore) {
+    let (file, lock) = write_pair_then(t, "rollback").await;
+    assert_pair_absent(t, &file, &lock, "rollback").await;
+}
+
+/// Dropping a transaction without commit discards the file and the lock.
+pub async fn drop_discards_file_and_lock(t: &mut dyn TestStore) {
+    let (file, lock) = write_pair_then(t, "drop").await;
+    assert_pair_absent(t, &file, &lock, "drop").await;
+}
+
+/// A `transact` closure that fails midway leaves nothing behind.
+pub async fn failed_transact_discards_everything(t: &mut dyn TestStore) {
+    let file = sample_file(b"fh", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let store = t.store();
+    let (f, l) = (&file, &lock);
+    let result: Result<()> = store
+        .transact(|tx| {
+            Box::pin(async move {
+                tx.put_file(f).await?;
+                tx.put_lock(l).await?;
+                tx.increment_server_epoch().await?;
+                tx.delete_file(&handle(b"missing")).await
+            })
+        })
+        .await;
+    assert!(
+        matches!(result, Err(Error::FileNotFound(_))),
+        "transact returns the closure's error: {result:?}"
+    );
+    drop(store);
+    assert_pair_absent(t, &file, &lock, "a failed transact").await;
+    assert_eq!(
+        begin(t).await.server_epoch().await.unwrap(),
+        0,
+        "the epoch bump survived"
+    );
+}
+
+/// Rolled-back and dropped bulk deletes leave every lock in place.
+pub async fn bulk_deletes_roll_back(t: &mut dyn TestStore) {
+    let file = handle(b"f");
+    let locks: Vec<_> = (0..4)
+        .map(|i| sample_lock(&file, "o", &format!("c{}", i % 2), "s"))
+        .collect();
+    seed(t, &[], &locks).await;
+    let mut tx = begin(t).await;
+    assert_eq!(tx.delete_locks_by_client("c0").await.unwrap(), 2);
+    assert_eq!(tx.delete_locks_by_file(&file).await.unwrap(), 2);
+    tx.rollback().await.unwrap();
+    let mut tx = begin(t).await;
+    assert_eq!(tx.delete_locks_by_file(&file).await.unwrap(), 4);
+    drop(tx);
+    assert_eq!(
+        all_locks(t, &LockQuery::default()).await,
+        by_id(locks.clone())
+    );
+    assert_eq!(
+        all_locks(t, &LockQuery::by_client("c0")).await.len(),
+        2,
+        "client index intact"
+    );
+    assert_eq!(
+        all_locks(t, &LockQuery::by_file(&file)).await.len(),
+        4,
+        "file index intact"
+    );
+}
+
+/// A rolled-back or dropped epoch increment leaves the epoch where it was.
+pub async fn epoch_increment_rolls_back(t: &mut dyn TestStore) {
+    let mut tx = begin(t).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 1);
+    commit(tx).await;
+    let mut tx = begin(t).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 2);
+    tx.rollback().await.unwrap();
+    let mut tx = begin(t).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 2);
+    drop(tx);
+    assert_eq!(begin(t).await.server_epoch().await.unwrap(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Isolation
+
+/// get_file and get_lock see the transaction's own puts and deletes.
+pub async fn reads_own_writes_in_get(t: &mut dyn TestStore) {
+    let old = sample_lock(&handle(b"f"), "o", "c", "s");
+    seed(t, &[], std::slice::from_ref(&old)).await;
+    let file = sample_file(b"fh", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let mut tx = begin(t).await;
+    tx.put_file(&file).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    tx.delete_lock(old.id).await.unwrap();
+    assert_eq!(tx.get_file(&file.handle).await.unwrap(), Some(file.clone()));
+    assert_eq!(tx.get_lock(lock.id).await.unwrap(), Some(lock.clone()));
+    assert_eq!(tx.get_lock(old.id).await.unwrap(), None);
+    tx.delete_file(&file.handle).await.unwrap();
+    assert_eq!(tx.get_file(&file.handle).await.unwrap(), None);
+}
+
+/// list_locks and list_files see the transaction's own puts, overwrites and deletes.
+pub async fn reads_own_writes_in_list(t: &mut dyn TestStore) {
+    let file = handle(b"f");
+    let kept = sample_lock(&file, "o", "c1", "s");
+    let deleted = sample_lock(&file, "o", "c1", "s");
+    let bulk = sample_lock(&file, "o", "c2", "s");
+    seed(
+        t,
+        &[sample_file(b"f", "s")],
+        &[kept.clone(), deleted.clone(), bulk.clone()],
+    )
+    .await;
+    let mut tx = begin(t).await;
+    let added = sample_lock(&file, "o", "c1", "s");
+    tx.put_lock(&added).await.unwrap();
+    tx.delete_lock(deleted.id).await.unwrap();
+    let moved = PersistedLock {
+        client_id: "c3".into(),
+        ..kept.clone()
+    };
+    tx.put_lock(&moved).await.unwrap();
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_client("c1")).await.unwrap(),
+        vec![added.clone()]
+    );
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_client("c3")).await.unwrap(),
+        vec![moved.clone()]
+    );
+    assert_eq!(tx.delete_locks_by_client("c2").await.unwrap(), 1);
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_file(&file)).await.unwrap(),
+        by_id(vec![added, moved]),
+        "listing by file after put, overwrite, delete and bulk delete"
+    );
+    let second = sample_file(b"g", "s");
+    tx.put_file(&second).await.unwrap();
+    tx.delete_file(&handle(b"f")).await.unwrap();
+    assert_eq!(tx.list_files("s").await.unwrap(), vec![second]);
+}
+
+/// Two transactions open in one task: neither waits, and neither sees the other's uncommitted writes.
+pub async fn uncommitted_writes_are_invisible(t: &mut dyn TestStore) {
+    let file = sample_file(b"fh", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let mut writer = begin(t).await;
+    let mut reader = begin(t).await;
+    writer.put_file(&file).await.unwrap();
+    writer.put_lock(&lock).await.unwrap();
+    writer.increment_server_epoch().await.unwrap();
+    assert_eq!(reader.get_file(&file.handle).await.unwrap(), None);
+    assert_eq!(reader.get_lock(lock.id).await.unwrap(), None);
+    assert!(
+        reader
+            .list_locks(&LockQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(reader.list_files("s").await.unwrap().is_empty());
+    assert_eq!(reader.server_epoch().await.unwrap(), 0);
+    commit(writer).await;
+    drop(reader);
+    assert_eq!(read_lock(t, lock.id).await, Some(lock));
+}
+
+/// What a transaction read stays the same while others commit changes to it.
+pub async fn reads_are_repeatable(t: &mut dyn TestStore) {
+    let lock = sample_lock(&handle(b"f"), "o", "c", "s");
+    seed(t, &[sample_file(b"f", "s")], std::slice::from_ref(&lock)).await;
+    let mut reader = begin(t).await;
+    assert_eq!(reader.get_lock(lock.id).await.unwrap(), Some(lock.clone()));
+    assert_eq!(reader.list_files("s").await.unwrap().len(), 1);
+    let mut writer = begin(t).await;
+    writer.delete_lock(lock.id).await.unwrap();
+    writer.put_file(&sample_file(b"g", "s")).await.unwrap();
+    commit(writer).await;
+    assert_eq!(
+        reader.get_lock(lock.id).await.unwrap(),
+        Some(lock),
+        "a committed delete leaked in"
+    );
+    assert_eq!(
+        reader.list_files("s").await.unwrap().len(),
+        1,
+        "a committed insert leaked in"
+    );
+}
+
+/// Runs the second transaction's last write and commit after the first committed:
+/// returns the second's outcome (its write or its commit may fail).
+async fn finish_second(mut tx: Box<dyn MetadataTransaction>, lock: &PersistedLock) -> Result<()> {
+    tx.put_lock(lock).await?;
+    tx.commit().await
+}
+
+/// Two transactions read, then write, the same lock: the second to commit gets a Conflict.
+pub async fn lost_update_is_a_conflict(t: &mut dyn TestStore) {
+    let lock = sample_lock(&handle(b"f"), "o", "c", "s");
+    seed(t, &[], std::slice::from_ref(&lock)).await;
+    let mut first = begin(t).await;
+    let mut second = begin(t).await;
+    assert!(first.get_lock(lock.id).await.unwrap().is_some());
+    assert!(second.get_lock(lock.id).await.unwrap().is_some());
+    let by_first = PersistedLock {
+        offset: 1,
+        ..lock.clone()
+    };
+    let by_second = PersistedLock {
+        offset: 2,
+        ..lock.clone()
+    };
+    first.put_lock(&by_first).await.unwrap();
+    commit(first).await;
+    let outcome = finish_second(second, &by_second).await;
+    assert_conflict("the second read-modify-write of one lock", &outcome);
+    assert_eq!(
+        read_lock(t, lock.id).await,
+        Some(by_first),
+        "the first update was lost"
+    );
+}
+
+/// Both transactions see no lock on a file and each adds one: that cannot be
+/// serialized (each would have seen the other's), so one gets a Conflict.
+/// Lock arbitration relies on this.
+pub async fn write_skew_is_prevented(t: &mut dyn TestStore) {
+    let file = handle(b"contested");
+    seed(t, &[], &[sample_lock(&handle(b"elsewhere"), "o", "c", "s")]).await;
+    let mut first = begin(t).await;
+    let mut second = begin(t).await;
+    assert!(
+        first
+            .list_locks(&LockQuery::by_file(&file))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        second
+            .list_locks(&LockQuery::by_file(&file))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let a = sample_lock(&file, "a", "ca", "s");
+    let b = sample_lock(&file, "b", "cb", "s");
+    let first_outcome = finish_second(first, &a).await;
+    let second_outcome = finish_second(second, &b).await;
+    let committed = [&first_outcome, &second_outcome]
+        .iter()
+        .filter(|o| o.is_ok())
+        .count();
+    assert_eq!(
+        committed, 1,
+        "exactly one commits: {first_outcome:?} / {second_outcome:?}"
+    );
+    let loser = if first_outcome.is_ok() {
+        &second_outcome
+    } else {
+        &first_outcome
+    };
+    assert_conflict("the second writer of a phantom", loser);
+    assert_eq!(all_locks(t, &LockQuery::by_file(&file)).await.len(), 1);
+}
+
+/// N tasks increment the epoch concurrently through `transact`: it rises by exactly N.
+pub async fn concurrent_epoch_increments_are_exact(t: &mut dyn TestStore) {
+    const TASKS: u64 = 16;
+    let store = t.store();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .transact(|tx| Box::pin(async move { tx.increment_server_epoch().await }))
+                    .await
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await.expect("task").expect("transact"));
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=TASKS).collect::<Vec<_>>(),
+        "each increment returns a distinct new epoch"
+    );
+    drop(store);
+    assert_eq!(begin(t).await.server_epoch().await.unwrap(), TASKS);
+}
+
+/// N tasks read a file's size and write it back plus one: no update is lost.
+pub async fn concurrent_read_modify_write_loses_nothing(t: &mut dyn TestStore) {
+    const TASKS: u64 = 12;
+    let file = FileMeta {
+        size: 0,
+        ..sample_file(b"counter", "s")
+    };
+    seed(t, std::slice::from_ref(&file), &[]).await;
+    let store = t.store();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (store, h) = (store.clone(), file.handle.clone());
+            tokio::spawn(async move {
+                let h = &h;
+                store
+                    .transact(|tx| {
+                        Box::pin(async move {
+                            let mut f = tx
+                                .get_file(h)
+                                .await?
+                                .ok_or_else(|| Error::FileNotFound(h.clone()))?;
+                            f.size += 1;
+                            tx.put_file(&f).await
+                        })
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("transact");
+    }
+    drop(store);
+    assert_eq!(read_file(t, &file.handle).await.unwrap().size, TASKS);
+}
+
+// ---------------------------------------------------------------------------
+// Indexes and values
+
+/// Overwriting a lock with another file, owner, client and share leaves no stale index entry.
+pub async fn overwrite_moves_index_entries(t: &mut dyn TestStore) {
+    let (old_file, new_file) = (handle(b"old-file"), handle(b"new-file"));
+    let before = PersistedLock {
+        server_epoch: 1,
+        ..sample_lock(&old_file, "old-o", "old-c", "old-s")
+    };
+    seed(t, &[], std::slice::from_ref(&before)).await;
+    let after = PersistedLock {
+        file_id: new_file.clone(),
+        owner_id: "new-o".into(),
+        client_id: "new-c".into(),
+        share_name: "new-s".into(),
+        server_epoch: 5,
+        ..before.clone()
+    };
+    seed(t, &[], std::slice::from_ref(&after)).await;
+    for q in [
+        LockQuery::by_file(&old_file),
+        LockQuery::by_owner("old-o"),
+        LockQuery::by_client("old-c"),
+        LockQuery::by_share("old-s"),
+        LockQuery::epoch_below(2),
+    ] {
+        assert!(
+            all_locks(t, &q).await.is_empty(),
+            "stale index entry found by {q:?}"
+        );
+    }
+    for q in [
+        LockQuery::by_file(&new_file),
+        LockQuery::by_owner("new-o"),
+        LockQuery::by_client("new-c"),
+        LockQuery::by_share("new-s"),
+        LockQuery::epoch_below(6),
+    ] {
+        assert_eq!(
+            all_locks(t, &q).await,
+            vec![after.clone()],
+            "missing index entry for {q:?}"
+        );
+    }
+    let mut tx = begin(t).await;
+    assert_eq!(
+        tx.delete_locks_by_client("old-c").await.unwrap(),
+        0,
+        "bulk delete by the old client"
+    );
+    assert_eq!(
+        tx.delete_locks_by_file(&old_file).await.unwrap(),
+        0,
+        "bulk delete by the old file"
+    );
+    assert_eq!(tx.delete_locks_by_client("new-c").await.unwrap(), 1);
+    commit(tx).await;
+    assert!(
+        all_locks(t, &LockQuery::by_file(&new_file))
+            .await
+            .is_empty()
+    );
+}
+
+const AWKWARD_IDS: &[&str] = &[
+    "a:b",
+    "a/b",
+    "/",
+    ":",
+    "with space",
+    " leading",
+    "trailing ",
+    "ünïcødé-客户端-🔒",
+    "client1",
+    "client10",
+    "client1:0",
+    "'; DROP TABLE locks; --",
+    "%_*",
+    "\\",
+    "\u{7f}\u{1}",
+];
+
+/// IDs with separators, spaces, quotes and non-ASCII round-trip and are found by every query.
+pub async fn ids_with_separators_round_trip(t: &mut dyn TestStore) {
+    let locks: Vec<_> = AWKWARD_IDS
+        .iter()
+        .map(|id| sample_lock(&handle(id.as_bytes()), id, id, id))
+        .collect();
+    let files: Vec<_> = AWKWARD_IDS
+        .iter()
+        .map(|id| sample_file(id.as_bytes(), id))
+        .collect();
+    seed(t, &files, &locks).await;
+    let mut tx = begin(t).await;
+    for (lock, file) in locks.iter().zip(&files) {
+        assert_eq!(tx.get_lock(lock.id).await.unwrap().as_ref(), Some(lock));
+        assert_eq!(
+            tx.get_file(&file.handle).await.unwrap().as_ref(),
+            Some(file)
+        );
+        assert_eq!(
+            tx.list_files(&file.share_name).await.unwrap(),
+            vec![file.clone()]
+        );
+        for q in [
+            LockQuery::by_owner(&lock.owner_id),
+            LockQuery::by_client(&lock.client_id),
+            LockQuery::by_share(&lock.share_name),
+            LockQuery::by_file(&lock.file_id),
+        ] {
+            assert_eq!(
+                tx.list_locks(&q).await.unwrap(),
+                vec![lock.clone()],
+                "{q:?}"
+            );
+        }
+    }
+}
+
+/// `client1` never matches `client10`, file `[1,2]` never `[1,2,3]`, in queries and bulk deletes.
+pub async fn prefix_ids_stay_apart(t: &mut dyn TestStore) {
+    let (short, long) = (handle(&[1, 2]), handle(&[1, 2, 3]));
+    let a = sample_lock(&short, "owner1", "client1", "share1");
+    let b = sample_lock(&long, "owner10", "client10", "share10");
+    let c = sample_lock(&handle(&[1]), "owner", "client", "share");
+    seed(t, &[], &[a.clone(), b.clone(), c.clone()]).await;
+    let mut tx = begin(t).await;
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_client("client1"))
+            .await
+            .unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_owner("owner1")).await.unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_share("share1")).await.unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_file(&short)).await.unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_client("client"))
+            .await
+            .unwrap(),
+        vec![c.clone()]
+    );
+    assert_eq!(tx.delete_locks_by_client("client1").await.unwrap(), 1);
+    assert_eq!(tx.delete_locks_by_file(&handle(&[1])).await.unwrap(), 1);
+    commit(tx).await;
+    assert_eq!(all_locks(t, &LockQuery::default()).await, vec![b]);
+}
+
+/// Every integer field round-trips exactly over its whole range.
+pub async fn integer_extremes_round_trip(t: &mut dyn TestStore) {
+    let big = [0, 1, 2, (1 << 63) - 1, 1 << 63, u64::MAX - 1, u64::MAX];
+    let small = [0, 1, (1 << 31) - 1, 1 << 31, u32::MAX];
+    let file = handle(b"f");
+    let locks: Vec<_> = big
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| PersistedLock {
+            offset: v,
+            length: big[(i + 1) % big.len()],
+            server_epoch: big[(i + 2) % big.len()],
+            ..sample_lock(&file, "o", "c", "s")
+        })
+        .collect();
+    let files: Vec<_> = big
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| FileMeta {
+            size: v,
+            mode: small[i % small.len()],
+            uid: small[(i + 1) % small.len()],
+            gid: small[(i + 2) % small.len()],
+            nlink: small[(i + 3) % small.len()],
+            ..sample_file(&[i as u8], "s")
+        })
+        .collect();
+    seed(t, &files, &locks).await;
+    let mut tx = begin(t).await;
+    for lock in &locks {
+        assert_eq!(tx.get_lock(lock.id).await.unwrap().as_ref(), Some(lock));
+    }
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_file(&file)).await.unwrap(),
+        by_id(locks.clone())
+    );
+    assert_eq!(tx.list_files("s").await.unwrap(), files);
+}
+
+/// Timestamps at the edges of the years 1 to 9999 (and around the Unix epoch) round-trip exactly.
+pub async fn timestamp_extremes_round_trip(t: &mut dyn TestStore) {
+    let stamps = [
+        Timestamp::MIN_VALID,
+        Timestamp::from_micros(Timestamp::MIN_VALID.as_micros() + 1),
+        Timestamp::from_micros(-1),
+        Timestamp::from_micros(0),
+        Timestamp::from_micros(1),
+        Timestamp::from_micros(951_782_400_000_001), // 2000-02-29, leap day
+        Timestamp::MAX_VALID,
+    ];
+    let file = handle(b"f");
+    let locks: Vec<_> = stamps
+        .iter()
+        .map(|&at| PersistedLock {
+            acquired_at: at,
+            ..sample_lock(&file, "o", "c", "s")
+        })
+        .collect();
+    let files: Vec<_> = stamps
+        .iter()
+        .enumerate()
+        .map(|(i, &at)| FileMeta {
+            atime: at,
+            mtime: stamps[(i + 1) % stamps.len()],
+            ctime: stamps[(i + 2) % stamps.len()],
+            ..sample_file(&[i as u8], "s")
+        })
+        .collect();
+    seed(t, &files, &locks).await;
+    let mut tx = begin(t).await;
+    assert_eq!(
+        tx.list_locks(&LockQuery::default()).await.unwrap(),
+        by_id(locks)
+    );
+    assert_eq!(tx.list_files("s").await.unwrap(), files);
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+
+/// Each rejected input is Invalid, is not written, and the transaction stays usable:
+/// a valid write after it commits.
+async fn assert_rejected_then_usable(
+    t: &dyn TestStore,
+    bad_locks: &[(&str, PersistedLock)],
+    bad_files: &[(&str, FileMeta)],
+) {
+    let mut tx = begin(t).await;
+    for (what, lock) in bad_locks {
+        assert_invalid(what, tx.put_lock(lock).await);
+        assert_eq!(
+            tx.get_lock(lock.id).await.unwrap(),
+            None,
+            "{what}: written despite Invalid"
+        );
+    }
+    for (what, file) in bad_files {
+        assert_invalid(what, tx.put_file(file).await);
+        assert_eq!(
+            tx.get_file(&file.handle).await.unwrap(),
+            None,
+            "{what}: written despite Invalid"
+        );
+    }
+    let good = sample_lock(&handle(b"good"), "o", "c", "s");
+    tx.put_lock(&good)
+        .await
+        .expect("the transaction is usable after Invalid");
+    commit(tx).await;
+    assert_eq!(all_locks(t, &LockQuery::default()).await, vec![good]);
+    assert!(begin(t).await.list_files("s").await.unwrap().is_empty());
+}
+
+/// Owner, client and share ids: empty, too long or containing NUL are Invalid;
+/// exactly at the limit is fine.
+pub async fn lock_id_validation(t: &mut dyn TestStore) {
+    let f = handle(b"f");
+    let base = || sample_lock(&f, "o", "c", "s");
+    let max_id = "x".repeat(crate::validate::MAX_ID_LEN);
+    let long_id = "x".repeat(crate::validate::MAX_ID_LEN + 1);
+    let bad = [
+        (
+            "empty owner",
+            PersistedLock {
+                owner_id: String::new(),
+                ..base()
+            },
+        ),
+        (
+            "empty client",
+            PersistedLock {
+                client_id: String::new(),
+                ..base()
+            },
+        ),
+        (
+            "empty share",
+            PersistedLock {
+                share_name: String::new(),
+                ..base()
+            },
+        ),
+        (
+            "1025-byte owner",
+            PersistedLock {
+                owner_id: long_id.clone(),
+                ..base()
+            },
+        ),
+        (
+            "1025-byte client",
+            PersistedLock {
+                client_id: long_id.clone(),
+                ..base()
+            },
+        ),
+        (
+            "256-byte share",
+            PersistedLock {
+                share_name: "s".repeat(256),
+                ..base()
+            },
+        ),
+        (
+            "NUL in owner",
+            PersistedLock {
+                owner_id: "o\0".into(),
+                ..base()
+            },
+        ),
+        (
+            "NUL in client",
+            PersistedLock {
+                client_id: "\0c".into(),
+                ..base()
+            },
+        ),
+        (
+            "NUL in share",
+            PersistedLock {
+                share_name: "s\0s".into(),
+                ..base()
+            },
+        ),
+        // 1024 bytes of a multi-byte character: the limit counts bytes, not characters.
+        (
+            "1026-byte owner in 2-byte chars",
+            PersistedLock {
+                owner_id: "é".repeat(513),
+                ..base()
+            },
+        ),
+    ];
+    assert_rejected_then_usable(t, &bad, &[]).await;
+    let at_limit = PersistedLock {
+        owner_id: max_id.clone(),
+        client_id: max_id,
+        share_name: "s".repeat(255),
+        ..base()
+    };
+    seed(t, &[], std::slice::from_ref(&at_limit)).await;
+    assert_eq!(read_lock(t, at_limit.id).await, Some(at_limit));
+}
+
+/// File records: empty, over-long or NUL share names are Invalid; handles are
+/// 1 to 128 bytes by construction.
+pub async fn file_validation(t: &mut dyn TestStore) {
+    assert_invalid("empty handle", FileHandle::new(Vec::new()));
+    assert_invalid("129-byte handle", FileHandle::new(vec![7; 129]));
+    let bad = [
+        (
+            "empty share",
+            FileMeta {
+                share_name: String::new(),
+                ..sample_file(b"a", "s")
+            },
+        ),
+        (
+            "256-byte share",
+            FileMeta {
+                share_name: "s".repeat(256),
+                ..sample_file(b"b", "s")
+            },
+        ),
+        (
+            "NUL in share",
+            FileMeta {
+                share_name: "\0".into(),
+                ..sample_file(b"c", "s")
+            },
+        ),
+    ];
+    assert_rejected_then_usable(t, &[], &bad).await;
+    let at_limit = FileMeta {
+        share_name: "s".repeat(255),
+        ..sample_file(&[0xff; 128], "s")
+    };
+    seed(t, std::slice::from_ref(&at_limit), &[]).await;
+    assert_eq!(read_file(t, &at_limit.handle).await, Some(at_limit));
+}
+
+/// Empty strings in filters and bulk deletes are Invalid; the transaction stays usable.
+pub async fn query_validation(t: &mut dyn TestStore) {
+    let lock = sample_lock(&handle(b"f"), "o", "c", "s");
+    seed(t, &[], std::slice::from_ref(&lock)).await;
+    let mut tx = begin(t).await;
+    for q in [
+        LockQuery::by_owner(""),
+        LockQuery::by_client(""),
+        LockQuery::by_share(""),
+        LockQuery {
+            file_id: Some(handle(b"f")),
+            client_id: Some(String::new()),
+            ..Default::default()
+        },
+        LockQuery::by_client("c\0"),
+        LockQuery::by_owner(&"o".repeat(1025)),
+    ] {
+        assert_invalid(&format!("list_locks({q:?})"), tx.list_locks(&q).await);
+    }
+    assert_invalid(
+        "delete_locks_by_client(\"\")",
+        tx.delete_locks_by_client("").await,
+    );
+    assert_invalid(
+        "delete_locks_by_client(NUL)",
+        tx.delete_locks_by_client("\0").await,
+    );
+    assert_invalid("list_files(\"\")", tx.list_files("").await);
+    assert_eq!(
+        tx.list_locks(&LockQuery::default()).await.unwrap(),
+        vec![lock.clone()]
+    );
+    assert_eq!(
+        tx.delete_locks_by_client("c").await.unwrap(),
+        1,
+        "usable after Invalid"
+    );
+    commit(tx).await;
+    assert!(all_locks(t, &LockQuery::default()).await.is_empty());
+}
+
+/// Timestamps outside the years 1 to 9999 are Invalid on locks and files.
+pub async fn timestamp_validation(t: &mut dyn TestStore) {
+    let early = Timestamp::from_micros(Timestamp::MIN_VALID.as_micros() - 1);
+    let late = Timestamp::from_micros(Timestamp::MAX_VALID.as_micros() + 1);
+    let f = handle(b"f");
+    let bad_locks = [
+        (
+            "acquired_at before year 1",
+            PersistedLock {
+                acquired_at: early,
+                ..sample_lock(&f, "o", "c", "s")
+            },
+        ),
+        (
+            "acquired_at after 9999",
+            PersistedLock {
+                acquired_at: late,
+                ..sample_lock(&f, "o", "c", "s")
+            },
+        ),
+        (
+            "acquired_at i64::MIN",
+            PersistedLock {
+                acquired_at: Timestamp::from_micros(i64::MIN),
+                ..sample_lock(&f, "o", "c", "s")
+            },
+        ),
+    ];
+    let bad_files = [
+        (
+            "atime before year 1",
+            FileMeta {
+                atime: early,
+                ..sample_file(b"a", "s")
+            },
+        ),
+        (
+            "mtime after 9999",
+            FileMeta {
+                mtime: late,
+                ..sample_file(b"b", "s")
+            },
+        ),
+        (
+            "ctime i64::MAX",
+            FileMeta {
+                ctime: Timestamp::from_micros(i64::MAX),
+                ..sample_file(b"c", "s")
+            },
+        ),
+    ];
+    assert_rejected_then_usable(t, &bad_locks, &bad_files).await;
+}
+
+// ---------------------------------------------------------------------------
+// Persistence (persistent backends only)
+
+/// Files, locks and every index are there after the store is closed and opened again.
+pub async fn reopen_keeps_files_locks_and_indexes(t: &mut dyn TestStore) {
+    let files: Vec<_> = (0..3u8).map(|i| sample_file(&[i], "s")).collect();
+    let locks: Vec<_> = (0..3u8)
+        .map(|i| {
+            sample_lock(
+                &files[i as usize].handle,
+                &format!("o{i}"),
+                &format!("c{i}"),
+                "s",
+            )
+        })
+        .collect();
+    seed(t, &files, &locks).await;
+    t.reopen().await.expect("reopen");
+    let mut tx = begin(t).await;
+    assert_eq!(tx.list_files("s").await.unwrap(), files);
+    assert_eq!(
+        tx.list_locks(&LockQuery::default()).await.unwrap(),
+        by_id(locks.clone())
+    );
+    for lock in &locks {
+        assert_eq!(tx.get_lock(lock.id).await.unwrap().as_ref(), Some(lock));
+        for q in [
+            LockQuery::by_file(&lock.file_id),
+            LockQuery::by_owner(&lock.owner_id),
+            LockQuery::by_client(&lock.client_id),
+        ] {
+            assert_eq!(
+                tx.list_locks(&q).await.unwrap(),
+                vec![lock.clone()],
+                "after reopen: {q:?}"
+            );
+        }
+    }
+    assert_eq!(tx.delete_locks_by_client("c1").await.unwrap(), 1);
+    commit(tx).await;
+    t.reopen().await.expect("second reopen");
+    assert_eq!(
+        all_locks(t, &LockQuery::default()).await.len(),
+        2,
+        "a bulk delete survives reopen"
+    );
+}
+
+/// Writes that were rolled back or dropped are not there after reopen; committed ones are.
+pub async fn reopen_keeps_rolled_back_writes_out(t: &mut dyn TestStore) {
+    let kept = sample_file(b"kept", "s");
+    let kept_lock = sample_lock(&kept.handle, "o", "c", "s");
+    seed(
+        t,
+        std::slice::from_ref(&kept),
+        std::slice::from_ref(&kept_lock),
+    )
+    .await;
+    let (file, lock) = write_pair_then(t, "rollback").await;
+    let mut tx = begin(t).await;
+    tx.delete_locks_by_client("c").await.unwrap();
+    drop(tx);
+    t.reopen().await.expect("reopen");
+    assert_eq!(read_file(t, &kept.handle).await, Some(kept));
+    assert_eq!(
+        all_locks(t, &LockQuery::by_client("c")).await,
+        vec![kept_lock]
+    );
+    assert_eq!(read_file(t, &file.handle).await, None);
+    assert_eq!(read_lock(t, lock.id).await, None);
+}
+
+/// The epoch and the clean flag survive reopen; the epoch never goes backwards.
+pub async fn reopen_keeps_epoch_and_flag(t: &mut dyn TestStore) {
+    let mut tx = begin(t).await;
+    tx.increment_server_epoch().await.unwrap();
+    tx.increment_server_epoch().await.unwrap();
+    tx.set_clean_shutdown(false).await.unwrap();
+    commit(tx).await;
+    t.reopen().await.expect("reopen");
+    let mut tx = begin(t).await;
+    assert_eq!(tx.server_epoch().await.unwrap(), 2);
+    assert!(!tx.clean_shutdown().await.unwrap());
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 3);
+    commit(tx).await;
+    t.reopen().await.expect("second reopen");
+    assert_eq!(begin(t).await.server_epoch().await.unwrap(), 3);
 }

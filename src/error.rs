@@ -31,7 +31,9 @@ pub enum Error {
     #[error("corrupt data: {0}")]
     Corrupt(String),
     /// The store was written by a newer (or unknown) format version of fsmeta.
-    #[error("unsupported store format: the store has format version {found}, this fsmeta reads up to {supported}")]
+    #[error(
+        "unsupported store format: the store has format version {found}, this fsmeta reads up to {supported}"
+    )]
     UnsupportedFormat {
         /// The version recorded in the store.
         found: u32,

@@ -48,15 +48,21 @@ impl FileHandle {
     /// The handle as lowercase hex.
     pub fn to_hex(&self) -> String {
         use fmt::Write;
-        self.0.iter().fold(String::with_capacity(self.0.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        self.0
+            .iter()
+            .fold(String::with_capacity(self.0.len() * 2), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            })
     }
 
     /// Parses a handle from hex (as printed by [`FileHandle::to_hex`]).
     pub fn from_hex(hex: &str) -> Result<Self> {
-        let invalid = || Error::Invalid(format!("file handle: {hex:?} is not an even-length hex string"));
+        let invalid = || {
+            Error::Invalid(format!(
+                "file handle: {hex:?} is not an even-length hex string"
+            ))
+        };
         if hex.len() % 2 != 0 || !hex.is_ascii() {
             return Err(invalid());
         }

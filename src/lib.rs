@@ -59,13 +59,19 @@ pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
         #[cfg(feature = "fjall")]
         return Ok(Arc::new(backend::fjall::FjallStore::open(_path)?));
         #[cfg(not(feature = "fjall"))]
-        return Err(Error::Invalid("fjall: URL, but fsmeta was built without feature `fjall`".into()));
+        return Err(Error::Invalid(
+            "fjall: URL, but fsmeta was built without feature `fjall`".into(),
+        ));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
-        return Ok(Arc::new(backend::postgres::PostgresStore::connect(url).await?));
+        return Ok(Arc::new(
+            backend::postgres::PostgresStore::connect(url).await?,
+        ));
         #[cfg(not(feature = "postgres"))]
-        return Err(Error::Invalid("postgres URL, but fsmeta was built without feature `postgres`".into()));
+        return Err(Error::Invalid(
+            "postgres URL, but fsmeta was built without feature `postgres`".into(),
+        ));
     }
     Err(Error::Invalid(format!(
         "store URL {url:?}: expected memory:, fjall:PATH or postgres://…"

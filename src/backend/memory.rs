@@ -50,7 +50,9 @@ impl MemoryStore {
     fn lock_shared(&self) -> MutexGuard<'_, Shared> {
         // A panic while holding the mutex cannot leave `Shared` half-updated: every
         // mutation is built on a clone and swapped in, so poisoning carries no meaning.
-        self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -66,7 +68,12 @@ struct Shared {
 
 impl Default for Shared {
     fn default() -> Self {
-        Shared { version: 0, tables: Tables::default(), log: VecDeque::new(), open: BTreeMap::new() }
+        Shared {
+            version: 0,
+            tables: Tables::default(),
+            log: VecDeque::new(),
+            open: BTreeMap::new(),
+        }
     }
 }
 
@@ -130,7 +137,8 @@ impl Tables {
     fn put_file(&mut self, file: FileMeta) -> Option<String> {
         let old = self.files.insert(file.handle.clone(), file.clone());
         if let Some(old) = &old {
-            self.files_by_share.remove(&(old.share_name.clone(), old.handle.clone()));
+            self.files_by_share
+                .remove(&(old.share_name.clone(), old.handle.clone()));
         }
         self.files_by_share.insert((file.share_name, file.handle));
         old.map(|o| o.share_name)
@@ -138,7 +146,8 @@ impl Tables {
 
     fn delete_file(&mut self, handle: &FileHandle) -> Option<FileMeta> {
         let old = self.files.remove(handle)?;
-        self.files_by_share.remove(&(old.share_name.clone(), old.handle.clone()));
+        self.files_by_share
+            .remove(&(old.share_name.clone(), old.handle.clone()));
         Some(old)
     }
 
@@ -147,8 +156,10 @@ impl Tables {
         let old = self.delete_lock(lock.id);
         self.locks_by_file.insert((lock.file_id.clone(), lock.id));
         self.locks_by_owner.insert((lock.owner_id.clone(), lock.id));
-        self.locks_by_client.insert((lock.client_id.clone(), lock.id));
-        self.locks_by_share.insert((lock.share_name.clone(), lock.id));
+        self.locks_by_client
+            .insert((lock.client_id.clone(), lock.id));
+        self.locks_by_share
+            .insert((lock.share_name.clone(), lock.id));
         self.locks_by_epoch.insert((lock.server_epoch, lock.id));
         self.locks.insert(lock.id, lock);
         old
@@ -195,7 +206,12 @@ impl Tables {
                 .filter(|lock| query.matches(lock))
                 .cloned()
                 .collect(),
-            None => self.locks.values().filter(|l| query.matches(l)).cloned().collect(),
+            None => self
+                .locks
+                .values()
+                .filter(|l| query.matches(l))
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -236,7 +252,10 @@ impl CommitRecord {
             || (self.clean_shutdown && reads.clean_shutdown)
             || self.files.iter().any(|(handle, old_share, new_share)| {
                 reads.files.contains(handle)
-                    || [old_share, new_share].into_iter().flatten().any(|s| reads.shares.contains(s))
+                    || [old_share, new_share]
+                        .into_iter()
+                        .flatten()
+                        .any(|s| reads.shares.contains(s))
             })
             || self.locks.iter().any(|(old, new)| {
                 [old, new].into_iter().flatten().any(|lock| {
@@ -295,7 +314,9 @@ impl FileStore for MemoryTx {
     async fn delete_file(&mut self, handle: &FileHandle) -> Result<()> {
         validate::file_handle(handle)?;
         self.reads.files.insert(handle.clone());
-        self.working.delete_file(handle).ok_or_else(|| Error::FileNotFound(handle.clone()))?;
+        self.working
+            .delete_file(handle)
+            .ok_or_else(|| Error::FileNotFound(handle.clone()))?;
         self.writes.push(Write::DeleteFile(handle.clone()));
         Ok(())
     }
@@ -330,7 +351,9 @@ impl LockStore for MemoryTx {
 
     async fn delete_lock(&mut self, id: Uuid) -> Result<()> {
         self.reads.locks.insert(id);
-        self.working.delete_lock(id).ok_or(Error::LockNotFound(id))?;
+        self.working
+            .delete_lock(id)
+            .ok_or(Error::LockNotFound(id))?;
         self.writes.push(Write::DeleteLock(id));
         Ok(())
     }
@@ -358,11 +381,10 @@ impl LockStore for MemoryTx {
 
     async fn increment_server_epoch(&mut self) -> Result<u64> {
         self.reads.epoch = true;
-        let next = self
-            .working
-            .epoch
-            .checked_add(1)
-            .ok_or_else(|| Error::Invalid("server epoch is at u64::MAX and cannot grow".into()))?;
+        let next =
+            self.working.epoch.checked_add(1).ok_or_else(|| {
+                Error::Invalid("server epoch is at u64::MAX and cannot grow".into())
+            })?;
         self.working.epoch = next;
         self.writes.push(Write::Epoch(next));
         Ok(next)
@@ -382,7 +404,12 @@ impl LockStore for MemoryTx {
 
 impl MemoryTx {
     fn delete_matching(&mut self, query: LockQuery) -> Result<u64> {
-        let ids: Vec<Uuid> = self.working.list_locks(&query).into_iter().map(|l| l.id).collect();
+        let ids: Vec<Uuid> = self
+            .working
+            .list_locks(&query)
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
         self.reads.queries.push(query);
         for &id in &ids {
             self.working.delete_lock(id);
@@ -401,7 +428,11 @@ impl MetadataTransaction for MemoryTx {
         }
         let store = self.store.clone();
         let mut shared = store.lock_shared();
-        if shared.log.iter().any(|r| r.version > self.snapshot && r.invalidates(&self.reads)) {
+        if shared
+            .log
+            .iter()
+            .any(|r| r.version > self.snapshot && r.invalidates(&self.reads))
+        {
             return Err(Error::Conflict(
                 "a transaction committed since this one began changed what it read".into(),
             ));

@@ -68,7 +68,11 @@ impl TryFrom<u8> for ShareReservation {
             1 => ShareReservation::DenyRead,
             2 => ShareReservation::DenyWrite,
             3 => ShareReservation::DenyAll,
-            other => return Err(Error::Corrupt(format!("share reservation {other} is not in 0..=3"))),
+            other => {
+                return Err(Error::Corrupt(format!(
+                    "share reservation {other} is not in 0..=3"
+                )));
+            }
         })
     }
 }
@@ -221,27 +225,42 @@ pub struct LockQuery {
 impl LockQuery {
     /// Locks on `file`.
     pub fn by_file(file: &FileHandle) -> Self {
-        LockQuery { file_id: Some(file.clone()), ..Default::default() }
+        LockQuery {
+            file_id: Some(file.clone()),
+            ..Default::default()
+        }
     }
 
     /// Locks of `client_id`.
     pub fn by_client(client_id: &str) -> Self {
-        LockQuery { client_id: Some(client_id.to_owned()), ..Default::default() }
+        LockQuery {
+            client_id: Some(client_id.to_owned()),
+            ..Default::default()
+        }
     }
 
     /// Locks of `owner_id`.
     pub fn by_owner(owner_id: &str) -> Self {
-        LockQuery { owner_id: Some(owner_id.to_owned()), ..Default::default() }
+        LockQuery {
+            owner_id: Some(owner_id.to_owned()),
+            ..Default::default()
+        }
     }
 
     /// Locks taken through `share_name`.
     pub fn by_share(share_name: &str) -> Self {
-        LockQuery { share_name: Some(share_name.to_owned()), ..Default::default() }
+        LockQuery {
+            share_name: Some(share_name.to_owned()),
+            ..Default::default()
+        }
     }
 
     /// Locks granted before `epoch`.
     pub fn epoch_below(epoch: u64) -> Self {
-        LockQuery { server_epoch_below: Some(epoch), ..Default::default() }
+        LockQuery {
+            server_epoch_below: Some(epoch),
+            ..Default::default()
+        }
     }
 
     /// True when `lock` passes every filter that is set.
@@ -249,8 +268,13 @@ impl LockQuery {
         self.file_id.as_ref().is_none_or(|f| *f == lock.file_id)
             && self.owner_id.as_ref().is_none_or(|o| *o == lock.owner_id)
             && self.client_id.as_ref().is_none_or(|c| *c == lock.client_id)
-            && self.share_name.as_ref().is_none_or(|s| *s == lock.share_name)
-            && self.server_epoch_below.is_none_or(|e| lock.server_epoch < e)
+            && self
+                .share_name
+                .as_ref()
+                .is_none_or(|s| *s == lock.share_name)
+            && self
+                .server_epoch_below
+                .is_none_or(|e| lock.server_epoch < e)
     }
 }
 
