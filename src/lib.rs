@@ -31,6 +31,7 @@ pub mod backend;
 mod error;
 mod file;
 mod lock;
+mod recovery;
 mod time;
 mod tx;
 pub mod validate;
@@ -43,10 +44,12 @@ use std::sync::Arc;
 pub use backend::memory::MemoryStore;
 pub use error::{Error, Result};
 pub use file::{FileHandle, FileKind, FileMeta, FileStore};
+pub use lock::arbiter::{Acquire, acquire_lock, reclaim_lock, release_range, test_lock};
 pub use lock::{
     ByteRange, EnhancedLock, LockOwner, LockQuery, LockStore, LockType, PersistedLock,
     ShareReservation,
 };
+pub use recovery::{Recovery, begin_recovery, end_grace, mark_clean_shutdown};
 pub use time::Timestamp;
 pub use tx::{MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture};
 

@@ -1,6 +1,7 @@
 //! The lock model: byte-range locks, share reservations, their persisted form
 //! and the [`LockStore`] operations.
 
+pub(crate) mod arbiter;
 mod range;
 
 use async_trait::async_trait;

@@ -65,6 +65,24 @@ impl ByteRange {
             || (other.last() != u64::MAX && other.last() + 1 == self.offset)
     }
 
+    /// The smallest range covering both (their union when they [`touch`](ByteRange::touches)).
+    pub const fn span(&self, other: &ByteRange) -> ByteRange {
+        let first = if self.offset < other.offset {
+            self.offset
+        } else {
+            other.offset
+        };
+        let last = if self.last() > other.last() {
+            self.last()
+        } else {
+            other.last()
+        };
+        match ByteRange::from_bounds(first, last) {
+            Some(range) => range,
+            None => *self, // unreachable: first <= last by construction
+        }
+    }
+
     /// The parts of `self` that `other` does not cover: none, one or two ranges,
     /// in offset order.
     pub fn subtract(&self, other: &ByteRange) -> Vec<ByteRange> {
