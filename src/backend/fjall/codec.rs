@@ -1,0 +1,263 @@
+//! Value encoding: one format-version byte, then postcard.
+//!
+//! Records are encoded through private `*V1` structs rather than the public
+//! types' serde derives, so that adding a field to [`PersistedLock`] or
+//! [`FileMeta`] cannot silently change what is on disk: a new on-disk shape
+//! gets a new version byte and a new struct, and old values stay readable.
+//! The key of a record (lock id, file handle) is not repeated in its value.
+//!
+//! Decoding never panics and never skips: bytes that do not decode, trailing
+//! bytes, an unknown version byte, or a decoded record that breaks the
+//! model's rules (bad enum tag, empty id, timestamp out of range) are all
+//! [`Error::Corrupt`] naming the keyspace and key.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::keys::{self, names};
+use crate::error::{Error, Result};
+use crate::file::{FileHandle, FileKind, FileMeta};
+use crate::lock::{LockType, PersistedLock, ShareReservation};
+use crate::time::Timestamp;
+use crate::validate;
+
+/// The version byte in front of every value this build writes.
+const VALUE_FORMAT: u8 = 1;
+
+/// A lock record, format 1 (the id is the key).
+#[derive(Serialize, Deserialize)]
+struct LockV1 {
+    share_name: String,
+    file_id: Vec<u8>,
+    owner_id: String,
+    client_id: String,
+    lock_type: u8,
+    offset: u64,
+    length: u64,
+    share_reservation: u8,
+    acquired_at: i64,
+    server_epoch: u64,
+}
+
+/// A file record, format 1 (the handle is the key).
+#[derive(Serialize, Deserialize)]
+struct FileV1 {
+    share_name: String,
+    kind: u8,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u32,
+    size: u64,
+    atime: i64,
+    mtime: i64,
+    ctime: i64,
+}
+
+/// `VALUE_FORMAT | postcard(value)`.
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    postcard::to_extend(value, vec![VALUE_FORMAT])
+        .map_err(|e| Error::backend("fjall: encoding a value with postcard", e))
+}
+
+/// The inverse of [`encode`]; every failure is [`Error::Corrupt`] naming `keyspace` and `key`.
+fn decode<T: DeserializeOwned>(keyspace: &str, key: &[u8], bytes: &[u8]) -> Result<T> {
+    let Some((&version, body)) = bytes.split_first() else {
+        return Err(keys::corrupt_key(keyspace, key, "empty value"));
+    };
+    if version != VALUE_FORMAT {
+        return Err(keys::corrupt_key(
+            keyspace,
+            key,
+            format_args!("unknown value format {version} (this build reads {VALUE_FORMAT})"),
+        ));
+    }
+    match postcard::take_from_bytes::<T>(body) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(keys::corrupt_key(
+            keyspace,
+            key,
+            format_args!("{} trailing bytes after the value", rest.len()),
+        )),
+        Err(e) => Err(keys::corrupt_key(
+            keyspace,
+            key,
+            format_args!("undecodable value: {e}"),
+        )),
+    }
+}
+
+/// Re-labels a model-rule violation found in stored data as corruption at `keyspace`/`key`.
+fn stored<'a>(keyspace: &'a str, key: &'a [u8]) -> impl Fn(Error) -> Error + 'a {
+    move |e| match e {
+        Error::Invalid(why) | Error::Corrupt(why) => keys::corrupt_key(keyspace, key, why),
+        other => other,
+    }
+}
+
+/// Encodes a lock record.
+pub(super) fn encode_lock(lock: &PersistedLock) -> Result<Vec<u8>> {
+    encode(&LockV1 {
+        share_name: lock.share_name.clone(),
+        file_id: lock.file_id.as_bytes().to_vec(),
+        owner_id: lock.owner_id.clone(),
+        client_id: lock.client_id.clone(),
+        lock_type: lock.lock_type as u8,
+        offset: lock.offset,
+        length: lock.length,
+        share_reservation: lock.share_reservation as u8,
+        acquired_at: lock.acquired_at.as_micros(),
+        server_epoch: lock.server_epoch,
+    })
+}
+
+/// Decodes the lock stored under `id`.
+pub(super) fn decode_lock(id: Uuid, bytes: &[u8]) -> Result<PersistedLock> {
+    let key = keys::lock(id);
+    let ctx = stored(names::LOCKS, &key);
+    let v: LockV1 = decode(names::LOCKS, &key, bytes)?;
+    let lock = PersistedLock {
+        id,
+        share_name: v.share_name,
+        file_id: FileHandle::new(v.file_id).map_err(&ctx)?,
+        owner_id: v.owner_id,
+        client_id: v.client_id,
+        lock_type: LockType::try_from(v.lock_type).map_err(&ctx)?,
+        offset: v.offset,
+        length: v.length,
+        share_reservation: ShareReservation::try_from(v.share_reservation).map_err(&ctx)?,
+        acquired_at: Timestamp::from_micros(v.acquired_at),
+        server_epoch: v.server_epoch,
+    };
+    validate::lock(&lock).map_err(&ctx)?;
+    Ok(lock)
+}
+
+/// Encodes a file record.
+pub(super) fn encode_file(file: &FileMeta) -> Result<Vec<u8>> {
+    encode(&FileV1 {
+        share_name: file.share_name.clone(),
+        kind: file.kind as u8,
+        mode: file.mode,
+        uid: file.uid,
+        gid: file.gid,
+        nlink: file.nlink,
+        size: file.size,
+        atime: file.atime.as_micros(),
+        mtime: file.mtime.as_micros(),
+        ctime: file.ctime.as_micros(),
+    })
+}
+
+/// Decodes the file stored under `handle`.
+pub(super) fn decode_file(handle: &FileHandle, bytes: &[u8]) -> Result<FileMeta> {
+    let key = handle.as_bytes();
+    let ctx = stored(names::FILES, key);
+    let v: FileV1 = decode(names::FILES, key, bytes)?;
+    let file = FileMeta {
+        handle: handle.clone(),
+        share_name: v.share_name,
+        kind: FileKind::try_from(v.kind).map_err(&ctx)?,
+        mode: v.mode,
+        uid: v.uid,
+        gid: v.gid,
+        nlink: v.nlink,
+        size: v.size,
+        atime: Timestamp::from_micros(v.atime),
+        mtime: Timestamp::from_micros(v.mtime),
+        ctime: Timestamp::from_micros(v.ctime),
+    };
+    validate::file(&file).map_err(&ctx)?;
+    Ok(file)
+}
+
+/// Encodes the server epoch.
+pub(super) fn encode_epoch(epoch: u64) -> Result<Vec<u8>> {
+    encode(&epoch)
+}
+
+/// Decodes the server epoch.
+pub(super) fn decode_epoch(bytes: &[u8]) -> Result<u64> {
+    decode(names::META, keys::META_SERVER_EPOCH, bytes)
+}
+
+/// Encodes the clean-shutdown flag.
+pub(super) fn encode_flag(flag: bool) -> Result<Vec<u8>> {
+    encode(&flag)
+}
+
+/// Decodes the clean-shutdown flag.
+pub(super) fn decode_flag(bytes: &[u8]) -> Result<bool> {
+    decode(names::META, keys::META_CLEAN_SHUTDOWN, bytes)
+}
+
+/// Encodes the store format version (raw big-endian, see [`keys`]).
+pub(super) fn encode_format_version(version: u32) -> [u8; 4] {
+    version.to_be_bytes()
+}
+
+/// Decodes the store format version.
+pub(super) fn decode_format_version(bytes: &[u8]) -> Result<u32> {
+    <[u8; 4]>::try_from(bytes)
+        .map(u32::from_be_bytes)
+        .map_err(|_| {
+            keys::corrupt_key(
+                names::META,
+                keys::META_FORMAT_VERSION,
+                format_args!("expected 4 bytes, found {}", bytes.len()),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock() -> PersistedLock {
+        PersistedLock {
+            id: Uuid::from_u128(42),
+            share_name: "export".into(),
+            file_id: FileHandle::new(vec![0, 1, 2]).expect("handle"),
+            owner_id: "owner:/ ü".into(),
+            client_id: "client".into(),
+            lock_type: LockType::Shared,
+            offset: u64::MAX,
+            length: u64::MAX,
+            share_reservation: ShareReservation::DenyAll,
+            acquired_at: Timestamp::MIN_VALID,
+            server_epoch: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn lock_round_trips() {
+        let l = lock();
+        let bytes = encode_lock(&l).expect("encode");
+        assert_eq!(bytes[0], VALUE_FORMAT);
+        assert_eq!(decode_lock(l.id, &bytes).expect("decode"), l);
+    }
+
+    #[test]
+    fn garbage_is_corrupt_and_names_the_key() {
+        let l = lock();
+        let mut bytes = encode_lock(&l).expect("encode");
+        for bad in [vec![], vec![VALUE_FORMAT], vec![9, 1, 2], {
+            bytes.push(0);
+            bytes.clone()
+        }] {
+            match decode_lock(l.id, &bad) {
+                Err(Error::Corrupt(msg)) => assert!(msg.contains("`locks`"), "{msg}"),
+                other => panic!("expected Corrupt, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn model_violations_are_corrupt() {
+        let mut l = lock();
+        l.owner_id.clear();
+        let bytes = encode_lock(&l).expect("encode");
+        assert!(matches!(decode_lock(l.id, &bytes), Err(Error::Corrupt(_))));
+    }
+}

@@ -1,0 +1,196 @@
+//! Every key the fjall backend writes, in one place.
+//!
+//! Notation: `len16(x)` is the byte length of `x` as a big-endian `u16`
+//! followed by the bytes of `x`; `id16` is a lock id's 16 bytes (big-endian,
+//! so byte order is [`Uuid`] order); `be64` is a big-endian `u64`.
+//!
+//! ```text
+//! keyspace          key                                         value
+//! ----------------  ------------------------------------------  -----------------------------
+//! files             handle (1..=128 raw bytes)                  codec: file record
+//! files_by_share    len16(share_name) | handle                  empty
+//! locks             id16                                        codec: lock record
+//! locks_by_file     len16(file handle) | id16                   empty
+//! locks_by_owner    len16(owner_id)    | id16                   empty
+//! locks_by_client   len16(client_id)   | id16                   empty
+//! locks_by_share    len16(share_name)  | id16                   empty
+//! locks_by_epoch    be64(server_epoch) | id16                   empty
+//! meta              "format_version"                            u32, big-endian, raw
+//! meta              "server_epoch"                              codec: u64
+//! meta              "clean_shutdown"                            codec: bool
+//! ```
+//!
+//! Why it is shaped like this:
+//!
+//! - The length prefix makes every variable component self-delimiting: the
+//!   scan prefix for client `client1` is `00 07 "client1"`, which no key of
+//!   `client10` (`00 08 "client10" …`) starts with, and file `[1,2]`
+//!   (`00 02 01 02`) never reaches file `[1,2,3]` (`00 03 01 02 03`). No
+//!   separator byte is needed, so components may contain any byte (`:`, `/`,
+//!   spaces, non-ASCII). Every validated component fits: the longest is 1024 bytes.
+//! - The lock id comes last, so a prefix scan yields one value's locks in id
+//!   order, which is the order `list_locks` promises; the handle comes last in
+//!   `files_by_share`, so `list_files` is in handle order for free.
+//! - `locks_by_epoch` starts with the big-endian epoch, so "granted before
+//!   epoch E" is the key range `..be64(E)`.
+//! - `meta` keys are ASCII names. Later per-node state will live under
+//!   `node/` + `len16(node_id)` + `/…`, which no current name starts with.
+//!   `format_version` is deliberately not behind the value codec: every
+//!   future version must be able to read it to refuse a store it cannot read.
+
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::file::FileHandle;
+
+/// Names of the keyspaces, as they appear on disk.
+pub(super) mod names {
+    pub const FILES: &str = "files";
+    pub const FILES_BY_SHARE: &str = "files_by_share";
+    pub const LOCKS: &str = "locks";
+    pub const LOCKS_BY_FILE: &str = "locks_by_file";
+    pub const LOCKS_BY_OWNER: &str = "locks_by_owner";
+    pub const LOCKS_BY_CLIENT: &str = "locks_by_client";
+    pub const LOCKS_BY_SHARE: &str = "locks_by_share";
+    pub const LOCKS_BY_EPOCH: &str = "locks_by_epoch";
+    pub const META: &str = "meta";
+}
+
+/// `meta` key holding the store format version (raw big-endian `u32`).
+pub(super) const META_FORMAT_VERSION: &[u8] = b"format_version";
+/// `meta` key holding the server epoch.
+pub(super) const META_SERVER_EPOCH: &[u8] = b"server_epoch";
+/// `meta` key holding the clean-shutdown flag.
+pub(super) const META_CLEAN_SHUTDOWN: &[u8] = b"clean_shutdown";
+
+/// Length of a lock id inside a key.
+const ID_LEN: usize = 16;
+
+/// `len16(component)`: the scan prefix of one index value.
+pub(super) fn prefix(component: &[u8]) -> Result<Vec<u8>> {
+    // Validation caps every component far below u16::MAX; this guards the
+    // encoding itself, so a future caller that skips validation gets an error,
+    // not a key that aliases another.
+    let len = u16::try_from(component.len()).map_err(|_| {
+        Error::Invalid(format!(
+            "key component of {} bytes is too long",
+            component.len()
+        ))
+    })?;
+    let mut key = Vec::with_capacity(2 + component.len() + ID_LEN);
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(component);
+    Ok(key)
+}
+
+/// `len16(component) | id16`: an entry of `locks_by_file/owner/client/share`.
+pub(super) fn lock_index(component: &[u8], id: Uuid) -> Result<Vec<u8>> {
+    let mut key = prefix(component)?;
+    key.extend_from_slice(id.as_bytes());
+    Ok(key)
+}
+
+/// `id16`: a record of `locks`.
+pub(super) fn lock(id: Uuid) -> [u8; ID_LEN] {
+    *id.as_bytes()
+}
+
+/// `be64(epoch) | id16`: an entry of `locks_by_epoch`.
+pub(super) fn lock_by_epoch(epoch: u64, id: Uuid) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + ID_LEN);
+    key.extend_from_slice(&epoch.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The exclusive upper bound of "epoch below `epoch`" in `locks_by_epoch`.
+pub(super) fn epoch_bound(epoch: u64) -> [u8; 8] {
+    epoch.to_be_bytes()
+}
+
+/// `len16(share) | handle`: an entry of `files_by_share`.
+pub(super) fn file_by_share(share: &str, handle: &FileHandle) -> Result<Vec<u8>> {
+    let mut key = prefix(share.as_bytes())?;
+    key.extend_from_slice(handle.as_bytes());
+    Ok(key)
+}
+
+/// The lock id at the end of an index key that starts with `prefix_len`
+/// bytes of (already matched) prefix.
+pub(super) fn lock_id_after(keyspace: &str, key: &[u8], prefix_len: usize) -> Result<Uuid> {
+    match key.get(prefix_len..).map(<[u8; ID_LEN]>::try_from) {
+        Some(Ok(id)) => Ok(Uuid::from_bytes(id)),
+        _ => Err(corrupt_key(
+            keyspace,
+            key,
+            "expected the prefix followed by a 16-byte lock id",
+        )),
+    }
+}
+
+/// The lock id of a `locks` key.
+pub(super) fn lock_id(key: &[u8]) -> Result<Uuid> {
+    lock_id_after(names::LOCKS, key, 0)
+}
+
+/// The file handle at the end of a `files_by_share` key.
+pub(super) fn handle_after(key: &[u8], prefix_len: usize) -> Result<FileHandle> {
+    key.get(prefix_len..)
+        .and_then(|bytes| FileHandle::new(bytes).ok())
+        .ok_or_else(|| {
+            corrupt_key(
+                names::FILES_BY_SHARE,
+                key,
+                "expected the share prefix followed by a 1..=128-byte handle",
+            )
+        })
+}
+
+/// Human-readable location of a key, for error messages.
+pub(super) fn describe(keyspace: &str, key: &[u8]) -> String {
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    format!("fjall keyspace `{keyspace}`, key 0x{hex}")
+}
+
+/// [`Error::Corrupt`] naming the keyspace and key.
+pub(super) fn corrupt_key(keyspace: &str, key: &[u8], why: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("{}: {why}", describe(keyspace, key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_of_prefix_ids_do_not_nest() {
+        let id = Uuid::from_u128(7);
+        let k10 = lock_index(b"client10", id).expect("key");
+        assert!(!k10.starts_with(&prefix(b"client1").expect("prefix")));
+        let f123 = lock_index(&[1, 2, 3], id).expect("key");
+        assert!(!f123.starts_with(&prefix(&[1, 2]).expect("prefix")));
+        assert_eq!(lock_id_after("t", &k10, 10).expect("id"), id);
+    }
+
+    #[test]
+    fn epoch_keys_sort_numerically() {
+        let a = lock_by_epoch(255, Uuid::max());
+        let b = lock_by_epoch(256, Uuid::nil());
+        assert!(a < b);
+        assert!(a.as_slice() < epoch_bound(256).as_slice());
+        assert!(b.as_slice() >= epoch_bound(256).as_slice());
+    }
+
+    #[test]
+    fn malformed_index_keys_are_corrupt() {
+        assert!(matches!(
+            lock_id_after("t", &[0, 1, 9, 1, 2], 3),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(
+            handle_after(&[0, 1, b'a'], 3),
+            Err(Error::Corrupt(_))
+        ));
+        let too_long = vec![b'x'; usize::from(u16::MAX) + 1];
+        assert!(matches!(prefix(&too_long), Err(Error::Invalid(_))));
+    }
+}

@@ -1,0 +1,365 @@
+//! One fsmeta transaction over one fjall optimistic write transaction.
+//!
+//! Reads and writes run inline: they touch memtables and the block cache and
+//! take microseconds, less than a hop to the blocking pool would cost. Only a
+//! [`Durability::Sync`] commit, which waits for an fsync, leaves the async
+//! worker thread.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fjall::{OptimisticTxKeyspace, OptimisticWriteTx, Readable};
+use uuid::Uuid;
+
+use super::keys::{self, names};
+use super::{Durability, Inner, Keyspaces, blocking, codec, commit};
+use crate::error::{Error, Result};
+use crate::file::{FileHandle, FileMeta, FileStore};
+use crate::lock::{LockQuery, LockStore, PersistedLock};
+use crate::tx::MetadataTransaction;
+use crate::validate;
+
+/// A transaction of a [`super::FjallStore`]. Dropping it rolls it back.
+pub(super) struct FjallTx {
+    store: Arc<Inner>,
+    tx: OptimisticWriteTx,
+}
+
+/// I/O error while reading `keyspace`.
+fn read_error(keyspace: &str) -> impl FnOnce(fjall::Error) -> Error + '_ {
+    move |e| Error::backend(format!("fjall: reading keyspace `{keyspace}`"), e)
+}
+
+/// One secondary index of a lock: its keyspace and its key for a given lock.
+type IndexEntry<'a> = (&'a OptimisticTxKeyspace, Vec<u8>);
+
+/// The index entries a lock owns, in every lock index.
+fn lock_index_entries<'k>(ks: &'k Keyspaces, lock: &PersistedLock) -> Result<[IndexEntry<'k>; 5]> {
+    Ok([
+        (
+            &ks.locks_by_file,
+            keys::lock_index(lock.file_id.as_bytes(), lock.id)?,
+        ),
+        (
+            &ks.locks_by_owner,
+            keys::lock_index(lock.owner_id.as_bytes(), lock.id)?,
+        ),
+        (
+            &ks.locks_by_client,
+            keys::lock_index(lock.client_id.as_bytes(), lock.id)?,
+        ),
+        (
+            &ks.locks_by_share,
+            keys::lock_index(lock.share_name.as_bytes(), lock.id)?,
+        ),
+        (
+            &ks.locks_by_epoch,
+            keys::lock_by_epoch(lock.server_epoch, lock.id),
+        ),
+    ])
+}
+
+impl FjallTx {
+    pub(super) fn new(store: Arc<Inner>, tx: OptimisticWriteTx) -> Self {
+        FjallTx { store, tx }
+    }
+
+    /// Reads one key (recording the read for conflict detection).
+    fn get(
+        &self,
+        ks: &OptimisticTxKeyspace,
+        name: &str,
+        key: &[u8],
+    ) -> Result<Option<fjall::UserValue>> {
+        self.tx.get(ks, key).map_err(read_error(name))
+    }
+
+    /// Every key under `prefix`, in key order. The scan is recorded as a key
+    /// range, so a concurrent insert under the prefix is a conflict at commit.
+    fn keys_with_prefix(
+        &self,
+        ks: &OptimisticTxKeyspace,
+        name: &str,
+        prefix: &[u8],
+    ) -> Result<Vec<fjall::UserKey>> {
+        self.tx
+            .prefix(ks, prefix)
+            .map(|guard| guard.key().map_err(read_error(name)))
+            .collect()
+    }
+
+    // --- locks ------------------------------------------------------------
+
+    fn read_lock(&self, id: Uuid) -> Result<Option<PersistedLock>> {
+        let ks = &self.store.ks;
+        self.get(&ks.locks, names::LOCKS, &keys::lock(id))?
+            .map(|bytes| codec::decode_lock(id, &bytes))
+            .transpose()
+    }
+
+    /// Removes a stored lock and all its index entries.
+    fn remove_lock(&mut self, old: &PersistedLock) -> Result<()> {
+        let store = self.store.clone();
+        for (ks, key) in lock_index_entries(&store.ks, old)? {
+            self.tx.remove(ks, key);
+        }
+        self.tx
+            .remove(&store.ks.locks, keys::lock(old.id).as_slice());
+        Ok(())
+    }
+
+    /// The ids of an index prefix scan, in id order.
+    fn ids_under(
+        &self,
+        ks: &OptimisticTxKeyspace,
+        name: &str,
+        component: &[u8],
+    ) -> Result<Vec<Uuid>> {
+        let prefix = keys::prefix(component)?;
+        self.keys_with_prefix(ks, name, &prefix)?
+            .iter()
+            .map(|key| keys::lock_id_after(name, key, prefix.len()))
+            .collect()
+    }
+
+    /// Candidate ids for a query from its most selective index (same choice as
+    /// the memory backend); `None` = every lock must be scanned.
+    fn candidates(&self, query: &LockQuery) -> Result<Option<Vec<Uuid>>> {
+        let ks = &self.store.ks;
+        Ok(Some(if let Some(file) = &query.file_id {
+            self.ids_under(&ks.locks_by_file, names::LOCKS_BY_FILE, file.as_bytes())?
+        } else if let Some(client) = &query.client_id {
+            self.ids_under(
+                &ks.locks_by_client,
+                names::LOCKS_BY_CLIENT,
+                client.as_bytes(),
+            )?
+        } else if let Some(owner) = &query.owner_id {
+            self.ids_under(&ks.locks_by_owner, names::LOCKS_BY_OWNER, owner.as_bytes())?
+        } else if let Some(share) = &query.share_name {
+            self.ids_under(&ks.locks_by_share, names::LOCKS_BY_SHARE, share.as_bytes())?
+        } else if let Some(below) = query.server_epoch_below {
+            let bound = keys::epoch_bound(below);
+            let mut ids = self
+                .tx
+                .range(&ks.locks_by_epoch, ..bound.as_slice())
+                .map(|guard| {
+                    let key = guard.key().map_err(read_error(names::LOCKS_BY_EPOCH))?;
+                    keys::lock_id_after(names::LOCKS_BY_EPOCH, &key, bound.len())
+                })
+                .collect::<Result<Vec<Uuid>>>()?;
+            ids.sort_unstable();
+            ids
+        } else {
+            return Ok(None);
+        }))
+    }
+
+    /// Every stored lock matching `query`, in id order. An index entry without
+    /// its record is corruption, not something to skip.
+    fn matching_locks(&self, query: &LockQuery) -> Result<Vec<PersistedLock>> {
+        let ks = &self.store.ks;
+        let Some(ids) = self.candidates(query)? else {
+            let mut locks = Vec::new();
+            for guard in self.tx.iter(&ks.locks) {
+                let (key, value) = guard.into_inner().map_err(read_error(names::LOCKS))?;
+                let lock = codec::decode_lock(keys::lock_id(&key)?, &value)?;
+                if query.matches(&lock) {
+                    locks.push(lock);
+                }
+            }
+            return Ok(locks);
+        };
+        let mut locks = Vec::with_capacity(ids.len());
+        for id in ids {
+            let lock = self.read_lock(id)?.ok_or_else(|| {
+                keys::corrupt_key(
+                    names::LOCKS,
+                    &keys::lock(id),
+                    "an index names this lock, but no record is stored",
+                )
+            })?;
+            if query.matches(&lock) {
+                locks.push(lock);
+            }
+        }
+        Ok(locks)
+    }
+
+    /// Deletes every lock matching `query` (record and index entries); returns how many.
+    fn delete_matching(&mut self, query: &LockQuery) -> Result<u64> {
+        let locks = self.matching_locks(query)?;
+        for lock in &locks {
+            self.remove_lock(lock)?;
+        }
+        Ok(locks.len() as u64)
+    }
+
+    // --- files ------------------------------------------------------------
+
+    fn read_file(&self, handle: &FileHandle) -> Result<Option<FileMeta>> {
+        self.get(&self.store.ks.files, names::FILES, handle.as_bytes())?
+            .map(|bytes| codec::decode_file(handle, &bytes))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl FileStore for FjallTx {
+    async fn put_file(&mut self, file: &FileMeta) -> Result<()> {
+        validate::file(file)?;
+        let value = codec::encode_file(file)?;
+        let new_entry = keys::file_by_share(&file.share_name, &file.handle)?;
+        // Read the old record: its share's index entry must go if the share changed.
+        let old = self.read_file(&file.handle)?;
+        let store = self.store.clone();
+        let ks = &store.ks;
+        if let Some(old) = old.filter(|old| old.share_name != file.share_name) {
+            self.tx.remove(
+                &ks.files_by_share,
+                keys::file_by_share(&old.share_name, &old.handle)?,
+            );
+        }
+        self.tx.insert(&ks.files, file.handle.as_bytes(), value);
+        self.tx
+            .insert(&ks.files_by_share, new_entry, b"".as_slice());
+        Ok(())
+    }
+
+    async fn get_file(&mut self, handle: &FileHandle) -> Result<Option<FileMeta>> {
+        validate::file_handle(handle)?;
+        self.read_file(handle)
+    }
+
+    async fn delete_file(&mut self, handle: &FileHandle) -> Result<()> {
+        validate::file_handle(handle)?;
+        let old = self
+            .read_file(handle)?
+            .ok_or_else(|| Error::FileNotFound(handle.clone()))?;
+        let store = self.store.clone();
+        let ks = &store.ks;
+        self.tx.remove(
+            &ks.files_by_share,
+            keys::file_by_share(&old.share_name, handle)?,
+        );
+        self.tx.remove(&ks.files, handle.as_bytes());
+        Ok(())
+    }
+
+    async fn list_files(&mut self, share_name: &str) -> Result<Vec<FileMeta>> {
+        validate::share_name(share_name)?;
+        let ks = &self.store.ks;
+        let prefix = keys::prefix(share_name.as_bytes())?;
+        let mut files = Vec::new();
+        for key in self.keys_with_prefix(&ks.files_by_share, names::FILES_BY_SHARE, &prefix)? {
+            let handle = keys::handle_after(&key, prefix.len())?;
+            let file = self.read_file(&handle)?.ok_or_else(|| {
+                keys::corrupt_key(
+                    names::FILES,
+                    handle.as_bytes(),
+                    "the share index names this file, but no record is stored",
+                )
+            })?;
+            files.push(file);
+        }
+        Ok(files)
+    }
+}
+
+#[async_trait]
+impl LockStore for FjallTx {
+    async fn put_lock(&mut self, lock: &PersistedLock) -> Result<()> {
+        validate::lock(lock)?;
+        let value = codec::encode_lock(lock)?;
+        let store = self.store.clone();
+        let new_entries = lock_index_entries(&store.ks, lock)?;
+        // Read the old record: an overwrite that moves the lock to another
+        // file, owner, client, share or epoch must not leave its old index
+        // entries behind. (The read also makes concurrent overwrites conflict.)
+        if let Some(old) = self.read_lock(lock.id)? {
+            for (ks, key) in lock_index_entries(&store.ks, &old)? {
+                if !new_entries.iter().any(|(_, new)| *new == key) {
+                    self.tx.remove(ks, key);
+                }
+            }
+        }
+        self.tx
+            .insert(&store.ks.locks, keys::lock(lock.id).as_slice(), value);
+        for (ks, key) in new_entries {
+            self.tx.insert(ks, key, b"".as_slice());
+        }
+        Ok(())
+    }
+
+    async fn get_lock(&mut self, id: Uuid) -> Result<Option<PersistedLock>> {
+        self.read_lock(id)
+    }
+
+    async fn delete_lock(&mut self, id: Uuid) -> Result<()> {
+        let old = self.read_lock(id)?.ok_or(Error::LockNotFound(id))?;
+        self.remove_lock(&old)
+    }
+
+    async fn list_locks(&mut self, query: &LockQuery) -> Result<Vec<PersistedLock>> {
+        validate::query(query)?;
+        self.matching_locks(query)
+    }
+
+    async fn delete_locks_by_client(&mut self, client_id: &str) -> Result<u64> {
+        validate::id("client_id", client_id)?;
+        self.delete_matching(&LockQuery::by_client(client_id))
+    }
+
+    async fn delete_locks_by_file(&mut self, file: &FileHandle) -> Result<u64> {
+        validate::file_handle(file)?;
+        self.delete_matching(&LockQuery::by_file(file))
+    }
+
+    async fn server_epoch(&mut self) -> Result<u64> {
+        let ks = &self.store.ks;
+        self.get(&ks.meta, names::META, keys::META_SERVER_EPOCH)?
+            .map_or(Ok(0), |bytes| codec::decode_epoch(&bytes))
+    }
+
+    async fn increment_server_epoch(&mut self) -> Result<u64> {
+        // The read is what makes N concurrent increments conflict instead of
+        // losing updates: fjall only detects read-write conflicts.
+        let next =
+            self.server_epoch().await?.checked_add(1).ok_or_else(|| {
+                Error::Invalid("server epoch is at u64::MAX and cannot grow".into())
+            })?;
+        let value = codec::encode_epoch(next)?;
+        self.tx
+            .insert(&self.store.ks.meta, keys::META_SERVER_EPOCH, value);
+        Ok(next)
+    }
+
+    async fn clean_shutdown(&mut self) -> Result<bool> {
+        let ks = &self.store.ks;
+        self.get(&ks.meta, names::META, keys::META_CLEAN_SHUTDOWN)?
+            .map_or(Ok(true), |bytes| codec::decode_flag(&bytes))
+    }
+
+    async fn set_clean_shutdown(&mut self, clean: bool) -> Result<()> {
+        let value = codec::encode_flag(clean)?;
+        self.tx
+            .insert(&self.store.ks.meta, keys::META_CLEAN_SHUTDOWN, value);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MetadataTransaction for FjallTx {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        let FjallTx { store, tx } = *self;
+        match store.durability {
+            Durability::Buffered => commit(tx),
+            Durability::Sync => blocking("committing a transaction", move || commit(tx)).await,
+        }
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        self.tx.rollback();
+        Ok(())
+    }
+}
