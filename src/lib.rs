@@ -52,6 +52,8 @@ pub use lock::{
 pub use recovery::{Recovery, begin_recovery, end_grace, mark_clean_shutdown};
 pub use time::Timestamp;
 pub use tx::{MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture};
+#[cfg(feature = "fjall")]
+pub use backend::fjall::{Durability, FjallOptions, FjallStore};
 
 /// Opens a store by URL: `memory:`, `fjall:PATH` or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
