@@ -48,33 +48,55 @@ fn lock_on(file: &FileMeta, client: &str) -> PersistedLock {
 }
 
 /// Prints whether the file and the lock are stored, and returns (file present, lock present).
-async fn show(store: &dyn MetadataStore, label: &str, file: &FileMeta, lock: &PersistedLock) -> Result<(bool, bool)> {
+async fn show(
+    store: &dyn MetadataStore,
+    label: &str,
+    file: &FileMeta,
+    lock: &PersistedLock,
+) -> Result<(bool, bool)> {
     let mut tx = store.begin().await?;
     let has_file = tx.get_file(&file.handle).await?.is_some();
     let has_lock = tx.get_lock(lock.id).await?.is_some();
     let word = |present: bool| if present { "present" } else { "absent" };
-    println!("  {label:<28} file {:<8} lock {}", word(has_file), word(has_lock));
+    println!(
+        "  {label:<28} file {:<8} lock {}",
+        word(has_file),
+        word(has_lock)
+    );
     Ok((has_file, has_lock))
 }
 
-async fn check(store: &dyn MetadataStore, committed: &(FileMeta, PersistedLock), failed: &[(FileMeta, PersistedLock)]) -> Result<()> {
+async fn check(
+    store: &dyn MetadataStore,
+    committed: &(FileMeta, PersistedLock),
+    failed: &[(FileMeta, PersistedLock)],
+) -> Result<()> {
     let all_or_nothing = |(f, l): (bool, bool), want: bool| {
         if f == want && l == want {
             Ok(())
         } else {
-            Err(Error::Invalid(format!("atomicity violated: file {f}, lock {l}, expected both {want}")))
+            Err(Error::Invalid(format!(
+                "atomicity violated: file {f}, lock {l}, expected both {want}"
+            )))
         }
     };
-    all_or_nothing(show(store, "committed pair:", &committed.0, &committed.1).await?, true)?;
+    all_or_nothing(
+        show(store, "committed pair:", &committed.0, &committed.1).await?,
+        true,
+    )?;
     for (i, (f, l)) in failed.iter().enumerate() {
-        all_or_nothing(show(store, &format!("failed pair #{}:", i + 1), f, l).await?, false)?;
+        all_or_nothing(
+            show(store, &format!("failed pair #{}:", i + 1), f, l).await?,
+            false,
+        )?;
     }
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let scratch = tempfile::tempdir().map_err(|e| Error::backend("creating a temporary directory", e))?;
+    let scratch =
+        tempfile::tempdir().map_err(|e| Error::backend("creating a temporary directory", e))?;
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| format!("fjall:{}", scratch.path().join("store").display()));
@@ -95,8 +117,14 @@ async fn main() -> Result<()> {
     let lock_b = lock_on(&b, "client-b");
     let mut tx = store.begin().await?;
     tx.put_file(&b).await?;
-    let bad = PersistedLock { owner_id: String::new(), ..lock_b.clone() };
-    let err = tx.put_lock(&bad).await.expect_err("an empty owner id is rejected");
+    let bad = PersistedLock {
+        owner_id: String::new(),
+        ..lock_b.clone()
+    };
+    let err = tx
+        .put_lock(&bad)
+        .await
+        .expect_err("an empty owner id is rejected");
     println!("2. wrote file-b, then the lock failed ({err}); dropping the transaction");
     drop(tx);
 
@@ -109,11 +137,16 @@ async fn main() -> Result<()> {
             Box::pin(async move {
                 tx.put_file(cr).await?;
                 tx.put_lock(lr).await?;
-                Err(Error::Invalid("the server decided to abort after both writes".into()))
+                Err(Error::Invalid(
+                    "the server decided to abort after both writes".into(),
+                ))
             })
         })
         .await;
-    println!("3. transact wrote file-c and its lock, then failed: {}", outcome.expect_err("aborted"));
+    println!(
+        "3. transact wrote file-c and its lock, then failed: {}",
+        outcome.expect_err("aborted")
+    );
 
     let failed = [(b, lock_b), (c, lock_c)];
     let committed = (a, lock_a);

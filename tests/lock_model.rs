@@ -23,21 +23,38 @@ fn byte_range_edges() {
     assert_eq!(r(10, 1).last(), 10);
     assert_eq!(r(u64::MAX, 1).last(), u64::MAX);
     assert_eq!(r(u64::MAX, 0).last(), u64::MAX);
-    assert_eq!(r(50, u64::MAX).last(), u64::MAX, "all-ones length reaches EOF from any offset");
+    assert_eq!(
+        r(50, u64::MAX).last(),
+        u64::MAX,
+        "all-ones length reaches EOF from any offset"
+    );
     assert!(r(50, u64::MAX).overlaps(&r(100, 10)));
     assert!(r(50, u64::MAX).contains(&r(100, 10)));
     assert!(r(u64::MAX, 1).overlaps(&r(0, 0)));
     assert!(r(0, 0).contains(&r(u64::MAX, 1)));
-    assert!(!r(0, 10).overlaps(&r(10, 5)), "[0,10) and [10,15) only touch");
+    assert!(
+        !r(0, 10).overlaps(&r(10, 5)),
+        "[0,10) and [10,15) only touch"
+    );
     assert!(r(0, 11).overlaps(&r(10, 5)));
     assert!(!r(u64::MAX - 1, 1).overlaps(&r(u64::MAX, 1)));
     assert!(!r(5, 1).contains(&r(5, 2)));
 }
 
-fn lock(owner: &str, client: &str, range: ByteRange, lock_type: LockType, deny: ShareReservation) -> EnhancedLock {
+fn lock(
+    owner: &str,
+    client: &str,
+    range: ByteRange,
+    lock_type: LockType,
+    deny: ShareReservation,
+) -> EnhancedLock {
     EnhancedLock {
         id: Uuid::new_v4(),
-        owner: LockOwner { owner_id: owner.into(), client_id: client.into(), share_name: "s".into() },
+        owner: LockOwner {
+            owner_id: owner.into(),
+            client_id: client.into(),
+            share_name: "s".into(),
+        },
         file: FileHandle::new(*b"file").unwrap(),
         range,
         lock_type,
@@ -68,20 +85,57 @@ fn byte_range_conflict_rules() {
     for (ta, tb, ra, rb, expected) in cases {
         let a = lock("o1", "c1", ra, ta, NoDeny);
         let b = lock("o2", "c1", rb, tb, NoDeny);
-        assert_eq!(conflict_both_ways(&a, &b), expected, "{ta:?} {ra:?} vs {tb:?} {rb:?}");
+        assert_eq!(
+            conflict_both_ways(&a, &b),
+            expected,
+            "{ta:?} {ra:?} vs {tb:?} {rb:?}"
+        );
     }
 }
 
 #[test]
 fn same_owner_and_other_files_never_conflict() {
-    let a = lock("o", "c", r(0, 0), LockType::Exclusive, ShareReservation::DenyAll);
-    let b = lock("o", "c", r(0, 0), LockType::Exclusive, ShareReservation::DenyAll);
-    assert!(!conflict_both_ways(&a, &b), "an owner never conflicts with itself");
-    let other_client = lock("o", "c2", r(0, 0), LockType::Exclusive, ShareReservation::None);
-    assert!(conflict_both_ways(&a, &other_client), "same owner id on another client is another owner");
-    let mut elsewhere = lock("x", "y", r(0, 0), LockType::Exclusive, ShareReservation::DenyAll);
+    let a = lock(
+        "o",
+        "c",
+        r(0, 0),
+        LockType::Exclusive,
+        ShareReservation::DenyAll,
+    );
+    let b = lock(
+        "o",
+        "c",
+        r(0, 0),
+        LockType::Exclusive,
+        ShareReservation::DenyAll,
+    );
+    assert!(
+        !conflict_both_ways(&a, &b),
+        "an owner never conflicts with itself"
+    );
+    let other_client = lock(
+        "o",
+        "c2",
+        r(0, 0),
+        LockType::Exclusive,
+        ShareReservation::None,
+    );
+    assert!(
+        conflict_both_ways(&a, &other_client),
+        "same owner id on another client is another owner"
+    );
+    let mut elsewhere = lock(
+        "x",
+        "y",
+        r(0, 0),
+        LockType::Exclusive,
+        ShareReservation::DenyAll,
+    );
     elsewhere.file = FileHandle::new(*b"other").unwrap();
-    assert!(!conflict_both_ways(&a, &elsewhere), "locks on different files never conflict");
+    assert!(
+        !conflict_both_ways(&a, &elsewhere),
+        "locks on different files never conflict"
+    );
 }
 
 #[test]
@@ -102,32 +156,65 @@ fn share_reservation_rules_ignore_ranges() {
     for (deny, other_type, expected) in cases {
         let holder = lock("o1", "c1", r(0, 1), Shared, deny);
         let other = lock("o2", "c2", r(100, 1), other_type, None);
-        assert_eq!(conflict_both_ways(&holder, &other), expected, "{deny:?} vs {other_type:?}");
+        assert_eq!(
+            conflict_both_ways(&holder, &other),
+            expected,
+            "{deny:?} vs {other_type:?}"
+        );
     }
 }
 
 #[test]
 fn persisted_round_trip_and_share_argument_wins() {
-    let enhanced = lock("o", "c", r(7, 0), LockType::Shared, ShareReservation::DenyWrite);
+    let enhanced = lock(
+        "o",
+        "c",
+        r(7, 0),
+        LockType::Shared,
+        ShareReservation::DenyWrite,
+    );
     let persisted = PersistedLock::from_enhanced(&enhanced, "s", u64::MAX);
     assert_eq!(persisted.server_epoch, u64::MAX);
     assert_eq!((persisted.offset, persisted.length), (7, 0));
     assert_eq!(persisted.to_enhanced(), enhanced);
     let renamed = PersistedLock::from_enhanced(&enhanced, "other-share", 1);
-    assert_eq!(renamed.share_name, "other-share", "the share_name argument wins");
+    assert_eq!(
+        renamed.share_name, "other-share",
+        "the share_name argument wins"
+    );
     assert_eq!(renamed.to_enhanced().owner.share_name, "other-share");
 }
 
 #[test]
 fn file_handle_limits() {
-    assert!(matches!(FileHandle::new(Vec::new()), Err(Error::Invalid(_))));
-    assert!(matches!(FileHandle::new(vec![0; 129]), Err(Error::Invalid(_))));
-    assert_eq!(FileHandle::new(vec![0xab; 128]).unwrap().as_bytes().len(), 128);
-    assert_eq!(FileHandle::new([0u8, 1, 0xff]).unwrap().as_bytes(), &[0, 1, 0xff]);
+    assert!(matches!(
+        FileHandle::new(Vec::new()),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        FileHandle::new(vec![0; 129]),
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(
+        FileHandle::new(vec![0xab; 128]).unwrap().as_bytes().len(),
+        128
+    );
+    assert_eq!(
+        FileHandle::new([0u8, 1, 0xff]).unwrap().as_bytes(),
+        &[0, 1, 0xff]
+    );
 }
 
 fn any_range() -> impl Strategy<Value = ByteRange> {
-    let edge = prop_oneof![Just(0u64), Just(1), Just(u64::MAX - 1), Just(u64::MAX), Just(1 << 63), 0..200u64, any::<u64>()];
+    let edge = prop_oneof![
+        Just(0u64),
+        Just(1),
+        Just(u64::MAX - 1),
+        Just(u64::MAX),
+        Just(1 << 63),
+        0..200u64,
+        any::<u64>()
+    ];
     (edge.clone(), edge).prop_map(|(offset, length)| ByteRange { offset, length })
 }
 
@@ -152,5 +239,43 @@ proptest! {
             prop_assert!(a.overlaps(&b));
         }
         prop_assert!(a.contains(&a));
+    }
+}
+
+/// Small ranges near both ends of u64, so pieces and spans hit the edges.
+fn edge_range() -> impl Strategy<Value = ByteRange> {
+    let near = prop_oneof![0..40u64, (u64::MAX - 40)..=u64::MAX];
+    (near, prop_oneof![Just(0u64), 1..30u64, Just(u64::MAX)])
+        .prop_map(|(offset, length)| ByteRange { offset, length })
+}
+
+fn covers(ranges: &[ByteRange], byte: u64) -> bool {
+    ranges.iter().any(|r| r.offset <= byte && byte <= r.last())
+}
+
+proptest! {
+    #[test]
+    fn subtract_leaves_exactly_the_uncovered_bytes(a in edge_range(), b in edge_range()) {
+        let pieces = a.subtract(&b);
+        prop_assert!(pieces.len() <= 2);
+        for p in &pieces {
+            prop_assert!(a.contains(p) && !p.overlaps(&b), "{p:?} of {a:?} minus {b:?}");
+        }
+        // Probe the bytes where pieces can start or end.
+        for probe in [a.offset, a.last(), b.offset.saturating_sub(1), b.offset, b.last(), b.last().saturating_add(1)] {
+            let expected = a.contains(&ByteRange::new(probe, 1)) && !b.contains(&ByteRange::new(probe, 1));
+            prop_assert_eq!(covers(&pieces, probe), expected, "byte {} of {:?} minus {:?}", probe, a, b);
+        }
+    }
+
+    #[test]
+    fn span_covers_both_and_touching_is_symmetric(a in edge_range(), b in edge_range()) {
+        let s = a.span(&b);
+        prop_assert!(s.contains(&a) && s.contains(&b));
+        prop_assert_eq!(s.offset, a.offset.min(b.offset));
+        prop_assert_eq!(s.last(), a.last().max(b.last()));
+        prop_assert_eq!(a.touches(&b), b.touches(&a));
+        let gap = (a.last() as u128 + 1 < b.offset as u128) || (b.last() as u128 + 1 < a.offset as u128);
+        prop_assert_eq!(a.touches(&b), !gap);
     }
 }
