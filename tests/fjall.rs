@@ -1,0 +1,347 @@
+//! The fjall backend: the conformance and persistence suites in both
+//! durability modes, plus what only an on-disk store can get wrong (reopen,
+//! corrupt bytes, a newer format, a directory that is already open).
+//!
+//! The raw-fjall tests write the documented key layout
+//! (`src/backend/fjall/keys.rs`) directly, so they also pin that layout.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use fsmeta::conformance::{Harness, TestStore, handle, sample_file, sample_lock};
+use fsmeta::{
+    Durability, Error, FjallOptions, FjallStore, LockQuery, MetadataStore, MetadataTransaction,
+};
+use tempfile::TempDir;
+
+/// A fresh store in its own temporary directory.
+struct Fresh(Durability);
+
+struct Fixture {
+    dir: TempDir,
+    options: FjallOptions,
+    store: Option<FjallStore>,
+}
+
+#[async_trait::async_trait]
+impl Harness for Fresh {
+    async fn create(&self) -> Option<Box<dyn TestStore>> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = FjallOptions {
+            durability: self.0,
+            ..Default::default()
+        };
+        let store = FjallStore::open_with(dir.path(), options.clone()).expect("open fjall store");
+        Some(Box::new(Fixture {
+            dir,
+            options,
+            store: Some(store),
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl TestStore for Fixture {
+    fn store(&self) -> Arc<dyn MetadataStore> {
+        Arc::new(self.store.clone().expect("the store failed to reopen"))
+    }
+
+    async fn reopen(&mut self) -> fsmeta::Result<()> {
+        // Dropping the last handle closes the database and releases its lock.
+        self.store = None;
+        self.store = Some(FjallStore::open_with(
+            self.dir.path(),
+            self.options.clone(),
+        )?);
+        Ok(())
+    }
+}
+
+mod buffered {
+    fsmeta::conformance_tests!(super::Fresh(fsmeta::Durability::Buffered));
+    fsmeta::persistence_tests!(super::Fresh(fsmeta::Durability::Buffered));
+}
+
+mod sync {
+    fsmeta::conformance_tests!(super::Fresh(fsmeta::Durability::Sync));
+    fsmeta::persistence_tests!(super::Fresh(fsmeta::Durability::Sync));
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+async fn begin(store: &FjallStore) -> Box<dyn MetadataTransaction> {
+    store.begin().await.expect("begin")
+}
+
+/// Writes raw key/value pairs with plain fjall into a closed store.
+fn raw_insert(path: &Path, keyspace: &str, entries: &[(&[u8], &[u8])]) {
+    let db = fjall::OptimisticTxDatabase::builder(path)
+        .open()
+        .expect("raw open");
+    let ks = db
+        .keyspace(keyspace, fjall::KeyspaceCreateOptions::default)
+        .expect("raw keyspace");
+    for (key, value) in entries {
+        ks.insert(*key, *value).expect("raw insert");
+    }
+    db.persist(fjall::PersistMode::SyncAll)
+        .expect("raw persist");
+}
+
+fn assert_corrupt<T: std::fmt::Debug>(what: &str, r: fsmeta::Result<T>, names: &[&str]) {
+    match r {
+        Err(Error::Corrupt(msg)) => {
+            for name in names {
+                assert!(msg.contains(name), "{what}: {msg:?} should name {name:?}");
+            }
+        }
+        other => panic!("{what}: expected Error::Corrupt, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// fjall-only checks
+
+/// Garbage under a lock key is `Corrupt` naming keyspace and key, for a get and
+/// for every listing that reaches it; other records stay readable.
+#[tokio::test]
+async fn corrupt_lock_value_is_reported_not_skipped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (f1, f2) = (sample_file(b"f1", "s"), sample_file(b"f2", "s"));
+    let (bad, good) = (
+        sample_lock(&f1.handle, "o", "c", "s"),
+        sample_lock(&f2.handle, "o", "c", "s"),
+    );
+    {
+        let store = FjallStore::open(dir.path()).expect("open");
+        let mut tx = begin(&store).await;
+        for f in [&f1, &f2] {
+            tx.put_file(f).await.expect("put_file");
+        }
+        for l in [&bad, &good] {
+            tx.put_lock(l).await.expect("put_lock");
+        }
+        tx.commit().await.expect("commit");
+    }
+    raw_insert(
+        dir.path(),
+        "locks",
+        &[(bad.id.as_bytes(), b"\x01\xff\xff\xff garbage")],
+    );
+
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    let mut tx = begin(&store).await;
+    let key_hex: String = bad
+        .id
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_corrupt(
+        "get_lock",
+        tx.get_lock(bad.id).await,
+        &["`locks`", &key_hex],
+    );
+    for q in [
+        LockQuery::default(),
+        LockQuery::by_file(&f1.handle),
+        LockQuery::by_client("c"),
+    ] {
+        assert_corrupt(
+            &format!("list_locks({q:?})"),
+            tx.list_locks(&q).await,
+            &["`locks`"],
+        );
+    }
+    assert_corrupt(
+        "delete_locks_by_client",
+        tx.delete_locks_by_client("c").await,
+        &["`locks`"],
+    );
+    assert_eq!(
+        tx.get_lock(good.id).await.expect("get good"),
+        Some(good.clone())
+    );
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_file(&f2.handle))
+            .await
+            .expect("list good"),
+        vec![good]
+    );
+    assert_eq!(tx.get_file(&f1.handle).await.expect("get_file"), Some(f1));
+}
+
+/// A file record and the epoch are checked the same way.
+#[tokio::test]
+async fn corrupt_file_and_meta_values_are_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(FjallStore::open(dir.path()).expect("create"));
+    raw_insert(dir.path(), "files", &[(b"f1", b"\x01")]);
+    raw_insert(dir.path(), "files_by_share", &[(b"\x00\x01sf1", b"")]);
+    raw_insert(dir.path(), "meta", &[(b"server_epoch", b"\x07\x01")]);
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    let mut tx = begin(&store).await;
+    assert_corrupt("get_file", tx.get_file(&handle(b"f1")).await, &["`files`"]);
+    assert_corrupt("list_files", tx.list_files("s").await, &["`files`"]);
+    assert_corrupt("server_epoch", tx.server_epoch().await, &["`meta`"]);
+    assert_corrupt("increment", tx.increment_server_epoch().await, &["`meta`"]);
+}
+
+/// An index entry whose record is missing is corruption, not an empty result.
+#[tokio::test]
+async fn dangling_index_entry_is_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(FjallStore::open(dir.path()).expect("create"));
+    let mut key = b"\x00\x01c".to_vec();
+    key.extend_from_slice(uuid::Uuid::from_u128(5).as_bytes());
+    raw_insert(dir.path(), "locks_by_client", &[(&key, b"")]);
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    let r = begin(&store)
+        .await
+        .list_locks(&LockQuery::by_client("c"))
+        .await;
+    assert_corrupt("list_locks", r, &["`locks`", "no record"]);
+}
+
+/// A store written by a newer format is refused with both versions, and left alone.
+#[tokio::test]
+async fn newer_format_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(FjallStore::open(dir.path()).expect("create"));
+    let newer = FjallStore::FORMAT_VERSION + 1;
+    raw_insert(
+        dir.path(),
+        "meta",
+        &[(b"format_version", &newer.to_be_bytes())],
+    );
+    match FjallStore::open(dir.path()) {
+        Err(Error::UnsupportedFormat { found, supported }) => {
+            assert_eq!((found, supported), (newer, FjallStore::FORMAT_VERSION));
+        }
+        other => panic!("expected UnsupportedFormat, got {other:?}"),
+    }
+    // The refusal released the directory: raw fjall can open it again.
+    raw_insert(
+        dir.path(),
+        "meta",
+        &[(b"format_version", &FjallStore::FORMAT_VERSION.to_be_bytes())],
+    );
+    FjallStore::open(dir.path()).expect("open once the format is readable again");
+}
+
+/// A directory that is open cannot be opened a second time; once every
+/// handle is gone it can, over and over (the lock file is released on drop).
+#[tokio::test]
+async fn open_is_exclusive_and_released_on_drop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = FjallStore::open(dir.path()).expect("open");
+    match FjallStore::open(dir.path()) {
+        Err(e @ Error::Backend(_)) => assert!(e.to_string().contains("already open"), "{e}"),
+        other => panic!("second open: expected a Backend error, got {other:?}"),
+    }
+    drop(store);
+    for i in 0..20u64 {
+        let store = FjallStore::open(dir.path()).expect("reopen after drop");
+        let mut tx = begin(&store).await;
+        assert_eq!(tx.increment_server_epoch().await.expect("increment"), i + 1);
+        tx.commit().await.expect("commit");
+    }
+}
+
+/// `open("fjall:PATH")` gives a working store that persists across reopen.
+#[tokio::test]
+async fn url_open_persists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("fjall:{}", dir.path().display());
+    let file = sample_file(b"u", "s");
+    {
+        let store = fsmeta::open(&url).await.expect("open url");
+        let mut tx = store.begin().await.expect("begin");
+        tx.put_file(&file).await.expect("put_file");
+        tx.commit().await.expect("commit");
+    }
+    let store = fsmeta::open(&url).await.expect("reopen url");
+    let got = store
+        .begin()
+        .await
+        .expect("begin")
+        .get_file(&file.handle)
+        .await
+        .expect("get");
+    assert_eq!(got, Some(file));
+}
+
+/// An overwrite that moves a lock to another file, owner, client, share and
+/// epoch leaves no stale index entry, also after a reopen.
+#[tokio::test]
+async fn moved_lock_indexes_are_exact_after_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let old = sample_lock(&handle(b"old"), "o1", "c1", "s1");
+    let new = fsmeta::PersistedLock {
+        file_id: handle(b"new"),
+        owner_id: "o2".into(),
+        client_id: "c2".into(),
+        share_name: "s2".into(),
+        server_epoch: 9,
+        ..old.clone()
+    };
+    let moved_file = fsmeta::FileMeta {
+        share_name: "s2".into(),
+        ..sample_file(b"old", "s1")
+    };
+    {
+        let store = FjallStore::open(dir.path()).expect("open");
+        let mut tx = begin(&store).await;
+        tx.put_lock(&old).await.expect("put old");
+        tx.put_file(&sample_file(b"old", "s1"))
+            .await
+            .expect("put file");
+        tx.commit().await.expect("commit");
+        let mut tx = begin(&store).await;
+        tx.put_lock(&new).await.expect("put new");
+        tx.put_file(&moved_file).await.expect("move file");
+        tx.commit().await.expect("commit");
+    }
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    let mut tx = begin(&store).await;
+    let stale = [
+        LockQuery::by_file(&old.file_id),
+        LockQuery::by_owner("o1"),
+        LockQuery::by_client("c1"),
+        LockQuery::by_share("s1"),
+        LockQuery::epoch_below(2),
+    ];
+    for q in stale {
+        assert_eq!(tx.list_locks(&q).await.expect("list"), vec![], "{q:?}");
+    }
+    let fresh = [
+        LockQuery::by_file(&new.file_id),
+        LockQuery::by_owner("o2"),
+        LockQuery::by_client("c2"),
+        LockQuery::by_share("s2"),
+        LockQuery::epoch_below(10),
+    ];
+    for q in fresh {
+        assert_eq!(
+            tx.list_locks(&q).await.expect("list"),
+            vec![new.clone()],
+            "{q:?}"
+        );
+    }
+    assert_eq!(tx.list_files("s1").await.expect("list_files s1"), vec![]);
+    assert_eq!(
+        tx.list_files("s2").await.expect("list_files s2"),
+        vec![moved_file]
+    );
+    assert_eq!(
+        tx.delete_locks_by_file(&old.file_id)
+            .await
+            .expect("delete old"),
+        0
+    );
+    assert_eq!(
+        tx.delete_locks_by_client("c2").await.expect("delete new"),
+        1
+    );
+}
