@@ -44,12 +44,17 @@ use std::sync::Arc;
 pub use backend::memory::MemoryStore;
 pub use error::{Error, Result};
 pub use file::{FileHandle, FileKind, FileMeta, FileStore};
-pub use lock::arbiter::{Acquire, acquire_lock, reclaim_lock, release_range, test_lock};
+pub use lock::arbiter::{
+    Acquire, acquire_lock, reclaim_lock, reclaim_lock_as, release_range, test_lock,
+};
 pub use lock::{
-    ByteRange, EnhancedLock, LockOwner, LockQuery, LockStore, LockType, PersistedLock,
+    ByteRange, DEFAULT_NODE, EnhancedLock, EpochRecord, LockOwner, NodeState, LockQuery, LockStore, LockType, PersistedLock,
     ShareReservation,
 };
-pub use recovery::{Recovery, begin_recovery, end_grace, mark_clean_shutdown};
+pub use recovery::{
+    Recovery, begin_recovery, begin_recovery_as, end_grace, end_grace_as, mark_clean_shutdown,
+    mark_clean_shutdown_as,
+};
 pub use time::Timestamp;
 pub use tx::{MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture};
 #[cfg(feature = "fjall")]

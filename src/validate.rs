@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta};
-use crate::lock::{LockQuery, PersistedLock};
+use crate::lock::{EpochRecord, LockQuery, NodeState, PersistedLock};
 use crate::time::Timestamp;
 
 /// The longest owner, client or node id accepted, in bytes.
@@ -58,6 +58,17 @@ pub fn file(file: &FileMeta) -> Result<()> {
     timestamp("atime", file.atime)?;
     timestamp("mtime", file.mtime)?;
     timestamp("ctime", file.ctime)
+}
+
+/// A node's state: a valid node id.
+pub fn node(node: &NodeState) -> Result<()> {
+    id("node_id", &node.node_id)
+}
+
+/// An epoch record: a valid node id and start time.
+pub fn epoch_record(record: &EpochRecord) -> Result<()> {
+    id("node_id", &record.node_id)?;
+    timestamp("started_at", record.started_at)
 }
 
 /// A lock query: a filter that is set must not be empty (an empty id matches

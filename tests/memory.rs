@@ -24,3 +24,4 @@ impl Harness for Fresh {
 }
 
 fsmeta::conformance_tests!(Fresh);
+fsmeta::node_tests!(Fresh);

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta, FileStore};
-use crate::lock::{LockQuery, LockStore, PersistedLock};
+use crate::lock::{EpochRecord, LockQuery, LockStore, NodeState, PersistedLock};
 use crate::tx::{MetadataStore, MetadataTransaction};
 use crate::validate;
 
@@ -104,7 +104,8 @@ struct Tables {
     locks_by_share: OrdSet<(String, Uuid)>,
     locks_by_epoch: OrdSet<(u64, Uuid)>,
     epoch: u64,
-    clean_shutdown: bool,
+    nodes: OrdMap<String, NodeState>,
+    epoch_records: OrdMap<u64, EpochRecord>,
 }
 
 impl Default for Tables {
@@ -119,7 +120,8 @@ impl Default for Tables {
             locks_by_share: OrdSet::new(),
             locks_by_epoch: OrdSet::new(),
             epoch: 0,
-            clean_shutdown: true,
+            nodes: OrdMap::new(),
+            epoch_records: OrdMap::new(),
         }
     }
 }
@@ -223,7 +225,8 @@ enum Write {
     PutLock(PersistedLock),
     DeleteLock(Uuid),
     Epoch(u64),
-    CleanShutdown(bool),
+    PutNode(NodeState),
+    PutEpochRecord(EpochRecord),
 }
 
 /// What a transaction's result depended on.
@@ -234,7 +237,9 @@ struct ReadSet {
     locks: HashSet<Uuid>,
     queries: Vec<LockQuery>,
     epoch: bool,
-    clean_shutdown: bool,
+    nodes: HashSet<String>,
+    all_nodes: bool,
+    epoch_records: bool,
 }
 
 /// What one commit changed, as validation of later-committing transactions needs it.
@@ -243,13 +248,16 @@ struct CommitRecord {
     files: Vec<(FileHandle, Option<String>, Option<String>)>,
     locks: Vec<(Option<PersistedLock>, Option<PersistedLock>)>,
     epoch: bool,
-    clean_shutdown: bool,
+    nodes: Vec<String>,
+    epoch_records: bool,
 }
 
 impl CommitRecord {
     fn invalidates(&self, reads: &ReadSet) -> bool {
         (self.epoch && reads.epoch)
-            || (self.clean_shutdown && reads.clean_shutdown)
+            || (self.epoch_records && reads.epoch_records)
+            || (!self.nodes.is_empty() && reads.all_nodes)
+            || self.nodes.iter().any(|n| reads.nodes.contains(n))
             || self.files.iter().any(|(handle, old_share, new_share)| {
                 reads.files.contains(handle)
                     || [old_share, new_share]
@@ -390,15 +398,38 @@ impl LockStore for MemoryTx {
         Ok(next)
     }
 
-    async fn clean_shutdown(&mut self) -> Result<bool> {
-        self.reads.clean_shutdown = true;
-        Ok(self.working.clean_shutdown)
+    async fn get_node(&mut self, node_id: &str) -> Result<Option<NodeState>> {
+        validate::id("node_id", node_id)?;
+        self.reads.nodes.insert(node_id.to_owned());
+        Ok(self.working.nodes.get(node_id).cloned())
     }
 
-    async fn set_clean_shutdown(&mut self, clean: bool) -> Result<()> {
-        self.working.clean_shutdown = clean;
-        self.writes.push(Write::CleanShutdown(clean));
+    async fn put_node(&mut self, node: &NodeState) -> Result<()> {
+        validate::node(node)?;
+        self.working
+            .nodes
+            .insert(node.node_id.clone(), node.clone());
+        self.writes.push(Write::PutNode(node.clone()));
         Ok(())
+    }
+
+    async fn list_nodes(&mut self) -> Result<Vec<NodeState>> {
+        self.reads.all_nodes = true;
+        Ok(self.working.nodes.values().cloned().collect())
+    }
+
+    async fn put_epoch_record(&mut self, record: &EpochRecord) -> Result<()> {
+        validate::epoch_record(record)?;
+        self.working
+            .epoch_records
+            .insert(record.epoch, record.clone());
+        self.writes.push(Write::PutEpochRecord(record.clone()));
+        Ok(())
+    }
+
+    async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>> {
+        self.reads.epoch_records = true;
+        Ok(self.working.epoch_records.values().cloned().collect())
     }
 }
 
@@ -443,7 +474,8 @@ impl MetadataTransaction for MemoryTx {
             files: Vec::new(),
             locks: Vec::new(),
             epoch: false,
-            clean_shutdown: false,
+            nodes: Vec::new(),
+            epoch_records: false,
         };
         for write in std::mem::take(&mut self.writes) {
             match write {
@@ -468,9 +500,15 @@ impl MetadataTransaction for MemoryTx {
                     tables.epoch = epoch;
                     record.epoch = true;
                 }
-                Write::CleanShutdown(clean) => {
-                    tables.clean_shutdown = clean;
-                    record.clean_shutdown = true;
+                Write::PutNode(node) => {
+                    record.nodes.push(node.node_id.clone());
+                    tables.nodes.insert(node.node_id.clone(), node);
+                }
+                Write::PutEpochRecord(epoch_record) => {
+                    tables
+                        .epoch_records
+                        .insert(epoch_record.epoch, epoch_record);
+                    record.epoch_records = true;
                 }
             }
         }

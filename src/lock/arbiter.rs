@@ -10,9 +10,10 @@
 
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::file::FileHandle;
-use crate::lock::{ByteRange, LockOwner, LockQuery, PersistedLock};
+use crate::lock::{ByteRange, DEFAULT_NODE, LockOwner, LockQuery, PersistedLock};
+use crate::recovery::Epochs;
 use crate::tx::MetadataTransaction;
 use crate::validate;
 
@@ -193,29 +194,50 @@ pub async fn release_range(
     Ok(touched)
 }
 
-/// Re-grants a lock held before a restart, during the grace period.
-///
-/// Granted only when a stored lock from an earlier epoch matches the request's
-/// file, owner, client, offset, length and type exactly; that record is
-/// restamped with the store's current epoch (it keeps its id: no second record).
-/// Anything else is denied, with the stored locks that would conflict with it.
+/// Re-grants a lock held before a restart, on node [`DEFAULT_NODE`]; see [`reclaim_lock_as`].
 pub async fn reclaim_lock(
     tx: &mut (dyn MetadataTransaction + '_),
     lock: &PersistedLock,
 ) -> Result<Acquire> {
+    reclaim_lock_as(tx, DEFAULT_NODE, lock).await
+}
+
+/// Re-grants a lock held before a restart, during the grace period, through `node`.
+///
+/// Granted only when a stored lock from a dead epoch (of any node: a client
+/// may fail over to another server) matches the request's file, owner, client,
+/// offset, length and type exactly; that record is restamped with `node`'s
+/// current epoch (it keeps its id: no second record). Anything else is denied,
+/// with the stored locks that would conflict with it. For [`DEFAULT_NODE`]
+/// before it ever began recovery, the current epoch is the store's counter.
+pub async fn reclaim_lock_as(
+    tx: &mut (dyn MetadataTransaction + '_),
+    node: &str,
+    lock: &PersistedLock,
+) -> Result<Acquire> {
+    validate::id("node_id", node)?;
     validate::lock(lock)?;
-    let epoch = tx.server_epoch().await?;
+    let epoch = match tx.get_node(node).await? {
+        Some(state) if state.epoch > 0 => state.epoch,
+        _ if node == DEFAULT_NODE => tx.server_epoch().await?,
+        _ => {
+            return Err(Error::Invalid(format!(
+                "node_id: node {node:?} has no current epoch; call begin_recovery_as first"
+            )));
+        }
+    };
+    let epochs = Epochs::load(tx).await?;
     let query = LockQuery {
         file_id: Some(lock.file_id.clone()),
         owner_id: Some(lock.owner_id.clone()),
         client_id: Some(lock.client_id.clone()),
-        server_epoch_below: Some(epoch),
         ..Default::default()
     };
     let matching = tx.list_locks(&query).await?.into_iter().find(|stored| {
         stored.offset == lock.offset
             && stored.length == lock.length
             && stored.lock_type == lock.lock_type
+            && epochs.is_dead(stored.server_epoch)
     });
     match matching {
         Some(stored) => {

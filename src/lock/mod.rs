@@ -2,6 +2,7 @@
 //! and the [`LockStore`] operations.
 
 pub(crate) mod arbiter;
+mod node;
 mod range;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::file::FileHandle;
 use crate::time::Timestamp;
 
+pub use node::{DEFAULT_NODE, EpochRecord, NodeState};
 pub use range::ByteRange;
 
 /// Read (shared) or write (exclusive) byte-range lock.
@@ -279,6 +281,11 @@ impl LockQuery {
     }
 }
 
+// TEMPORARY while the fjall and PostgreSQL backends gain node state: removed before release.
+fn nodes_unsupported() -> Error {
+    Error::Invalid("this backend does not store node state yet".into())
+}
+
 /// Lock-state operations of a transaction.
 #[async_trait]
 pub trait LockStore: Send {
@@ -298,8 +305,37 @@ pub trait LockStore: Send {
     async fn server_epoch(&mut self) -> Result<u64>;
     /// Adds one to the server epoch and returns the new value.
     async fn increment_server_epoch(&mut self) -> Result<u64>;
-    /// True when the last server incarnation marked its shutdown clean (true on a new store).
-    async fn clean_shutdown(&mut self) -> Result<bool>;
-    /// Records whether the current incarnation has shut down cleanly.
-    async fn set_clean_shutdown(&mut self, clean: bool) -> Result<()>;
+    /// The state of a node, if the store has seen it.
+    async fn get_node(&mut self, _node_id: &str) -> Result<Option<NodeState>> {
+        Err(nodes_unsupported())
+    }
+    /// Inserts or replaces a node's state.
+    async fn put_node(&mut self, _node: &NodeState) -> Result<()> {
+        Err(nodes_unsupported())
+    }
+    /// Every node the store has seen, in id order.
+    async fn list_nodes(&mut self) -> Result<Vec<NodeState>> {
+        Err(nodes_unsupported())
+    }
+    /// Records which node an epoch was handed to (inserts or replaces by epoch).
+    async fn put_epoch_record(&mut self, _record: &EpochRecord) -> Result<()> {
+        Err(nodes_unsupported())
+    }
+    /// Every recorded epoch, in epoch order.
+    async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>> {
+        Err(nodes_unsupported())
+    }
+
+    /// True when node [`DEFAULT_NODE`]'s last incarnation marked its shutdown
+    /// clean (true on a new store).
+    async fn clean_shutdown(&mut self) -> Result<bool> {
+        Ok(self.get_node(DEFAULT_NODE).await?.is_none_or(|n| n.clean_shutdown))
+    }
+
+    /// Records whether node [`DEFAULT_NODE`]'s current incarnation has shut down cleanly.
+    async fn set_clean_shutdown(&mut self, clean: bool) -> Result<()> {
+        let mut node = self.get_node(DEFAULT_NODE).await?.unwrap_or_else(|| NodeState::new(DEFAULT_NODE));
+        node.clean_shutdown = clean;
+        self.put_node(&node).await
+    }
 }

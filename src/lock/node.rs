@@ -1,0 +1,53 @@
+//! Server nodes and the epochs they were handed.
+//!
+//! Several file servers (nodes) may share one store. The server epoch is one
+//! global counter, so every incarnation of every node gets a distinct epoch;
+//! the store records which node each epoch went to and each node's current
+//! epoch and clean-shutdown flag. An epoch is *live* while it is the current
+//! epoch of its node and *dead* once that node has started a newer
+//! incarnation. Recovery works on one node's dead epochs only, so a node that
+//! restarts never disturbs the live locks of the others.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// The node that the single-node API (`begin_recovery`, `end_grace`,
+/// `mark_clean_shutdown`, `reclaim_lock`, `clean_shutdown`) works on. A store
+/// written before nodes existed belongs to it: its epoch and clean flag become
+/// this node's, and locks stamped with an epoch that no node was handed count
+/// as this node's.
+pub const DEFAULT_NODE: &str = "default";
+
+/// One node's recovery state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeState {
+    /// The node's id (validated like a client id).
+    pub node_id: String,
+    /// The node's current (live) epoch; 0 before its first `begin_recovery`.
+    pub epoch: u64,
+    /// True when the node's last incarnation shut down cleanly (or it never ran).
+    pub clean_shutdown: bool,
+}
+
+impl NodeState {
+    /// The state of a node the store has never seen: epoch 0, clean.
+    pub fn new(node_id: &str) -> Self {
+        NodeState {
+            node_id: node_id.to_owned(),
+            epoch: 0,
+            clean_shutdown: true,
+        }
+    }
+}
+
+/// Which node an epoch was handed to, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// The epoch.
+    pub epoch: u64,
+    /// The node that started an incarnation with it.
+    pub node_id: String,
+    /// When that incarnation started.
+    pub started_at: Timestamp,
+}
