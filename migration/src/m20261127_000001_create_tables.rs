@@ -82,7 +82,8 @@ fn between(name: &'static str, col: impl IntoIden, lo: u64, hi: u64) -> Check {
 }
 
 /// A u64 column: `NUMERIC(20,0) NOT NULL CHECK (0..=u64::MAX)` (see the module docs for why).
-fn u64_col(col: impl IntoIden + Clone, check: &'static str) -> ColumnDef {
+fn u64_col(col: impl IntoIden, check: &'static str) -> ColumnDef {
+    let col = col.into_iden();
     ColumnDef::new(col.clone())
         .decimal_len(20, 0)
         .not_null()
@@ -91,7 +92,8 @@ fn u64_col(col: impl IntoIden + Clone, check: &'static str) -> ColumnDef {
 }
 
 /// A u32 column: `BIGINT NOT NULL CHECK (0..=u32::MAX)`.
-fn u32_col(col: impl IntoIden + Clone, check: &'static str) -> ColumnDef {
+fn u32_col(col: impl IntoIden, check: &'static str) -> ColumnDef {
+    let col = col.into_iden();
     ColumnDef::new(col.clone())
         .big_integer()
         .not_null()
@@ -100,7 +102,8 @@ fn u32_col(col: impl IntoIden + Clone, check: &'static str) -> ColumnDef {
 }
 
 /// A small enum column: `SMALLINT NOT NULL CHECK (0..=max)`.
-fn enum_col(col: impl IntoIden + Clone, check: &'static str, max: u64) -> ColumnDef {
+fn enum_col(col: impl IntoIden, check: &'static str, max: u64) -> ColumnDef {
+    let col = col.into_iden();
     ColumnDef::new(col.clone())
         .small_integer()
         .not_null()
@@ -109,7 +112,8 @@ fn enum_col(col: impl IntoIden + Clone, check: &'static str, max: u64) -> Column
 }
 
 /// A text or bytea column whose byte length must be in `1..=max`.
-fn sized_col(col: impl IntoIden + Clone, check: &'static str, max: u64, bytes: bool) -> ColumnDef {
+fn sized_col(col: impl IntoIden, check: &'static str, max: u64, bytes: bool) -> ColumnDef {
+    let col = col.into_iden();
     let mut def = ColumnDef::new(col.clone());
     if bytes {
         def.blob();
@@ -117,11 +121,25 @@ fn sized_col(col: impl IntoIden + Clone, check: &'static str, max: u64, bytes: b
         def.text();
     }
     let len = Expr::expr(Func::cust("octet_length").arg(Expr::col(col)));
-    def.not_null().check(Check::named(check, len.between(1, max))).to_owned()
+    def.not_null()
+        .check(Check::named(check, len.between(1, max)))
+        .to_owned()
 }
 
-fn timestamp_col(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().not_null().to_owned()
+/// A timestamp column: `TIMESTAMPTZ NOT NULL`, limited to the years 1..=9999
+/// (what `fsmeta::Timestamp` accepts; it also keeps out `infinity`, which no
+/// client type can decode).
+fn timestamp_col(col: impl IntoIden, check: &'static str) -> ColumnDef {
+    let col = col.into_iden();
+    let range = Expr::col(col.clone()).between(
+        Expr::cust("TIMESTAMPTZ '0001-01-01 00:00:00+00'"),
+        Expr::cust("TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"),
+    );
+    ColumnDef::new(col)
+        .timestamp_with_time_zone()
+        .not_null()
+        .check(Check::named(check, range))
+        .to_owned()
 }
 
 #[async_trait::async_trait]
@@ -133,16 +151,21 @@ impl MigrationTrait for Migration {
                     .table(Files::Table)
                     .if_not_exists()
                     .col(sized_col(Files::Handle, "files_handle_check", 128, true).primary_key())
-                    .col(sized_col(Files::ShareName, "files_share_name_check", 255, false))
+                    .col(sized_col(
+                        Files::ShareName,
+                        "files_share_name_check",
+                        255,
+                        false,
+                    ))
                     .col(enum_col(Files::Kind, "files_kind_check", 3))
                     .col(u32_col(Files::Mode, "files_mode_check"))
                     .col(u32_col(Files::Uid, "files_uid_check"))
                     .col(u32_col(Files::Gid, "files_gid_check"))
                     .col(u32_col(Files::Nlink, "files_nlink_check"))
                     .col(u64_col(Files::Size, "files_size_check"))
-                    .col(timestamp_col(Files::Atime))
-                    .col(timestamp_col(Files::Mtime))
-                    .col(timestamp_col(Files::Ctime))
+                    .col(timestamp_col(Files::Atime, "files_atime_check"))
+                    .col(timestamp_col(Files::Mtime, "files_mtime_check"))
+                    .col(timestamp_col(Files::Ctime, "files_ctime_check"))
                     .to_owned(),
             )
             .await?;
@@ -166,15 +189,34 @@ impl MigrationTrait for Migration {
                     .table(Locks::Table)
                     .if_not_exists()
                     .col(ColumnDef::new(Locks::Id).uuid().not_null().primary_key())
-                    .col(sized_col(Locks::ShareName, "locks_share_name_check", 255, false))
+                    .col(sized_col(
+                        Locks::ShareName,
+                        "locks_share_name_check",
+                        255,
+                        false,
+                    ))
                     .col(sized_col(Locks::FileId, "locks_file_id_check", 128, true))
-                    .col(sized_col(Locks::OwnerId, "locks_owner_id_check", 1024, false))
-                    .col(sized_col(Locks::ClientId, "locks_client_id_check", 1024, false))
+                    .col(sized_col(
+                        Locks::OwnerId,
+                        "locks_owner_id_check",
+                        1024,
+                        false,
+                    ))
+                    .col(sized_col(
+                        Locks::ClientId,
+                        "locks_client_id_check",
+                        1024,
+                        false,
+                    ))
                     .col(enum_col(Locks::LockType, "locks_lock_type_check", 1))
                     .col(u64_col(Locks::Offset, "locks_offset_check"))
                     .col(u64_col(Locks::Length, "locks_length_check"))
-                    .col(enum_col(Locks::ShareReservation, "locks_share_reservation_check", 3))
-                    .col(timestamp_col(Locks::AcquiredAt))
+                    .col(enum_col(
+                        Locks::ShareReservation,
+                        "locks_share_reservation_check",
+                        3,
+                    ))
+                    .col(timestamp_col(Locks::AcquiredAt, "locks_acquired_at_check"))
                     .col(u64_col(Locks::ServerEpoch, "locks_server_epoch_check"))
                     .to_owned(),
             )
@@ -218,7 +260,12 @@ impl MigrationTrait for Migration {
                             .check(between("server_state_id_check", ServerState::Id, 1, 1)),
                     )
                     .col(u64_col(ServerState::Epoch, "server_state_epoch_check").default(0))
-                    .col(ColumnDef::new(ServerState::CleanShutdown).boolean().not_null().default(true))
+                    .col(
+                        ColumnDef::new(ServerState::CleanShutdown)
+                            .boolean()
+                            .not_null()
+                            .default(true),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -227,7 +274,11 @@ impl MigrationTrait for Migration {
             .exec_stmt(
                 Query::insert()
                     .into_table(ServerState::Table)
-                    .columns([ServerState::Id, ServerState::Epoch, ServerState::CleanShutdown])
+                    .columns([
+                        ServerState::Id,
+                        ServerState::Epoch,
+                        ServerState::CleanShutdown,
+                    ])
                     .values_panic([1i16.into(), 0u64.into(), true.into()])
                     .on_conflict(OnConflict::column(ServerState::Id).do_nothing().to_owned())
                     .to_owned(),
@@ -241,7 +292,9 @@ impl MigrationTrait for Migration {
             Locks::Table.into_iden(),
             Files::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).if_exists().to_owned())
+                .await?;
         }
         Ok(())
     }

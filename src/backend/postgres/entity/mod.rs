@@ -1,0 +1,9 @@
+//! SeaORM entities, one per table. The schema itself is created by the
+//! `migration` crate; these only describe it to the query builder, in the
+//! database's own types (`NUMERIC` as `Decimal`, `BIGINT` as `i64`, …).
+//! Conversion to fsmeta's model, and the checks that a stored row obeys it,
+//! live in the parent module.
+
+pub(super) mod files;
+pub(super) mod locks;
+pub(super) mod server_state;

@@ -1,0 +1,26 @@
+//! The single-row `server_state` table (`id = 1`): store-wide state.
+
+use sea_orm::entity::prelude::*;
+
+/// The id of the one row.
+pub(crate) const ROW_ID: i16 = 1;
+
+/// The row of `server_state`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "server_state")]
+pub struct Model {
+    /// Always [`ROW_ID`] (a CHECK enforces it).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: i16,
+    /// The server epoch, u64 as `NUMERIC(20,0)`.
+    #[sea_orm(column_type = "Decimal(Some((20, 0)))")]
+    pub epoch: Decimal,
+    /// Whether the last incarnation shut down cleanly.
+    pub clean_shutdown: bool,
+}
+
+/// No relations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,973 @@
+//! The PostgreSQL backend against a real server: the whole conformance suite,
+//! reopen persistence, and PostgreSQL-specific checks (hostile IDs as plain
+//! data, write skew, migrations, u64 values as SQL sees them, corrupt rows).
+//!
+//! Server: `FSMETA_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). Each store lives in its own
+//! freshly created schema, dropped afterwards, so tests run in parallel and
+//! leave nothing behind. An unreachable server skips every test with a notice,
+//! unless `FSMETA_REQUIRE_POSTGRES=1`, which turns that into a failure.
+#![cfg(feature = "postgres")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fsmeta::conformance::{Harness, TestStore, handle, sample_file, sample_lock};
+use fsmeta::{
+    Error, LockQuery, MetadataStore, MetadataStoreExt, MetadataTransaction, PgOptions,
+    PostgresStore, Result, Timestamp,
+};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
+
+// ---------------------------------------------------------------------------
+// Fixture
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn server_url() -> String {
+    std::env::var("FSMETA_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+fn required() -> bool {
+    std::env::var("FSMETA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// The server URL when it answers; `None` (after a notice) when it does not and
+/// the environment does not require it.
+async fn reachable() -> Option<String> {
+    let url = server_url();
+    let mut options = ConnectOptions::new(&url);
+    options
+        .max_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    match Database::connect(options).await {
+        Ok(db) => {
+            let _ = db.close().await;
+            Some(url)
+        }
+        Err(e) if required() => {
+            panic!("FSMETA_REQUIRE_POSTGRES=1 but PostgreSQL at {url} is unreachable: {e}")
+        }
+        Err(e) => {
+            eprintln!("notice: skipping PostgreSQL test: {url} is unreachable ({e})");
+            None
+        }
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn fresh_schema_name() -> String {
+    format!("fsmeta_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A one-connection pool for inspecting the database with plain SQL, its
+/// search path set to `schema`.
+async fn sql_connection(url: &str, schema: &str) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(1)
+        .sqlx_logging(false)
+        .set_schema_search_path(quote_ident(schema));
+    Database::connect(options)
+        .await
+        .expect("connect for plain SQL")
+}
+
+async fn drop_schema(url: &str, schema: &str) -> std::result::Result<(), sea_orm::DbErr> {
+    let mut options = ConnectOptions::new(url);
+    options.max_connections(1).sqlx_logging(false);
+    // Never hang a test run on a lock a stray connection still holds.
+    options.map_sqlx_postgres_opts(|pg| pg.options([("lock_timeout", "10s")]));
+    let db = Database::connect(options).await?;
+    let result = db
+        .execute_unprepared(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_ident(schema)
+        ))
+        .await
+        .map(drop);
+    let _ = db.close().await;
+    result
+}
+
+fn options_for(schema: &str) -> PgOptions {
+    PgOptions {
+        schema: Some(schema.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// A store in its own schema. The schema is dropped by `teardown`, or by `Drop`
+/// when a failing check unwinds past the fixture.
+struct PgFixture {
+    url: String,
+    schema: String,
+    store: Option<PostgresStore>,
+    dropped: bool,
+}
+
+impl PgFixture {
+    async fn new() -> Option<PgFixture> {
+        let url = reachable().await?;
+        let schema = fresh_schema_name();
+        let store = PostgresStore::connect_with(&url, options_for(&schema))
+            .await
+            .unwrap_or_else(|e| panic!("connect to {url} in schema {schema}: {e}"));
+        Some(PgFixture {
+            url,
+            schema,
+            store: Some(store),
+            dropped: false,
+        })
+    }
+
+    fn pg(&self) -> PostgresStore {
+        self.store.clone().expect("the fixture holds an open store")
+    }
+
+    async fn sql(&self) -> DatabaseConnection {
+        sql_connection(&self.url, &self.schema).await
+    }
+
+    async fn cleanup(mut self) {
+        self.store = None;
+        if let Err(e) = drop_schema(&self.url, &self.schema).await {
+            eprintln!("warning: could not drop test schema {}: {e}", self.schema);
+        }
+        self.dropped = true;
+    }
+}
+
+impl Drop for PgFixture {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        self.store = None;
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        // `Drop` cannot await, and may run inside (or after) the test's runtime:
+        // a thread with a runtime of its own drops the schema.
+        let cleaner = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime
+                && let Err(e) = runtime.block_on(drop_schema(&url, &schema))
+            {
+                eprintln!("warning: could not drop test schema {schema}: {e}");
+            }
+        });
+        let _ = cleaner.join();
+    }
+}
+
+#[async_trait::async_trait]
+impl TestStore for PgFixture {
+    fn store(&self) -> Arc<dyn MetadataStore> {
+        Arc::new(self.pg())
+    }
+
+    async fn reopen(&mut self) -> Result<()> {
+        // Drop the pool (every connection), then connect again to the same schema.
+        if let Some(store) = self.store.take() {
+            store.close().await?;
+        }
+        self.store = Some(PostgresStore::connect_with(&self.url, options_for(&self.schema)).await?);
+        Ok(())
+    }
+
+    async fn teardown(self: Box<Self>) {
+        (*self).cleanup().await;
+    }
+}
+
+struct Fresh;
+
+#[async_trait::async_trait]
+impl Harness for Fresh {
+    async fn create(&self) -> Option<Box<dyn TestStore>> {
+        Some(Box::new(PgFixture::new().await?))
+    }
+}
+
+fsmeta::conformance_tests!(Fresh);
+fsmeta::persistence_tests!(Fresh);
+
+// ---------------------------------------------------------------------------
+// Helpers for the PostgreSQL-specific checks
+
+async fn begin(store: &PostgresStore) -> Box<dyn MetadataTransaction> {
+    store.begin().await.expect("begin")
+}
+
+/// One column of the first row of `sql`, as text.
+async fn sql_text(db: &DatabaseConnection, sql: &str) -> Option<String> {
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))?;
+    row.try_get_by_index::<Option<String>>(0)
+        .expect("a text column")
+}
+
+async fn sql_exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+async fn table_names(db: &DatabaseConnection) -> Vec<String> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema() ORDER BY 1",
+        ))
+        .await
+        .expect("list tables");
+    rows.iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("table name"))
+        .collect()
+}
+
+fn is_conflict<T>(r: &Result<T>) -> bool {
+    matches!(r, Err(e @ Error::Conflict(_)) if e.is_retryable())
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL-specific checks
+
+/// SQL-looking IDs are bound as parameters: stored and matched as plain text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_ids_are_plain_data() {
+    let Some(fx) = PgFixture::new().await else {
+        return;
+    };
+    let store = fx.pg();
+    let hostile = [
+        "'; DROP TABLE locks; --",
+        "\"; DROP SCHEMA public CASCADE; --",
+        "x' OR '1'='1",
+        "$1",
+        "\\' \\\\ %_*",
+        "Robert'); DELETE FROM files; --",
+    ];
+    let file = handle(b"'; DROP TABLE files; --");
+    let mut tx = begin(&store).await;
+    let mut ids = Vec::new();
+    for (i, id) in hostile.iter().enumerate() {
+        let share = format!("share {id}");
+        tx.put_file(&sample_file(format!("{id}{i}").as_bytes(), &share))
+            .await
+            .expect("put_file");
+        let lock = sample_lock(&file, id, id, &share);
+        ids.push(lock.id);
+        tx.put_lock(&lock).await.expect("put_lock");
+    }
+    tx.commit().await.expect("commit");
+
+    let mut tx = begin(&store).await;
+    for id in hostile {
+        let share = format!("share {id}");
+        for query in [
+            LockQuery::by_owner(id),
+            LockQuery::by_client(id),
+            LockQuery::by_share(&share),
+        ] {
+            let found = tx.list_locks(&query).await.expect("list_locks");
+            assert_eq!(found.len(), 1, "{query:?} must match exactly its own lock");
+            assert_eq!(found[0].owner_id, id);
+        }
+        assert_eq!(tx.list_files(&share).await.expect("list_files").len(), 1);
+    }
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_file(&file))
+            .await
+            .unwrap()
+            .len(),
+        hostile.len()
+    );
+    assert_eq!(
+        tx.delete_locks_by_client(hostile[0]).await.expect("delete"),
+        1
+    );
+    tx.commit().await.expect("commit");
+
+    let db = fx.sql().await;
+    assert_eq!(
+        table_names(&db).await,
+        ["files", "locks", "seaql_migrations", "server_state"]
+    );
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM locks")
+            .await
+            .as_deref(),
+        Some("5")
+    );
+    assert_eq!(
+        sql_text(
+            &db,
+            "SELECT owner_id FROM locks WHERE owner_id LIKE '%DROP SCHEMA%'"
+        )
+        .await
+        .as_deref(),
+        Some(hostile[1])
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// Each transaction reads the range the other writes: PostgreSQL's SSI must
+/// fail one of them with 40001, reported as a retryable `Conflict`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_skew_fails_one_with_conflict() {
+    let Some(fx) = PgFixture::new().await else {
+        return;
+    };
+    let store = fx.pg();
+    let (a, b) = (handle(b"file-a"), handle(b"file-b"));
+
+    let mut t1 = begin(&store).await;
+    let mut t2 = begin(&store).await;
+    // t1: "no lock on a, so I may lock b"; t2: "no lock on b, so I may lock a".
+    assert!(
+        t1.list_locks(&LockQuery::by_file(&a))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        t2.list_locks(&LockQuery::by_file(&b))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let w1 = t1.put_lock(&sample_lock(&b, "o1", "c1", "s")).await;
+    let w2 = t2.put_lock(&sample_lock(&a, "o2", "c2", "s")).await;
+    let c1 = match w1 {
+        Ok(()) => t1.commit().await,
+        Err(e) => Err(e),
+    };
+    let c2 = match w2 {
+        Ok(()) => t2.commit().await,
+        Err(e) => Err(e),
+    };
+    assert!(
+        is_conflict(&c1) != is_conflict(&c2),
+        "exactly one must fail with Conflict: t1 {c1:?}, t2 {c2:?}"
+    );
+    assert!(
+        c1.is_ok() || c2.is_ok(),
+        "the other commits: t1 {c1:?}, t2 {c2:?}"
+    );
+
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.list_locks(&LockQuery::default()).await.unwrap().len(), 1);
+    drop(tx);
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// Two transactions waiting on each other's row locks: PostgreSQL breaks the
+/// deadlock (40P01) or serialization failure (40001); both are `Conflict`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlock_is_a_conflict() {
+    let Some(fx) = PgFixture::new().await else {
+        return;
+    };
+    let store = fx.pg();
+    let f = handle(b"f");
+    let (x, y) = (
+        sample_lock(&f, "ox", "cx", "s"),
+        sample_lock(&f, "oy", "cy", "s"),
+    );
+    let mut tx = begin(&store).await;
+    tx.put_lock(&x).await.unwrap();
+    tx.put_lock(&y).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut t1 = begin(&store).await;
+    let mut t2 = begin(&store).await;
+    t1.put_lock(&x).await.unwrap();
+    t2.put_lock(&y).await.unwrap();
+    // Each now updates the row the other holds.
+    let second = tokio::spawn(async move {
+        let r = t2.put_lock(&x).await;
+        match r {
+            Ok(()) => t2.commit().await,
+            Err(e) => Err(e),
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r1 = match t1.put_lock(&y).await {
+        Ok(()) => t1.commit().await,
+        Err(e) => Err(e),
+    };
+    let r2 = second.await.expect("second transaction task");
+    assert!(
+        is_conflict(&r1) || is_conflict(&r2),
+        "one of them must get Conflict: t1 {r1:?}, t2 {r2:?}"
+    );
+    assert!(
+        r1.is_ok() || r2.is_ok(),
+        "the other commits: t1 {r1:?}, t2 {r2:?}"
+    );
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// Running the migrations again (twice, by `migrate` and by the Migrator
+/// itself) changes nothing, and `down` then `up` rebuilds a working store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent_and_reversible() {
+    let Some(fx) = PgFixture::new().await else {
+        return;
+    };
+    let store = fx.pg();
+    let f = sample_file(b"kept", "s");
+    let lock = sample_lock(&f.handle, "o", "c", "s");
+    let mut tx = begin(&store).await;
+    tx.put_file(&f).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 1);
+    tx.commit().await.unwrap();
+
+    let db = fx.sql().await;
+    let schema_before = sql_text(
+        &db,
+        "SELECT string_agg(table_name || '.' || column_name || ':' || data_type, ',' \
+         ORDER BY table_name, column_name) FROM information_schema.columns \
+         WHERE table_schema = current_schema()",
+    )
+    .await;
+    store.migrate().await.expect("migrate again");
+    store.migrate().await.expect("and again");
+    Migrator::up(&db, None)
+        .await
+        .expect("Migrator::up on a current schema");
+    let schema_after = sql_text(
+        &db,
+        "SELECT string_agg(table_name || '.' || column_name || ':' || data_type, ',' \
+         ORDER BY table_name, column_name) FROM information_schema.columns \
+         WHERE table_schema = current_schema()",
+    )
+    .await;
+    assert_eq!(schema_before, schema_after);
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
+            .await
+            .as_deref(),
+        Some("1"),
+        "one migration, recorded once"
+    );
+    let mut tx = begin(&store).await;
+    assert_eq!(
+        tx.get_file(&f.handle).await.unwrap(),
+        Some(f.clone()),
+        "data survives"
+    );
+    assert_eq!(tx.get_lock(lock.id).await.unwrap(), Some(lock.clone()));
+    assert_eq!(tx.server_epoch().await.unwrap(), 1);
+    drop(tx);
+
+    // Down: every table but the migration table is gone.
+    Migrator::down(&db, None).await.expect("down");
+    assert_eq!(table_names(&db).await, ["seaql_migrations"]);
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
+            .await
+            .as_deref(),
+        Some("0")
+    );
+    // Up again: a new, empty store.
+    Migrator::up(&db, None).await.expect("up");
+    assert_eq!(
+        table_names(&db).await,
+        ["files", "locks", "seaql_migrations", "server_state"]
+    );
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.get_file(&f.handle).await.unwrap(), None);
+    assert_eq!(tx.server_epoch().await.unwrap(), 0);
+    assert!(tx.clean_shutdown().await.unwrap());
+    tx.put_lock(&lock).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        begin(&store).await.get_lock(lock.id).await.unwrap(),
+        Some(lock)
+    );
+
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// Several servers connecting to a new schema at once: one migrates, the
+/// others wait for it and find nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_connects_migrate_once() {
+    let Some(url) = reachable().await else { return };
+    let schema = fresh_schema_name();
+    let connects = (0..4).map(|_| {
+        let (url, options) = (url.clone(), options_for(&schema));
+        tokio::spawn(async move { PostgresStore::connect_with(&url, options).await })
+    });
+    let mut stores = Vec::new();
+    for c in connects.collect::<Vec<_>>() {
+        stores.push(c.await.expect("task").expect("concurrent connect"));
+    }
+    let mut tx = begin(&stores[0]).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        begin(&stores[3]).await.server_epoch().await.unwrap(),
+        1,
+        "one shared store"
+    );
+    let db = sql_connection(&url, &schema).await;
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    db.close().await.ok();
+    drop(stores);
+    drop_schema(&url, &schema).await.expect("drop schema");
+}
+
+/// u64::MAX in every u64 column, as PostgreSQL itself shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn u64_max_is_stored_as_its_true_value() {
+    let Some(fx) = PgFixture::new().await else {
+        return;
+    };
+    let store = fx.pg();
+    let mut f = sample_file(b"big", "s");
+    f.size = u64::MAX;
+    f.mode = u32::MAX;
+    let mut lock = sample_lock(&f.handle, "o", "c", "s");
+    (lock.offset, lock.length, lock.server_epoch) = (u64::MAX, u64::MAX, u64::MAX);
+    let mut tx = begin(&store).await;
+    tx.put_file(&f).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let db = fx.sql().await;
+    let max = Some("18446744073709551615");
+    assert_eq!(
+        sql_text(&db, "SELECT \"offset\"::text FROM locks")
+            .await
+            .as_deref(),
+        max
+    );
+    assert_eq!(
+        sql_text(&db, "SELECT length::text FROM locks")
+            .await
+            .as_deref(),
+        max
+    );
+    assert_eq!(
+        sql_text(&db, "SELECT server_epoch::text FROM locks")
+            .await
+            .as_deref(),
+        max
+    );
+    assert_eq!(
+        sql_text(&db, "SELECT size::text FROM files")
+            .await
+            .as_deref(),
+        max
+    );
+    assert_eq!(
+        sql_text(&db, "SELECT mode::text FROM files")
+            .await
+            .as_deref(),
+        Some("4294967295")
+    );
+
+    // The epoch can reach u64::MAX too, and then refuses to grow without
+    // breaking the transaction.
+    sql_exec(&db, "UPDATE server_state SET epoch = 18446744073709551614").await;
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), u64::MAX);
+    let r = tx.increment_server_epoch().await;
+    assert!(
+        matches!(r, Err(Error::Invalid(_))),
+        "epoch past u64::MAX: {r:?}"
+    );
+    assert_eq!(
+        tx.server_epoch().await.unwrap(),
+        u64::MAX,
+        "the transaction stays usable"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        sql_text(&db, "SELECT epoch::text FROM server_state")
+            .await
+            .as_deref(),
+        max
+    );
+    // `server_epoch < $n` compares numerically over the whole range.
+    let mut tx = begin(&store).await;
+    assert!(
+        tx.list_locks(&LockQuery::epoch_below(u64::MAX))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(tx);
+
+    // Negative or over-large values cannot be written behind fsmeta's back.
+    for sql in [
+        "UPDATE locks SET \"offset\" = -1",
+        "UPDATE locks SET length = 18446744073709551616",
+        "UPDATE files SET uid = 4294967296",
+        "UPDATE locks SET lock_type = 2",
+        "UPDATE files SET kind = 4",
+        "UPDATE locks SET acquired_at = 'infinity'",
+        "INSERT INTO server_state (id) VALUES (2)",
+    ] {
+        let r = db.execute_unprepared(sql).await;
+        assert!(r.is_err(), "{sql}: a CHECK must reject it");
+    }
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// The extreme valid timestamps are exact in the database, not just in a round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_extremes_are_exact_in_sql() {
+    let Some(fx) = PgFixture::new().await else {
+        return;
+    };
+    let store = fx.pg();
+    let mut lo = sample_lock(&handle(b"lo"), "o", "c", "s");
+    lo.acquired_at = Timestamp::MIN_VALID;
+    let mut hi = sample_lock(&handle(b"hi"), "o", "c", "s");
+    hi.acquired_at = Timestamp::MAX_VALID;
+    let mut tx = begin(&store).await;
+    tx.put_lock(&lo).await.unwrap();
+    tx.put_lock(&hi).await.unwrap();
+    tx.commit().await.unwrap();
+    let db = fx.sql().await;
+    let at = |id: uuid::Uuid| {
+        format!(
+            "SELECT to_char(acquired_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') \
+             FROM locks WHERE id = '{id}'"
+        )
+    };
+    assert_eq!(
+        sql_text(&db, &at(lo.id)).await.as_deref(),
+        Some("0001-01-01T00:00:00.000000")
+    );
+    assert_eq!(
+        sql_text(&db, &at(hi.id)).await.as_deref(),
+        Some("9999-12-31T23:59:59.999999")
+    );
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.get_lock(lo.id).await.unwrap(), Some(lo));
+    assert_eq!(tx.get_lock(hi.id).await.unwrap(), Some(hi));
+    drop(tx);
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// Rows edited by hand (CHECKs dropped first) that break the model are
+/// `Error::Corrupt` on read, never a panic and never silently skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_that_break_the_model_are_corrupt() {
+    let Some(fx) = PgFixture::new().await else {
+        return;
+    };
+    let store = fx.pg();
+    let f = sample_file(b"f", "s");
+    let lock = sample_lock(&f.handle, "o", "c", "s");
+    let mut tx = begin(&store).await;
+    tx.put_file(&f).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    tx.commit().await.unwrap();
+    let db = fx.sql().await;
+
+    async fn expect_corrupt(
+        store: &PostgresStore,
+        lock_id: uuid::Uuid,
+        f: &fsmeta::FileMeta,
+        what: &str,
+    ) {
+        let mut tx = begin(store).await;
+        let l = tx.get_lock(lock_id).await;
+        let all = tx.list_locks(&LockQuery::default()).await;
+        let file = tx.get_file(&f.handle).await;
+        let files = tx.list_files(&f.share_name).await;
+        let corrupt = |r: &str, ok: bool| assert!(ok, "{what}: {r} must be Error::Corrupt");
+        corrupt(
+            &format!("get_lock {l:?}"),
+            matches!(l, Err(Error::Corrupt(_))) || matches!(file, Err(Error::Corrupt(_))),
+        );
+        corrupt(
+            &format!("lists {all:?} / {files:?}"),
+            matches!(all, Err(Error::Corrupt(_))) || matches!(files, Err(Error::Corrupt(_))),
+        );
+    }
+
+    let cases: [(&str, &str, &str); 9] = [
+        (
+            "locks_lock_type_check",
+            "UPDATE locks SET lock_type = 7",
+            "UPDATE locks SET lock_type = 1",
+        ),
+        (
+            "locks_share_reservation_check",
+            "UPDATE locks SET share_reservation = -1",
+            "UPDATE locks SET share_reservation = 0",
+        ),
+        (
+            "locks_offset_check",
+            "UPDATE locks SET \"offset\" = 'NaN'",
+            "UPDATE locks SET \"offset\" = 0",
+        ),
+        (
+            "locks_server_epoch_check",
+            "UPDATE locks SET server_epoch = -5",
+            "UPDATE locks SET server_epoch = 1",
+        ),
+        (
+            "locks_acquired_at_check",
+            "UPDATE locks SET acquired_at = 'infinity'",
+            "UPDATE locks SET acquired_at = now()",
+        ),
+        (
+            "locks_file_id_check",
+            "UPDATE locks SET file_id = ''::bytea",
+            "UPDATE locks SET file_id = 'f'::bytea",
+        ),
+        (
+            "files_kind_check",
+            "UPDATE files SET kind = 9",
+            "UPDATE files SET kind = 0",
+        ),
+        (
+            "files_mode_check",
+            "UPDATE files SET mode = -1",
+            "UPDATE files SET mode = 0",
+        ),
+        (
+            "files_mtime_check",
+            "UPDATE files SET mtime = '20000-01-01 00:00:00+00'",
+            "UPDATE files SET mtime = now()",
+        ),
+    ];
+    for (constraint, break_it, repair) in cases {
+        let table = constraint.split('_').next().unwrap();
+        sql_exec(
+            &db,
+            &format!("ALTER TABLE {table} DROP CONSTRAINT {constraint}"),
+        )
+        .await;
+        sql_exec(&db, break_it).await;
+        expect_corrupt(&store, lock.id, &f, break_it).await;
+        sql_exec(&db, repair).await;
+    }
+    // A missing server_state row is corrupt too, and the transaction is not poisoned by it.
+    sql_exec(&db, "DELETE FROM server_state").await;
+    let mut tx = begin(&store).await;
+    assert!(matches!(tx.server_epoch().await, Err(Error::Corrupt(_))));
+    assert!(matches!(
+        tx.increment_server_epoch().await,
+        Err(Error::Corrupt(_))
+    ));
+    assert!(matches!(tx.clean_shutdown().await, Err(Error::Corrupt(_))));
+    assert!(matches!(
+        tx.set_clean_shutdown(false).await,
+        Err(Error::Corrupt(_))
+    ));
+    drop(tx);
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// `connect_with`: odd schema names are quoted identifiers, `migrate: false`
+/// leaves the schema alone, a zero pool is refused, `open()` takes a URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_options_are_honoured() {
+    let Some(url) = reachable().await else { return };
+    let odd = format!("Odd \"schema\" {}", uuid::Uuid::new_v4().simple());
+    let store = PostgresStore::connect_with(&url, options_for(&odd))
+        .await
+        .expect("odd schema");
+    assert_eq!(store.schema(), Some(odd.as_str()));
+    let mut tx = begin(&store).await;
+    tx.put_file(&sample_file(b"x", "s")).await.unwrap();
+    tx.commit().await.unwrap();
+    let db = sql_connection(&url, &odd).await;
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM files")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    db.close().await.ok();
+    drop(store);
+    drop_schema(&url, &odd).await.expect("drop odd schema");
+
+    let r = PostgresStore::connect_with(
+        &url,
+        PgOptions {
+            max_connections: 0,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
+    let r = PostgresStore::connect_with(&url, options_for("")).await;
+    assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
+
+    // migrate: false does not create anything; operations then fail cleanly.
+    let bare = fresh_schema_name();
+    let store = PostgresStore::connect_with(
+        &url,
+        PgOptions {
+            schema: Some(bare.clone()),
+            migrate: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("connect without migrating");
+    let r = begin(&store).await.server_epoch().await;
+    assert!(matches!(r, Err(Error::Backend(_))), "no tables: {r:?}");
+    let admin = sql_connection(&url, "public").await;
+    assert_eq!(
+        sql_text(
+            &admin,
+            &format!("SELECT count(*)::text FROM pg_namespace WHERE nspname = '{bare}'")
+        )
+        .await
+        .as_deref(),
+        Some("0"),
+        "migrate: false must not create the schema"
+    );
+    drop(store);
+
+    // open(): the schema from the URL's `options` (pre-created, as an operator would).
+    let schema = fresh_schema_name();
+    sql_exec(&admin, &format!("CREATE SCHEMA {schema}")).await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let opened = fsmeta::open(&format!("{url}{sep}options=-csearch_path%3D{schema}"))
+        .await
+        .expect("open(postgres://…)");
+    opened
+        .transact(|tx| Box::pin(async move { tx.increment_server_epoch().await }))
+        .await
+        .expect("transact through open()");
+    drop(opened);
+    let db = sql_connection(&url, &schema).await;
+    assert_eq!(
+        sql_text(&db, "SELECT epoch::text FROM server_state")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    db.close().await.ok();
+    admin.close().await.ok();
+    drop_schema(&url, &schema).await.expect("drop schema");
+}
+
+/// Conflicts surfacing on a statement (a row lock released by a committing
+/// writer) are `Conflict`, like those at commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_on_a_statement_is_classified() {
+    let Some(fx) = PgFixture::new().await else {
+        return;
+    };
+    let store = fx.pg();
+    let mut t1 = begin(&store).await;
+    let mut t2 = begin(&store).await;
+    assert_eq!(t2.server_epoch().await.unwrap(), 0, "t2 takes its snapshot");
+    assert_eq!(t1.increment_server_epoch().await.unwrap(), 1);
+    let waiting = tokio::spawn(async move {
+        // Blocks on t1's row lock, then fails: t1 changed the row after t2's snapshot.
+        let r = t2.increment_server_epoch().await;
+        (r, t2)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    t1.commit().await.unwrap();
+    let (r, t2) = waiting.await.unwrap();
+    assert!(is_conflict(&r), "the second increment: {r:?}");
+    // The aborted transaction only reports errors now; rolling back is clean.
+    t2.rollback().await.expect("rollback after a conflict");
+    assert_eq!(begin(&store).await.server_epoch().await.unwrap(), 1);
+    drop(store);
+    fx.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------
+// Throughput (run by hand: `cargo test … --test postgres -- --ignored --nocapture throughput`)
+
+async fn throughput(connections: u32, duration: Duration) -> f64 {
+    let url = reachable().await.expect("a PostgreSQL server");
+    let schema = fresh_schema_name();
+    let store = PostgresStore::connect_with(
+        &url,
+        PgOptions {
+            max_connections: connections,
+            schema: Some(schema.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("connect");
+    let started = Instant::now();
+    let workers = (0..connections).map(|w| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut done = 0u64;
+            while started.elapsed() < duration {
+                // Each transaction: a new file and a lock on it, like an open + lock.
+                let name = format!("w{w}-{done}");
+                let file = sample_file(name.as_bytes(), "bench");
+                let lock = sample_lock(&file.handle, &name, &format!("client{w}"), "bench");
+                let (file, lock) = (&file, &lock);
+                store
+                    .transact(|tx| {
+                        Box::pin(async move {
+                            tx.put_file(file).await?;
+                            tx.put_lock(lock).await
+                        })
+                    })
+                    .await
+                    .expect("transact");
+                done += 1;
+            }
+            done
+        })
+    });
+    let mut total = 0;
+    for w in workers.collect::<Vec<_>>() {
+        total += w.await.expect("worker");
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    drop(store);
+    drop_schema(&url, &schema).await.expect("drop schema");
+    rate
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by hand with --ignored --nocapture"]
+async fn throughput_put_file_put_lock() {
+    for connections in [1, 8] {
+        let rate = throughput(connections, Duration::from_secs(5)).await;
+        println!("put_file + put_lock via transact, {connections} connection(s): {rate:.0} tx/s");
+    }
+}
