@@ -164,4 +164,15 @@ pub trait FileStore: Send {
     async fn delete_file(&mut self, handle: &FileHandle) -> Result<()>;
     /// Every file of a share, in handle order.
     async fn list_files(&mut self, share_name: &str) -> Result<Vec<FileMeta>>;
+    /// One page of every share's files: those with a handle above `after`
+    /// (from the first when `None`), in handle order, at most `limit` (≥ 1).
+    /// For walking a whole store without holding it in memory.
+    async fn list_files_page(
+        &mut self,
+        after: Option<&FileHandle>,
+        limit: usize,
+    ) -> Result<Vec<FileMeta>> {
+        let _ = (after, limit);
+        Err(Error::Invalid("this backend cannot page files yet".into()))
+    }
 }

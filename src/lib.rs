@@ -35,6 +35,7 @@ mod recovery;
 mod time;
 mod tx;
 pub mod validate;
+mod verify;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -56,6 +57,7 @@ pub use recovery::{
     mark_clean_shutdown_as,
 };
 pub use time::Timestamp;
+pub use verify::{Problem, ProblemKind, VerifyReport, verify_records};
 pub use tx::{MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture};
 #[cfg(feature = "fjall")]
 pub use backend::fjall::{Durability, FjallOptions, FjallStore};

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::file::FileStore;
 use crate::lock::LockStore;
+use crate::verify::{VerifyReport, verify_records};
 
 /// One transaction over files and locks. Everything it writes becomes visible
 /// at [`commit`](MetadataTransaction::commit), all at once, or never.
@@ -29,6 +30,21 @@ pub trait MetadataTransaction: FileStore + LockStore {
 pub trait MetadataStore: Send + Sync {
     /// Starts a transaction. Never waits for another open transaction to finish.
     async fn begin(&self) -> Result<Box<dyn MetadataTransaction>>;
+
+    /// Checks the whole store: every record decodes and keeps the model's
+    /// rules, and (where the backend keeps its own indexes) every index entry
+    /// matches a record and every record has its index entries. Reports what it
+    /// finds; changes nothing.
+    async fn verify(&self) -> Result<VerifyReport> {
+        verify_records(self).await
+    }
+
+    /// Rebuilds the backend's own indexes from the records, in one transaction;
+    /// returns how many index entries were added or removed. Backends whose
+    /// indexes the database maintains (memory, PostgreSQL) have nothing to rebuild.
+    async fn repair(&self) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 /// Boxed future returned by a [`MetadataStoreExt::transact`] closure.

@@ -71,6 +71,17 @@ pub fn epoch_record(record: &EpochRecord) -> Result<()> {
     timestamp("started_at", record.started_at)
 }
 
+/// A page size: at least 1.
+pub fn page_limit(limit: usize) -> Result<()> {
+    if limit == 0 {
+        Err(Error::Invalid(
+            "limit: a page holds at least one record".into(),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// A lock query: a filter that is set must not be empty (an empty id matches
 /// nothing and signals a bug in the caller).
 pub fn query(query: &LockQuery) -> Result<()> {

@@ -234,6 +234,7 @@ enum Write {
 struct ReadSet {
     files: HashSet<FileHandle>,
     shares: HashSet<String>,
+    all_files: bool,
     locks: HashSet<Uuid>,
     queries: Vec<LockQuery>,
     epoch: bool,
@@ -258,6 +259,7 @@ impl CommitRecord {
             || (self.epoch_records && reads.epoch_records)
             || (!self.nodes.is_empty() && reads.all_nodes)
             || self.nodes.iter().any(|n| reads.nodes.contains(n))
+            || (reads.all_files && !self.files.is_empty())
             || self.files.iter().any(|(handle, old_share, new_share)| {
                 reads.files.contains(handle)
                     || [old_share, new_share]
@@ -329,6 +331,24 @@ impl FileStore for MemoryTx {
         Ok(())
     }
 
+    async fn list_files_page(
+        &mut self,
+        after: Option<&FileHandle>,
+        limit: usize,
+    ) -> Result<Vec<FileMeta>> {
+        validate::page_limit(limit)?;
+        let start = after.cloned().unwrap_or_else(FileHandle::min);
+        self.reads.all_files = true;
+        Ok(self
+            .working
+            .files
+            .range(start..)
+            .filter(|(handle, _)| Some(*handle) != after)
+            .take(limit)
+            .map(|(_, file)| file.clone())
+            .collect())
+    }
+
     async fn list_files(&mut self, share_name: &str) -> Result<Vec<FileMeta>> {
         validate::share_name(share_name)?;
         self.reads.shares.insert(share_name.to_owned());
@@ -364,6 +384,23 @@ impl LockStore for MemoryTx {
             .ok_or(Error::LockNotFound(id))?;
         self.writes.push(Write::DeleteLock(id));
         Ok(())
+    }
+
+    async fn list_locks_page(
+        &mut self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<PersistedLock>> {
+        validate::page_limit(limit)?;
+        self.reads.queries.push(LockQuery::default());
+        Ok(self
+            .working
+            .locks
+            .range(after.unwrap_or(Uuid::nil())..)
+            .filter(|(id, _)| Some(**id) != after)
+            .take(limit)
+            .map(|(_, lock)| lock.clone())
+            .collect())
     }
 
     async fn list_locks(&mut self, query: &LockQuery) -> Result<Vec<PersistedLock>> {

@@ -297,6 +297,13 @@ pub trait LockStore: Send {
     async fn delete_lock(&mut self, id: Uuid) -> Result<()>;
     /// Every lock that matches `query`, in id order.
     async fn list_locks(&mut self, query: &LockQuery) -> Result<Vec<PersistedLock>>;
+    /// One page of all locks: those with an id above `after` (from the first
+    /// when `None`), in id order, at most `limit` (≥ 1). For walking a whole
+    /// store without holding it in memory.
+    async fn list_locks_page(&mut self, after: Option<Uuid>, limit: usize) -> Result<Vec<PersistedLock>> {
+        let _ = (after, limit);
+        Err(nodes_unsupported())
+    }
     /// Deletes every lock of a client; returns how many.
     async fn delete_locks_by_client(&mut self, client_id: &str) -> Result<u64>;
     /// Deletes every lock on a file; returns how many.
