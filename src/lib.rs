@@ -59,6 +59,8 @@ pub use recovery::{
 pub use time::Timestamp;
 pub use verify::{Problem, ProblemKind, VerifyReport, verify_records};
 pub use tx::{MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture};
+#[cfg(feature = "postgres")]
+pub use backend::postgres::{PgOptions, PostgresStore};
 #[cfg(feature = "fjall")]
 pub use backend::fjall::{Durability, FjallOptions, FjallStore};
 
