@@ -60,11 +60,13 @@ impl TestStore for Fixture {
 mod buffered {
     fsmeta::conformance_tests!(super::Fresh(fsmeta::Durability::Buffered));
     fsmeta::persistence_tests!(super::Fresh(fsmeta::Durability::Buffered));
+    fsmeta::node_tests!(super::Fresh(fsmeta::Durability::Buffered));
 }
 
 mod sync {
     fsmeta::conformance_tests!(super::Fresh(fsmeta::Durability::Sync));
     fsmeta::persistence_tests!(super::Fresh(fsmeta::Durability::Sync));
+    fsmeta::node_tests!(super::Fresh(fsmeta::Durability::Sync));
 }
 
 // ---------------------------------------------------------------------------
@@ -172,20 +174,30 @@ async fn corrupt_lock_value_is_reported_not_skipped() {
     assert_eq!(tx.get_file(&f1.handle).await.expect("get_file"), Some(f1));
 }
 
-/// A file record and the epoch are checked the same way.
+/// File records, the epoch and node states are checked the same way.
 #[tokio::test]
 async fn corrupt_file_and_meta_values_are_reported() {
     let dir = tempfile::tempdir().expect("temp dir");
     drop(FjallStore::open(dir.path()).expect("create"));
     raw_insert(dir.path(), "files", &[(b"f1", b"\x01")]);
     raw_insert(dir.path(), "files_by_share", &[(b"\x00\x01sf1", b"")]);
-    raw_insert(dir.path(), "meta", &[(b"server_epoch", b"\x07\x01")]);
+    raw_insert(
+        dir.path(),
+        "meta",
+        &[(b"server_epoch", b"\x07\x01"), (b"node/n1", b"\x01\x05")],
+    );
     let store = FjallStore::open(dir.path()).expect("reopen");
     let mut tx = begin(&store).await;
     assert_corrupt("get_file", tx.get_file(&handle(b"f1")).await, &["`files`"]);
     assert_corrupt("list_files", tx.list_files("s").await, &["`files`"]);
     assert_corrupt("server_epoch", tx.server_epoch().await, &["`meta`"]);
     assert_corrupt("increment", tx.increment_server_epoch().await, &["`meta`"]);
+    assert_corrupt(
+        "get_node",
+        tx.get_node("n1").await,
+        &["`meta`", "6e6f64652f6e31"],
+    );
+    assert_corrupt("list_nodes", tx.list_nodes().await, &["`meta`"]);
 }
 
 /// An index entry whose record is missing is corruption, not an empty result.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::keys::{self, names};
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileKind, FileMeta};
-use crate::lock::{LockType, PersistedLock, ShareReservation};
+use crate::lock::{EpochRecord, LockType, NodeState, PersistedLock, ShareReservation};
 use crate::time::Timestamp;
 use crate::validate;
 
@@ -182,14 +182,58 @@ pub(super) fn decode_epoch(bytes: &[u8]) -> Result<u64> {
     decode(names::META, keys::META_SERVER_EPOCH, bytes)
 }
 
-/// Encodes the clean-shutdown flag.
-pub(super) fn encode_flag(flag: bool) -> Result<Vec<u8>> {
-    encode(&flag)
+/// A node's state, format 1 (the id is the key).
+#[derive(Serialize, Deserialize)]
+struct NodeV1 {
+    epoch: u64,
+    clean_shutdown: bool,
 }
 
-/// Decodes the clean-shutdown flag.
-pub(super) fn decode_flag(bytes: &[u8]) -> Result<bool> {
-    decode(names::META, keys::META_CLEAN_SHUTDOWN, bytes)
+/// An epoch record, format 1 (the epoch is the key).
+#[derive(Serialize, Deserialize)]
+struct EpochRecordV1 {
+    node_id: String,
+    started_at: i64,
+}
+
+/// Encodes a node's state.
+pub(super) fn encode_node(node: &NodeState) -> Result<Vec<u8>> {
+    encode(&NodeV1 {
+        epoch: node.epoch,
+        clean_shutdown: node.clean_shutdown,
+    })
+}
+
+/// Decodes the state stored under `key` for node `node_id`.
+pub(super) fn decode_node(node_id: String, key: &[u8], bytes: &[u8]) -> Result<NodeState> {
+    let v: NodeV1 = decode(names::META, key, bytes)?;
+    let node = NodeState {
+        node_id,
+        epoch: v.epoch,
+        clean_shutdown: v.clean_shutdown,
+    };
+    validate::node(&node).map_err(stored(names::META, key))?;
+    Ok(node)
+}
+
+/// Encodes an epoch record.
+pub(super) fn encode_epoch_record(record: &EpochRecord) -> Result<Vec<u8>> {
+    encode(&EpochRecordV1 {
+        node_id: record.node_id.clone(),
+        started_at: record.started_at.as_micros(),
+    })
+}
+
+/// Decodes the epoch record stored under `key` for `epoch`.
+pub(super) fn decode_epoch_record(epoch: u64, key: &[u8], bytes: &[u8]) -> Result<EpochRecord> {
+    let v: EpochRecordV1 = decode(names::META, key, bytes)?;
+    let record = EpochRecord {
+        epoch,
+        node_id: v.node_id,
+        started_at: Timestamp::from_micros(v.started_at),
+    };
+    validate::epoch_record(&record).map_err(stored(names::META, key))?;
+    Ok(record)
 }
 
 /// Encodes the store format version (raw big-endian, see [`keys`]).

@@ -16,8 +16,9 @@
 //! locks_by_share    len16(share_name)  | id16                   empty
 //! locks_by_epoch    be64(server_epoch) | id16                   empty
 //! meta              "format_version"                            u32, big-endian, raw
-//! meta              "server_epoch"                              codec: u64
-//! meta              "clean_shutdown"                            codec: bool
+//! meta              "server_epoch"                              codec: u64 (the global counter)
+//! meta              "node/" | node_id (1..=1024 bytes)          codec: node epoch + clean flag
+//! meta              "epoch/" | be64(epoch)                      codec: node id + start time
 //! ```
 //!
 //! Why it is shaped like this:
@@ -33,9 +34,14 @@
 //!   `files_by_share`, so `list_files` is in handle order for free.
 //! - `locks_by_epoch` starts with the big-endian epoch, so "granted before
 //!   epoch E" is the key range `..be64(E)`.
-//! - `meta` keys are ASCII names. Later per-node state will live under
-//!   `node/` + `len16(node_id)` + `/…`, which no current name starts with.
-//!   `format_version` is deliberately not behind the value codec: every
+//! - `meta` holds singletons under ASCII names and two small record kinds
+//!   under ASCII prefixes that no name starts with. A node id is the last
+//!   component of its key, so it needs no length prefix, and a scan of
+//!   `node/` yields nodes in id order (UTF-8 byte order is `str` order);
+//!   `epoch/` + big-endian epoch yields epoch records in epoch order. The
+//!   `node/` scan is recorded as a range read, so a node added concurrently
+//!   is a conflict, like a lock added under a scanned index prefix.
+//! - `format_version` is deliberately not behind the value codec: every
 //!   future version must be able to read it to refuse a store it cannot read.
 
 use uuid::Uuid;
@@ -60,8 +66,10 @@ pub(super) mod names {
 pub(super) const META_FORMAT_VERSION: &[u8] = b"format_version";
 /// `meta` key holding the server epoch.
 pub(super) const META_SERVER_EPOCH: &[u8] = b"server_epoch";
-/// `meta` key holding the clean-shutdown flag.
-pub(super) const META_CLEAN_SHUTDOWN: &[u8] = b"clean_shutdown";
+/// Prefix of the `meta` keys holding node states.
+pub(super) const META_NODE_PREFIX: &[u8] = b"node/";
+/// Prefix of the `meta` keys holding epoch records.
+pub(super) const META_EPOCH_PREFIX: &[u8] = b"epoch/";
 
 /// Length of a lock id inside a key.
 const ID_LEN: usize = 16;
@@ -113,6 +121,44 @@ pub(super) fn file_by_share(share: &str, handle: &FileHandle) -> Result<Vec<u8>>
     let mut key = prefix(share.as_bytes())?;
     key.extend_from_slice(handle.as_bytes());
     Ok(key)
+}
+
+/// `"node/" | node_id`: a node's state in `meta`.
+pub(super) fn node(node_id: &str) -> Vec<u8> {
+    [META_NODE_PREFIX, node_id.as_bytes()].concat()
+}
+
+/// The node id of a `meta` key under [`META_NODE_PREFIX`].
+pub(super) fn node_id(key: &[u8]) -> Result<String> {
+    key.strip_prefix(META_NODE_PREFIX)
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            corrupt_key(
+                names::META,
+                key,
+                "expected \"node/\" followed by a UTF-8 node id",
+            )
+        })
+}
+
+/// `"epoch/" | be64(epoch)`: an epoch record in `meta`.
+pub(super) fn epoch_record(epoch: u64) -> Vec<u8> {
+    [META_EPOCH_PREFIX, &epoch.to_be_bytes()].concat()
+}
+
+/// The epoch of a `meta` key under [`META_EPOCH_PREFIX`].
+pub(super) fn epoch_of_record(key: &[u8]) -> Result<u64> {
+    key.strip_prefix(META_EPOCH_PREFIX)
+        .and_then(|be| <[u8; 8]>::try_from(be).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| {
+            corrupt_key(
+                names::META,
+                key,
+                "expected \"epoch/\" followed by an 8-byte epoch",
+            )
+        })
 }
 
 /// The lock id at the end of an index key that starts with `prefix_len`
@@ -172,6 +218,20 @@ mod tests {
     }
 
     #[test]
+    fn meta_record_keys_round_trip_in_order() {
+        assert_eq!(node_id(&node("n:1/ü")).expect("node id"), "n:1/ü");
+        assert!(node("aa") < node("b"), "node keys sort like ids");
+        assert_eq!(
+            epoch_of_record(&epoch_record(u64::MAX)).expect("epoch"),
+            u64::MAX
+        );
+        assert!(epoch_record(255) < epoch_record(256));
+        for name in [META_FORMAT_VERSION, META_SERVER_EPOCH] {
+            assert!(!name.starts_with(META_NODE_PREFIX) && !name.starts_with(META_EPOCH_PREFIX));
+        }
+    }
+
+    #[test]
     fn epoch_keys_sort_numerically() {
         let a = lock_by_epoch(255, Uuid::max());
         let b = lock_by_epoch(256, Uuid::nil());
@@ -188,6 +248,11 @@ mod tests {
         ));
         assert!(matches!(
             handle_after(&[0, 1, b'a'], 3),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(node_id(b"node/\xff"), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            epoch_of_record(b"epoch/\x01"),
             Err(Error::Corrupt(_))
         ));
         let too_long = vec![b'x'; usize::from(u16::MAX) + 1];

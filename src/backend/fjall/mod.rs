@@ -6,7 +6,8 @@
 //! `locks_by_client`, `locks_by_share`, `locks_by_epoch`); [`keys`] draws
 //! every key. Values are postcard behind a one-byte format version
 //! ([`codec`]); `meta` records the store's format version, and a store written
-//! by a newer format is refused with [`Error::UnsupportedFormat`].
+//! by a newer format is refused with [`Error::UnsupportedFormat`]. `meta` also
+//! holds the global server epoch, node states and epoch records.
 //!
 //! # Transactions and serializability
 //!
@@ -17,7 +18,9 @@
 //! fjall only detects read-write conflicts, so every operation reads what its
 //! result depends on before it writes: `put_lock` reads the old record (to
 //! drop its stale index entries), `increment_server_epoch` reads the epoch,
-//! bulk deletes walk their index inside the transaction.
+//! bulk deletes walk their index inside the transaction. Blind writes that
+//! depend on nothing (`put_node`, `put_epoch_record`) read nothing: two
+//! concurrent blind writes serialize in commit order either way.
 //!
 //! **Phantoms.** fjall records a range or prefix scan as a key *range* in the
 //! transaction's read set, and a later-committed write of any key inside that
@@ -258,8 +261,8 @@ impl Inner {
         })
     }
 
-    /// Records the format version of a brand-new store. Epoch and clean flag
-    /// stay absent: absent means their initial values (0, clean).
+    /// Records the format version of a brand-new store. Everything else stays
+    /// absent: an absent epoch is 0, an absent node has never run (clean).
     fn initialize(&self) -> Result<()> {
         let mut tx = Self::write_tx(&self.db, self.durability)?;
         tx.insert(

@@ -5,6 +5,7 @@
 //! [`Durability::Sync`] commit, which waits for an fsync, leaves the async
 //! worker thread.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,7 +16,7 @@ use super::keys::{self, names};
 use super::{Durability, Inner, Keyspaces, blocking, codec, commit};
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta, FileStore};
-use crate::lock::{LockQuery, LockStore, PersistedLock};
+use crate::lock::{EpochRecord, LockQuery, LockStore, NodeState, PersistedLock};
 use crate::tx::MetadataTransaction;
 use crate::validate;
 
@@ -246,6 +247,34 @@ impl FileStore for FjallTx {
         Ok(())
     }
 
+    async fn list_files_page(
+        &mut self,
+        after: Option<&FileHandle>,
+        limit: usize,
+    ) -> Result<Vec<FileMeta>> {
+        validate::page_limit(limit)?;
+        // The read set records the whole range past `after`, not just the page:
+        // coarser than needed, never too fine.
+        let start = after.map_or(Bound::Unbounded, |h| Bound::Excluded(h.as_bytes()));
+        let mut files = Vec::new();
+        for guard in self
+            .tx
+            .range::<&[u8], _>(&self.store.ks.files, (start, Bound::Unbounded))
+            .take(limit)
+        {
+            let (key, value) = guard.into_inner().map_err(read_error(names::FILES))?;
+            let handle = FileHandle::new(key.as_ref()).map_err(|_| {
+                keys::corrupt_key(
+                    names::FILES,
+                    &key,
+                    "a file key must be a 1..=128-byte handle",
+                )
+            })?;
+            files.push(codec::decode_file(&handle, &value)?);
+        }
+        Ok(files)
+    }
+
     async fn list_files(&mut self, share_name: &str) -> Result<Vec<FileMeta>> {
         validate::share_name(share_name)?;
         let ks = &self.store.ks;
@@ -300,6 +329,28 @@ impl LockStore for FjallTx {
         self.remove_lock(&old)
     }
 
+    async fn list_locks_page(
+        &mut self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<PersistedLock>> {
+        validate::page_limit(limit)?;
+        let after = after.map(keys::lock);
+        let start = after
+            .as_ref()
+            .map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_slice()));
+        let mut locks = Vec::new();
+        for guard in self
+            .tx
+            .range::<&[u8], _>(&self.store.ks.locks, (start, Bound::Unbounded))
+            .take(limit)
+        {
+            let (key, value) = guard.into_inner().map_err(read_error(names::LOCKS))?;
+            locks.push(codec::decode_lock(keys::lock_id(&key)?, &value)?);
+        }
+        Ok(locks)
+    }
+
     async fn list_locks(&mut self, query: &LockQuery) -> Result<Vec<PersistedLock>> {
         validate::query(query)?;
         self.matching_locks(query)
@@ -334,17 +385,50 @@ impl LockStore for FjallTx {
         Ok(next)
     }
 
-    async fn clean_shutdown(&mut self) -> Result<bool> {
-        let ks = &self.store.ks;
-        self.get(&ks.meta, names::META, keys::META_CLEAN_SHUTDOWN)?
-            .map_or(Ok(true), |bytes| codec::decode_flag(&bytes))
+    async fn get_node(&mut self, node_id: &str) -> Result<Option<NodeState>> {
+        validate::id("node_id", node_id)?;
+        let key = keys::node(node_id);
+        self.get(&self.store.ks.meta, names::META, &key)?
+            .map(|bytes| codec::decode_node(node_id.to_owned(), &key, &bytes))
+            .transpose()
     }
 
-    async fn set_clean_shutdown(&mut self, clean: bool) -> Result<()> {
-        let value = codec::encode_flag(clean)?;
+    async fn put_node(&mut self, node: &NodeState) -> Result<()> {
+        validate::node(node)?;
+        let value = codec::encode_node(node)?;
         self.tx
-            .insert(&self.store.ks.meta, keys::META_CLEAN_SHUTDOWN, value);
+            .insert(&self.store.ks.meta, keys::node(&node.node_id), value);
         Ok(())
+    }
+
+    async fn list_nodes(&mut self) -> Result<Vec<NodeState>> {
+        let mut nodes = Vec::new();
+        for guard in self.tx.prefix(&self.store.ks.meta, keys::META_NODE_PREFIX) {
+            let (key, value) = guard.into_inner().map_err(read_error(names::META))?;
+            nodes.push(codec::decode_node(keys::node_id(&key)?, &key, &value)?);
+        }
+        Ok(nodes)
+    }
+
+    async fn put_epoch_record(&mut self, record: &EpochRecord) -> Result<()> {
+        validate::epoch_record(record)?;
+        let value = codec::encode_epoch_record(record)?;
+        self.tx
+            .insert(&self.store.ks.meta, keys::epoch_record(record.epoch), value);
+        Ok(())
+    }
+
+    async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>> {
+        let mut records = Vec::new();
+        for guard in self.tx.prefix(&self.store.ks.meta, keys::META_EPOCH_PREFIX) {
+            let (key, value) = guard.into_inner().map_err(read_error(names::META))?;
+            records.push(codec::decode_epoch_record(
+                keys::epoch_of_record(&key)?,
+                &key,
+                &value,
+            )?);
+        }
+        Ok(records)
     }
 }
 
