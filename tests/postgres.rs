@@ -198,6 +198,7 @@ impl Harness for Fresh {
 }
 
 fsmeta::conformance_tests!(Fresh);
+fsmeta::node_tests!(Fresh);
 fsmeta::persistence_tests!(Fresh);
 
 // ---------------------------------------------------------------------------
@@ -236,6 +237,19 @@ async fn table_names(db: &DatabaseConnection) -> Vec<String> {
         .map(|r| r.try_get_by_index::<String>(0).expect("table name"))
         .collect()
 }
+
+/// Every table of a migrated schema, sorted.
+const ALL_TABLES: [&str; 6] = [
+    "epoch_records",
+    "files",
+    "locks",
+    "nodes",
+    "seaql_migrations",
+    "server_state",
+];
+
+/// How many migrations `Migrator` has.
+const MIGRATIONS: &str = "2";
 
 fn is_conflict<T>(r: &Result<T>) -> bool {
     matches!(r, Err(e @ Error::Conflict(_)) if e.is_retryable())
@@ -301,10 +315,7 @@ async fn hostile_ids_are_plain_data() {
     tx.commit().await.expect("commit");
 
     let db = fx.sql().await;
-    assert_eq!(
-        table_names(&db).await,
-        ["files", "locks", "seaql_migrations", "server_state"]
-    );
+    assert_eq!(table_names(&db).await, ALL_TABLES);
     assert_eq!(
         sql_text(&db, "SELECT count(*)::text FROM locks")
             .await
@@ -465,8 +476,8 @@ async fn migrations_are_idempotent_and_reversible() {
         sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
             .await
             .as_deref(),
-        Some("1"),
-        "one migration, recorded once"
+        Some(MIGRATIONS),
+        "each migration recorded once"
     );
     let mut tx = begin(&store).await;
     assert_eq!(
@@ -489,10 +500,7 @@ async fn migrations_are_idempotent_and_reversible() {
     );
     // Up again: a new, empty store.
     Migrator::up(&db, None).await.expect("up");
-    assert_eq!(
-        table_names(&db).await,
-        ["files", "locks", "seaql_migrations", "server_state"]
-    );
+    assert_eq!(table_names(&db).await, ALL_TABLES);
     let mut tx = begin(&store).await;
     assert_eq!(tx.get_file(&f.handle).await.unwrap(), None);
     assert_eq!(tx.server_epoch().await.unwrap(), 0);
@@ -536,11 +544,75 @@ async fn concurrent_connects_migrate_once() {
         sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
             .await
             .as_deref(),
-        Some("1")
+        Some(MIGRATIONS)
     );
     db.close().await.ok();
     drop(stores);
     drop_schema(&url, &schema).await.expect("drop schema");
+}
+
+/// A store used before nodes existed becomes node `DEFAULT_NODE`'s when
+/// migration 2 runs (an unused one gets no node, like a new store); `down`
+/// puts the clean flag back into `server_state`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_node_store_becomes_the_default_node() {
+    assert_eq!(migration::LEGACY_NODE_ID, fsmeta::DEFAULT_NODE);
+    let Some(fx) = PgFixture::new().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("down to the pre-node schema");
+    assert_eq!(
+        table_names(&db).await,
+        ["files", "locks", "seaql_migrations", "server_state"]
+    );
+    // The last pre-node incarnation crashed with epoch 7.
+    sql_exec(
+        &db,
+        "UPDATE server_state SET epoch = 7, clean_shutdown = false",
+    )
+    .await;
+    Migrator::up(&db, None).await.expect("up");
+    let mut tx = begin(&store).await;
+    assert_eq!(
+        tx.get_node(fsmeta::DEFAULT_NODE).await.unwrap(),
+        Some(fsmeta::NodeState {
+            node_id: fsmeta::DEFAULT_NODE.into(),
+            epoch: 7,
+            clean_shutdown: false,
+        })
+    );
+    assert!(!tx.clean_shutdown().await.unwrap(), "still unclean");
+    assert_eq!(tx.server_epoch().await.unwrap(), 7);
+    drop(tx);
+
+    Migrator::down(&db, Some(1)).await.expect("down again");
+    assert_eq!(
+        sql_text(
+            &db,
+            "SELECT clean_shutdown::text || ' ' || epoch::text FROM server_state"
+        )
+        .await
+        .as_deref(),
+        Some("false 7")
+    );
+    // An unused pre-node store: no node row, like a new store.
+    sql_exec(
+        &db,
+        "UPDATE server_state SET epoch = 0, clean_shutdown = true",
+    )
+    .await;
+    Migrator::up(&db, None).await.expect("up");
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.list_nodes().await.unwrap(), vec![]);
+    assert!(tx.clean_shutdown().await.unwrap());
+    drop(tx);
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
 }
 
 /// u64::MAX in every u64 column, as PostgreSQL itself shows it.
@@ -786,11 +858,8 @@ async fn rows_that_break_the_model_are_corrupt() {
         tx.increment_server_epoch().await,
         Err(Error::Corrupt(_))
     ));
-    assert!(matches!(tx.clean_shutdown().await, Err(Error::Corrupt(_))));
-    assert!(matches!(
-        tx.set_clean_shutdown(false).await,
-        Err(Error::Corrupt(_))
-    ));
+    // The clean flag is node state, untouched by this.
+    assert!(tx.clean_shutdown().await.expect("clean_shutdown"));
     drop(tx);
     db.close().await.ok();
     drop(store);

@@ -45,10 +45,12 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use self::entity::{files, locks, server_state};
+use self::entity::{epoch_records, files, locks, nodes, server_state};
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileKind, FileMeta, FileStore};
-use crate::lock::{LockQuery, LockStore, LockType, PersistedLock, ShareReservation};
+use crate::lock::{
+    EpochRecord, LockQuery, LockStore, LockType, NodeState, PersistedLock, ShareReservation,
+};
 use crate::time::Timestamp;
 use crate::tx::{MetadataStore, MetadataTransaction};
 use crate::validate;
@@ -319,6 +321,30 @@ impl FileStore for PgTx {
             .map(file_from_row)
             .collect()
     }
+
+    async fn list_files_page(
+        &mut self,
+        after: Option<&FileHandle>,
+        limit: usize,
+    ) -> Result<Vec<FileMeta>> {
+        validate::page_limit(limit)?;
+        if let Some(after) = after {
+            validate::file_handle(after)?;
+        }
+        let mut query = select_files();
+        if let Some(after) = after {
+            query = query.filter(files::Column::Handle.gt(after.as_bytes()));
+        }
+        query
+            .order_by_asc(files::Column::Handle)
+            .limit(page_size(limit))
+            .all(&self.tx)
+            .await
+            .map_err(|e| db_error("list_files_page", e))?
+            .into_iter()
+            .map(file_from_row)
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -397,6 +423,27 @@ impl LockStore for PgTx {
             .collect()
     }
 
+    async fn list_locks_page(
+        &mut self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<PersistedLock>> {
+        validate::page_limit(limit)?;
+        let mut query = select_locks();
+        if let Some(after) = after {
+            query = query.filter(locks::Column::Id.gt(after));
+        }
+        query
+            .order_by_asc(locks::Column::Id)
+            .limit(page_size(limit))
+            .all(&self.tx)
+            .await
+            .map_err(|e| db_error("list_locks_page", e))?
+            .into_iter()
+            .map(lock_from_row)
+            .collect()
+    }
+
     async fn delete_locks_by_client(&mut self, client_id: &str) -> Result<u64> {
         validate::id("client_id", client_id)?;
         let deleted = locks::Entity::delete_many()
@@ -453,22 +500,84 @@ impl LockStore for PgTx {
         }
     }
 
-    async fn clean_shutdown(&mut self) -> Result<bool> {
-        Ok(self.state("clean_shutdown").await?.clean_shutdown)
+    // `clean_shutdown` and `set_clean_shutdown` keep the trait's defaults:
+    // they read and write node `DEFAULT_NODE` through the methods below.
+
+    async fn get_node(&mut self, node_id: &str) -> Result<Option<NodeState>> {
+        validate::id("node_id", node_id)?;
+        nodes::Entity::find_by_id(node_id.to_owned())
+            .one(&self.tx)
+            .await
+            .map_err(|e| db_error("get_node", e))?
+            .map(node_from_row)
+            .transpose()
     }
 
-    async fn set_clean_shutdown(&mut self, clean: bool) -> Result<()> {
-        use server_state::Column as C;
-        let updated = server_state::Entity::update_many()
-            .col_expr(C::CleanShutdown, Expr::value(clean))
-            .filter(C::Id.eq(server_state::ROW_ID))
-            .exec(&self.tx)
+    async fn put_node(&mut self, node: &NodeState) -> Result<()> {
+        validate::node(node)?;
+        let row = nodes::ActiveModel {
+            node_id: Set(node.node_id.clone()),
+            epoch: Set(Decimal::from(node.epoch)),
+            clean_shutdown: Set(node.clean_shutdown),
+        };
+        use nodes::Column as C;
+        nodes::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(C::NodeId)
+                    .update_columns([C::Epoch, C::CleanShutdown])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.tx)
             .await
-            .map_err(|e| db_error("set_clean_shutdown", e))?;
-        if updated.rows_affected == 0 {
-            return Err(missing_state());
-        }
+            .map_err(|e| db_error("put_node", e))?;
         Ok(())
+    }
+
+    async fn list_nodes(&mut self) -> Result<Vec<NodeState>> {
+        // `node_id` is in the C collation: bytewise order, like `String`'s.
+        nodes::Entity::find()
+            .order_by_asc(nodes::Column::NodeId)
+            .all(&self.tx)
+            .await
+            .map_err(|e| db_error("list_nodes", e))?
+            .into_iter()
+            .map(node_from_row)
+            .collect()
+    }
+
+    async fn put_epoch_record(&mut self, record: &EpochRecord) -> Result<()> {
+        validate::epoch_record(record)?;
+        let row = epoch_records::ActiveModel {
+            epoch: Set(Decimal::from(record.epoch)),
+            node_id: Set(record.node_id.clone()),
+            started_at: Set(to_db_time("started_at", record.started_at)?),
+        };
+        use epoch_records::Column as C;
+        epoch_records::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(C::Epoch)
+                    .update_columns([C::NodeId, C::StartedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.tx)
+            .await
+            .map_err(|e| db_error("put_epoch_record", e))?;
+        Ok(())
+    }
+
+    async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>> {
+        use epoch_records::Column as C;
+        epoch_records::Entity::find()
+            .select_only()
+            .columns([C::Epoch, C::NodeId])
+            .expr_as(checked_time(C::StartedAt), "started_at")
+            .order_by_asc(C::Epoch)
+            .all(&self.tx)
+            .await
+            .map_err(|e| db_error("list_epoch_records", e))?
+            .into_iter()
+            .map(epoch_record_from_row)
+            .collect()
     }
 }
 
@@ -611,6 +720,32 @@ fn lock_from_row(row: locks::Model) -> Result<PersistedLock> {
     };
     validate::lock(&lock).map_err(stored("locks"))?;
     Ok(lock)
+}
+
+fn node_from_row(row: nodes::Model) -> Result<NodeState> {
+    let node = NodeState {
+        node_id: row.node_id,
+        epoch: u64_from_db("nodes.epoch", row.epoch)?,
+        clean_shutdown: row.clean_shutdown,
+    };
+    validate::node(&node).map_err(stored("nodes"))?;
+    Ok(node)
+}
+
+fn epoch_record_from_row(row: epoch_records::Model) -> Result<EpochRecord> {
+    let record = EpochRecord {
+        epoch: u64_from_db("epoch_records.epoch", row.epoch)?,
+        node_id: row.node_id,
+        started_at: time_from_db(row.started_at),
+    };
+    validate::epoch_record(&record).map_err(stored("epoch_records"))?;
+    Ok(record)
+}
+
+/// A page size for `LIMIT`: PostgreSQL takes a BIGINT, and the driver cannot
+/// bind a u64 above `i64::MAX`; no page is that large anyway.
+fn page_size(limit: usize) -> u64 {
+    Ord::min(u64::try_from(limit).unwrap_or(u64::MAX), i64::MAX as u64)
 }
 
 /// Maps a validation failure of a stored record to `Corrupt`.

@@ -4,6 +4,8 @@
 //! Conversion to fsmeta's model, and the checks that a stored row obeys it,
 //! live in the parent module.
 
+pub(super) mod epoch_records;
 pub(super) mod files;
 pub(super) mod locks;
+pub(super) mod nodes;
 pub(super) mod server_state;

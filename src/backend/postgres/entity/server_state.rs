@@ -1,4 +1,5 @@
-//! The single-row `server_state` table (`id = 1`): store-wide state.
+//! The single-row `server_state` table (`id = 1`): the global epoch counter.
+//! (Its `clean_shutdown` column moved to the default node in migration 2.)
 
 use sea_orm::entity::prelude::*;
 
@@ -15,8 +16,6 @@ pub struct Model {
     /// The server epoch, u64 as `NUMERIC(20,0)`.
     #[sea_orm(column_type = "Decimal(Some((20, 0)))")]
     pub epoch: Decimal,
-    /// Whether the last incarnation shut down cleanly.
-    pub clean_shutdown: bool,
 }
 
 /// No relations.
