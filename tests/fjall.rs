@@ -91,6 +91,27 @@ fn raw_insert(path: &Path, keyspace: &str, entries: &[(&[u8], &[u8])]) {
         .expect("raw persist");
 }
 
+/// Removes raw keys with plain fjall from a closed store.
+fn raw_remove(path: &Path, keyspace: &str, keys: &[&[u8]]) {
+    let db = fjall::OptimisticTxDatabase::builder(path)
+        .open()
+        .expect("raw open");
+    let ks = db
+        .keyspace(keyspace, fjall::KeyspaceCreateOptions::default)
+        .expect("raw keyspace");
+    for key in keys {
+        ks.remove(*key).expect("raw remove");
+    }
+    db.persist(fjall::PersistMode::SyncAll)
+        .expect("raw persist");
+}
+
+/// `len16(component) | id16`, as keys.rs draws lock index keys.
+fn index_key(component: &[u8], id: uuid::Uuid) -> Vec<u8> {
+    let len = u16::try_from(component.len()).expect("short component");
+    [&len.to_be_bytes()[..], component, id.as_bytes()].concat()
+}
+
 fn assert_corrupt<T: std::fmt::Debug>(what: &str, r: fsmeta::Result<T>, names: &[&str]) {
     match r {
         Err(Error::Corrupt(msg)) => {
@@ -355,5 +376,113 @@ async fn moved_lock_indexes_are_exact_after_reopen() {
     assert_eq!(
         tx.delete_locks_by_client("c2").await.expect("delete new"),
         1
+    );
+}
+
+/// verify finds planted damage of every kind with its location; repair fixes
+/// the indexes (only), and verify then reports only the bad record.
+#[tokio::test]
+async fn verify_finds_planted_damage_and_repair_fixes_indexes() {
+    use fsmeta::ProblemKind::*;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files: Vec<_> = (0..4u8).map(|i| sample_file(&[b'f', i], "s")).collect();
+    let locks: Vec<_> = files
+        .iter()
+        .map(|f| sample_lock(&f.handle, "o", "c", "s"))
+        .collect();
+    {
+        let store = FjallStore::open(dir.path()).expect("open");
+        let mut tx = begin(&store).await;
+        for f in &files {
+            tx.put_file(f).await.expect("put_file");
+        }
+        for l in &locks {
+            tx.put_lock(l).await.expect("put_lock");
+        }
+        tx.increment_server_epoch().await.expect("increment");
+        tx.commit().await.expect("commit");
+        let report = store.verify().await.expect("verify");
+        assert!(report.is_healthy(), "{:?}", report.problems);
+        assert_eq!((report.files, report.locks), (4, 4));
+        assert_eq!(store.repair().await.expect("repair healthy"), 0);
+    }
+    let ghost = uuid::Uuid::from_u128(99);
+    // Stale: an entry for a lock that does not exist, and one for a value the lock does not carry.
+    raw_insert(
+        dir.path(),
+        "locks_by_client",
+        &[
+            (&index_key(b"c", ghost), b""),
+            (&index_key(b"zz", locks[0].id), b""),
+        ],
+    );
+    // Missing: lock 1 loses its file-index entry, file 2 its share-index entry.
+    raw_remove(
+        dir.path(),
+        "locks_by_file",
+        &[&index_key(files[1].handle.as_bytes(), locks[1].id)],
+    );
+    raw_remove(
+        dir.path(),
+        "files_by_share",
+        &[&[b"\x00\x01s".as_slice(), files[2].handle.as_bytes()].concat()],
+    );
+    // Undecodable: lock 3's value.
+    raw_insert(
+        dir.path(),
+        "locks",
+        &[(locks[3].id.as_bytes(), b"\x01\xff")],
+    );
+
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    let report = store.verify().await.expect("verify");
+    let mut kinds: Vec<_> = report.problems.iter().map(|p| p.kind).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            Undecodable,
+            StaleIndexEntry,
+            StaleIndexEntry,
+            MissingIndexEntry,
+            MissingIndexEntry
+        ],
+        "{:#?}",
+        report.problems
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == Undecodable && p.location.contains("`locks`"))
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == MissingIndexEntry && p.location.contains("`files_by_share`"))
+    );
+
+    assert_eq!(store.repair().await.expect("repair"), 4);
+    let report = store.verify().await.expect("verify after repair");
+    let kinds: Vec<_> = report.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![Undecodable],
+        "repair leaves the bad record to the operator"
+    );
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.list_files("s").await.expect("list_files").len(), 4);
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_file(&files[1].handle))
+            .await
+            .expect("by file"),
+        vec![locks[1].clone()]
+    );
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_client("zz"))
+            .await
+            .expect("by client"),
+        vec![]
     );
 }

@@ -55,44 +55,78 @@ struct FileV1 {
     ctime: i64,
 }
 
+/// Why a stored value was rejected, and where it is.
+#[derive(Debug)]
+pub(super) struct Fault {
+    /// Bytes that do not decode, or a decoded record that breaks the rules.
+    pub kind: FaultKind,
+    /// The keyspace and key, as [`keys::describe`] prints them.
+    pub location: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// The two ways a stored value can be bad.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FaultKind {
+    /// An unknown version byte, bytes postcard cannot decode, or trailing bytes.
+    Undecodable,
+    /// A value that decodes but breaks the model's rules.
+    Invalid,
+}
+
+impl Fault {
+    fn new(kind: FaultKind, keyspace: &str, key: &[u8], detail: impl std::fmt::Display) -> Self {
+        Fault {
+            kind,
+            location: keys::describe(keyspace, key),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+impl From<Fault> for Error {
+    fn from(fault: Fault) -> Self {
+        Error::Corrupt(format!("{}: {}", fault.location, fault.detail))
+    }
+}
+
 /// `VALUE_FORMAT | postcard(value)`.
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     postcard::to_extend(value, vec![VALUE_FORMAT])
         .map_err(|e| Error::backend("fjall: encoding a value with postcard", e))
 }
 
-/// The inverse of [`encode`]; every failure is [`Error::Corrupt`] naming `keyspace` and `key`.
-fn decode<T: DeserializeOwned>(keyspace: &str, key: &[u8], bytes: &[u8]) -> Result<T> {
+/// The inverse of [`encode`].
+fn decode<T: DeserializeOwned>(keyspace: &str, key: &[u8], bytes: &[u8]) -> Result<T, Fault> {
+    let undecodable =
+        |detail: std::fmt::Arguments<'_>| Fault::new(FaultKind::Undecodable, keyspace, key, detail);
     let Some((&version, body)) = bytes.split_first() else {
-        return Err(keys::corrupt_key(keyspace, key, "empty value"));
+        return Err(undecodable(format_args!("empty value")));
     };
     if version != VALUE_FORMAT {
-        return Err(keys::corrupt_key(
-            keyspace,
-            key,
-            format_args!("unknown value format {version} (this build reads {VALUE_FORMAT})"),
-        ));
+        return Err(undecodable(format_args!(
+            "unknown value format {version} (this build reads {VALUE_FORMAT})"
+        )));
     }
     match postcard::take_from_bytes::<T>(body) {
         Ok((value, [])) => Ok(value),
-        Ok((_, rest)) => Err(keys::corrupt_key(
-            keyspace,
-            key,
-            format_args!("{} trailing bytes after the value", rest.len()),
-        )),
-        Err(e) => Err(keys::corrupt_key(
-            keyspace,
-            key,
-            format_args!("undecodable value: {e}"),
-        )),
+        Ok((_, rest)) => Err(undecodable(format_args!(
+            "{} trailing bytes after the value",
+            rest.len()
+        ))),
+        Err(e) => Err(undecodable(format_args!("undecodable value: {e}"))),
     }
 }
 
-/// Re-labels a model-rule violation found in stored data as corruption at `keyspace`/`key`.
-fn stored<'a>(keyspace: &'a str, key: &'a [u8]) -> impl Fn(Error) -> Error + 'a {
-    move |e| match e {
-        Error::Invalid(why) | Error::Corrupt(why) => keys::corrupt_key(keyspace, key, why),
-        other => other,
+/// Turns a model-rule violation found in stored data into an invalid-record fault at `keyspace`/`key`.
+fn stored<'a>(keyspace: &'a str, key: &'a [u8]) -> impl Fn(Error) -> Fault + 'a {
+    move |e| {
+        let detail = match e {
+            Error::Invalid(why) | Error::Corrupt(why) => why,
+            other => other.to_string(),
+        };
+        Fault::new(FaultKind::Invalid, keyspace, key, detail)
     }
 }
 
@@ -113,7 +147,7 @@ pub(super) fn encode_lock(lock: &PersistedLock) -> Result<Vec<u8>> {
 }
 
 /// Decodes the lock stored under `id`.
-pub(super) fn decode_lock(id: Uuid, bytes: &[u8]) -> Result<PersistedLock> {
+pub(super) fn decode_lock(id: Uuid, bytes: &[u8]) -> Result<PersistedLock, Fault> {
     let key = keys::lock(id);
     let ctx = stored(names::LOCKS, &key);
     let v: LockV1 = decode(names::LOCKS, &key, bytes)?;
@@ -151,7 +185,7 @@ pub(super) fn encode_file(file: &FileMeta) -> Result<Vec<u8>> {
 }
 
 /// Decodes the file stored under `handle`.
-pub(super) fn decode_file(handle: &FileHandle, bytes: &[u8]) -> Result<FileMeta> {
+pub(super) fn decode_file(handle: &FileHandle, bytes: &[u8]) -> Result<FileMeta, Fault> {
     let key = handle.as_bytes();
     let ctx = stored(names::FILES, key);
     let v: FileV1 = decode(names::FILES, key, bytes)?;
@@ -178,7 +212,7 @@ pub(super) fn encode_epoch(epoch: u64) -> Result<Vec<u8>> {
 }
 
 /// Decodes the server epoch.
-pub(super) fn decode_epoch(bytes: &[u8]) -> Result<u64> {
+pub(super) fn decode_epoch(bytes: &[u8]) -> Result<u64, Fault> {
     decode(names::META, keys::META_SERVER_EPOCH, bytes)
 }
 
@@ -205,7 +239,7 @@ pub(super) fn encode_node(node: &NodeState) -> Result<Vec<u8>> {
 }
 
 /// Decodes the state stored under `key` for node `node_id`.
-pub(super) fn decode_node(node_id: String, key: &[u8], bytes: &[u8]) -> Result<NodeState> {
+pub(super) fn decode_node(node_id: String, key: &[u8], bytes: &[u8]) -> Result<NodeState, Fault> {
     let v: NodeV1 = decode(names::META, key, bytes)?;
     let node = NodeState {
         node_id,
@@ -225,7 +259,11 @@ pub(super) fn encode_epoch_record(record: &EpochRecord) -> Result<Vec<u8>> {
 }
 
 /// Decodes the epoch record stored under `key` for `epoch`.
-pub(super) fn decode_epoch_record(epoch: u64, key: &[u8], bytes: &[u8]) -> Result<EpochRecord> {
+pub(super) fn decode_epoch_record(
+    epoch: u64,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<EpochRecord, Fault> {
     let v: EpochRecordV1 = decode(names::META, key, bytes)?;
     let record = EpochRecord {
         epoch,
@@ -290,7 +328,7 @@ mod tests {
             bytes.push(0);
             bytes.clone()
         }] {
-            match decode_lock(l.id, &bad) {
+            match decode_lock(l.id, &bad).map_err(Error::from) {
                 Err(Error::Corrupt(msg)) => assert!(msg.contains("`locks`"), "{msg}"),
                 other => panic!("expected Corrupt, got {other:?}"),
             }
@@ -302,6 +340,14 @@ mod tests {
         let mut l = lock();
         l.owner_id.clear();
         let bytes = encode_lock(&l).expect("encode");
-        assert!(matches!(decode_lock(l.id, &bytes), Err(Error::Corrupt(_))));
+        let fault = decode_lock(l.id, &bytes).expect_err("an empty owner is invalid");
+        assert_eq!(fault.kind, FaultKind::Invalid);
+        assert!(matches!(
+            decode_lock(l.id, &[9]),
+            Err(Fault {
+                kind: FaultKind::Undecodable,
+                ..
+            })
+        ));
     }
 }

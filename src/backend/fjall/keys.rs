@@ -161,6 +161,13 @@ pub(super) fn epoch_of_record(key: &[u8]) -> Result<u64> {
         })
 }
 
+/// A `files_by_share` key split into share bytes and handle bytes, if well formed.
+pub(super) fn split_file_by_share(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = key.split_first_chunk::<2>()?;
+    let len = usize::from(u16::from_be_bytes(*len));
+    (rest.len() > len).then(|| rest.split_at(len))
+}
+
 /// The lock id at the end of an index key that starts with `prefix_len`
 /// bytes of (already matched) prefix.
 pub(super) fn lock_id_after(keyspace: &str, key: &[u8], prefix_len: usize) -> Result<Uuid> {
@@ -251,6 +258,12 @@ mod tests {
             Err(Error::Corrupt(_))
         ));
         assert!(matches!(node_id(b"node/\xff"), Err(Error::Corrupt(_))));
+        assert_eq!(
+            split_file_by_share(b"\x00\x01sH"),
+            Some((&b"s"[..], &b"H"[..]))
+        );
+        assert_eq!(split_file_by_share(b"\x00\x01s"), None);
+        assert_eq!(split_file_by_share(b"\x00"), None);
         assert!(matches!(
             epoch_of_record(b"epoch/\x01"),
             Err(Error::Corrupt(_))

@@ -40,6 +40,7 @@
 //! torn tail batch, so after a crash a transaction is entirely there or not
 //! at all.
 
+mod check;
 mod codec;
 mod keys;
 mod tx;
@@ -56,6 +57,7 @@ use fjall::{
 
 use crate::error::{Error, Result};
 use crate::tx::{MetadataStore, MetadataTransaction};
+use crate::verify::VerifyReport;
 use keys::names;
 
 /// How hard a commit works to reach the disk before it returns.
@@ -313,6 +315,23 @@ impl MetadataStore for FjallStore {
             }
         };
         Ok(Box::new(tx::FjallTx::new(self.inner.clone(), tx)))
+    }
+
+    /// Decodes every record and `meta` value, and checks every index entry
+    /// against its record and every record against its index entries, in one
+    /// snapshot. Runs on the blocking pool (it reads the whole store).
+    async fn verify(&self) -> Result<VerifyReport> {
+        let inner = self.inner.clone();
+        blocking("verifying the store", move || inner.verify_blocking()).await
+    }
+
+    /// Removes stale index entries and adds missing ones, in one transaction
+    /// ([`Error::Conflict`] if a writer raced it: nothing changed, run it
+    /// again). Records are never changed; see [`MetadataStore::verify`] for
+    /// the ones that are bad. Runs on the blocking pool.
+    async fn repair(&self) -> Result<u64> {
+        let inner = self.inner.clone();
+        blocking("repairing the indexes", move || inner.repair_blocking()).await
     }
 }
 

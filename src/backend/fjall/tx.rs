@@ -32,10 +32,22 @@ fn read_error(keyspace: &str) -> impl FnOnce(fjall::Error) -> Error + '_ {
 }
 
 /// One secondary index of a lock: its keyspace and its key for a given lock.
-type IndexEntry<'a> = (&'a OptimisticTxKeyspace, Vec<u8>);
+pub(super) type IndexEntry<'a> = (&'a OptimisticTxKeyspace, Vec<u8>);
+
+/// Names of the lock indexes, in the order [`lock_index_entries`] returns them.
+pub(super) const LOCK_INDEX_NAMES: [&str; 5] = [
+    names::LOCKS_BY_FILE,
+    names::LOCKS_BY_OWNER,
+    names::LOCKS_BY_CLIENT,
+    names::LOCKS_BY_SHARE,
+    names::LOCKS_BY_EPOCH,
+];
 
 /// The index entries a lock owns, in every lock index.
-fn lock_index_entries<'k>(ks: &'k Keyspaces, lock: &PersistedLock) -> Result<[IndexEntry<'k>; 5]> {
+pub(super) fn lock_index_entries<'k>(
+    ks: &'k Keyspaces,
+    lock: &PersistedLock,
+) -> Result<[IndexEntry<'k>; 5]> {
     Ok([
         (
             &ks.locks_by_file,
@@ -94,7 +106,7 @@ impl FjallTx {
     fn read_lock(&self, id: Uuid) -> Result<Option<PersistedLock>> {
         let ks = &self.store.ks;
         self.get(&ks.locks, names::LOCKS, &keys::lock(id))?
-            .map(|bytes| codec::decode_lock(id, &bytes))
+            .map(|bytes| Ok(codec::decode_lock(id, &bytes)?))
             .transpose()
     }
 
@@ -200,7 +212,7 @@ impl FjallTx {
 
     fn read_file(&self, handle: &FileHandle) -> Result<Option<FileMeta>> {
         self.get(&self.store.ks.files, names::FILES, handle.as_bytes())?
-            .map(|bytes| codec::decode_file(handle, &bytes))
+            .map(|bytes| Ok(codec::decode_file(handle, &bytes)?))
             .transpose()
     }
 }
@@ -369,7 +381,7 @@ impl LockStore for FjallTx {
     async fn server_epoch(&mut self) -> Result<u64> {
         let ks = &self.store.ks;
         self.get(&ks.meta, names::META, keys::META_SERVER_EPOCH)?
-            .map_or(Ok(0), |bytes| codec::decode_epoch(&bytes))
+            .map_or(Ok(0), |bytes| Ok(codec::decode_epoch(&bytes)?))
     }
 
     async fn increment_server_epoch(&mut self) -> Result<u64> {
@@ -389,7 +401,7 @@ impl LockStore for FjallTx {
         validate::id("node_id", node_id)?;
         let key = keys::node(node_id);
         self.get(&self.store.ks.meta, names::META, &key)?
-            .map(|bytes| codec::decode_node(node_id.to_owned(), &key, &bytes))
+            .map(|bytes| Ok(codec::decode_node(node_id.to_owned(), &key, &bytes)?))
             .transpose()
     }
 
