@@ -3,9 +3,9 @@
 //! State lives in a fjall 3 [`OptimisticTxDatabase`] in one directory: one
 //! keyspace per record kind (`files`, `locks`, `meta`) and one per secondary
 //! index (`files_by_share`, `locks_by_file`, `locks_by_owner`,
-//! `locks_by_client`, `locks_by_share`, `locks_by_epoch`); [`keys`] draws
+//! `locks_by_client`, `locks_by_share`, `locks_by_epoch`); `keys.rs` draws
 //! every key. Values are postcard behind a one-byte format version
-//! ([`codec`]); `meta` records the store's format version, and a store written
+//! (`codec.rs`); `meta` records the store's format version, and a store written
 //! by a newer format is refused with [`Error::UnsupportedFormat`]. `meta` also
 //! holds the global server epoch, node states and epoch records.
 //!
@@ -32,6 +32,13 @@
 //! both commit: the second finds the first's `locks_by_file` entry inside the
 //! prefix it scanned. No extra version keys are needed; the unit test
 //! `fjall_range_reads_detect_phantoms` pins this behaviour of the dependency.
+//!
+//! # Checking a store
+//!
+//! [`MetadataStore::verify`] decodes every record and `meta` value and checks
+//! every index entry against its record and every record against its index
+//! entries; [`MetadataStore::repair`] rebuilds the indexes from the records
+//! (see `check.rs` for what it will not touch).
 //!
 //! # Durability
 //!
@@ -80,7 +87,8 @@ pub enum Durability {
     /// as the disk honours `fsync`. A commit costs one `fsync` (typically 0.1
     /// to 10 ms), so commit and `begin` (which waits for a commit in flight
     /// to finish) run on tokio's blocking thread pool, never blocking an async
-    /// worker thread.
+    /// worker thread. A commit already handed to that pool finishes even if
+    /// its future is dropped: a cancelled commit may or may not have happened.
     Sync,
 }
 
@@ -107,6 +115,20 @@ const FORMAT_VERSION: u32 = 1;
 /// again, in this process or another. Only one open database may use a
 /// directory at a time: opening a directory that is already open (by another
 /// process, or by a live handle in this one) is an error.
+///
+/// ```
+/// use fsmeta::*;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// # let dir = tempfile::tempdir().map_err(|e| Error::backend("temp dir", e))?;
+/// let options = FjallOptions { durability: Durability::Sync, ..Default::default() };
+/// let store = FjallStore::open_with(dir.path(), options)?;
+/// store.transact(|tx| Box::pin(async move { tx.increment_server_epoch().await })).await?;
+/// drop(store); // the last handle: the database closes and the directory is free again
+///
+/// let store = FjallStore::open(dir.path())?;
+/// assert_eq!(store.begin().await?.server_epoch().await?, 1);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct FjallStore {
     inner: Arc<Inner>,
