@@ -2150,7 +2150,7 @@ pub async fn nodes_recover_independently(t: &mut dyn TestStore) {
         take(t, &handle(b"fa1"), "a-owner1", a1.epoch).await,
         take(t, &handle(b"fa2"), "a-owner2", a1.epoch).await,
     ];
-    let b_locks = vec![take(t, &handle(b"fb1"), "b-owner1", b1.epoch).await];
+    let b_locks = [take(t, &handle(b"fb1"), "b-owner1", b1.epoch).await];
     // A crashes (no clean mark) and restarts.
     let a2 = crate::begin_recovery_as(&*store, "node-a").await.unwrap();
     assert!(!a2.previous_shutdown_clean);

@@ -63,7 +63,7 @@ impl FileHandle {
                 "file handle: {hex:?} is not an even-length hex string"
             ))
         };
-        if hex.len() % 2 != 0 || !hex.is_ascii() {
+        if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
             return Err(invalid());
         }
         let bytes = (0..hex.len())

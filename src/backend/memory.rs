@@ -57,6 +57,7 @@ impl MemoryStore {
 }
 
 /// The committed state plus what validation needs.
+#[derive(Default)]
 struct Shared {
     version: u64,
     tables: Tables,
@@ -64,17 +65,6 @@ struct Shared {
     log: VecDeque<CommitRecord>,
     /// Snapshot version → number of open transactions on it.
     open: BTreeMap<u64, usize>,
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        Shared {
-            version: 0,
-            tables: Tables::default(),
-            log: VecDeque::new(),
-            open: BTreeMap::new(),
-        }
-    }
 }
 
 impl Shared {
