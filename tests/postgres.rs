@@ -984,13 +984,14 @@ async fn conflict_on_a_statement_is_classified() {
 // ---------------------------------------------------------------------------
 // Throughput (run by hand: `cargo test … --test postgres -- --ignored --nocapture throughput`)
 
-async fn throughput(connections: u32, duration: Duration) -> f64 {
+async fn throughput(connections: u32, synchronous_commit: bool, duration: Duration) -> f64 {
     let url = reachable().await.expect("a PostgreSQL server");
     let schema = fresh_schema_name();
     let store = PostgresStore::connect_with(
         &url,
         PgOptions {
             max_connections: connections,
+            synchronous_commit,
             schema: Some(schema.clone()),
             ..Default::default()
         },
@@ -1035,8 +1036,13 @@ async fn throughput(connections: u32, duration: Duration) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run by hand with --ignored --nocapture"]
 async fn throughput_put_file_put_lock() {
-    for connections in [1, 8] {
-        let rate = throughput(connections, Duration::from_secs(5)).await;
-        println!("put_file + put_lock via transact, {connections} connection(s): {rate:.0} tx/s");
+    for synchronous_commit in [true, false] {
+        for connections in [1, 8] {
+            let rate = throughput(connections, synchronous_commit, Duration::from_secs(5)).await;
+            println!(
+                "put_file + put_lock via transact, {connections} connection(s), \
+                 synchronous_commit {synchronous_commit}: {rate:.0} tx/s"
+            );
+        }
     }
 }
