@@ -38,7 +38,21 @@ fn required() -> bool {
 /// The server URL when it answers; `None` (after a notice) when it does not and
 /// the environment does not require it.
 async fn reachable() -> Option<String> {
+    // Probe once per test process: a down server must not cost every test a timeout.
+    static PROBED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let url = server_url();
+    match PROBED.get() {
+        Some(true) => return Some(url),
+        Some(false) if !required() => return None,
+        _ => {}
+    }
+    let up = probe(&url).await;
+    let _ = PROBED.set(up.is_some());
+    up
+}
+
+async fn probe(url: &str) -> Option<String> {
+    let url = url.to_owned();
     let mut options = ConnectOptions::new(&url);
     options
         .max_connections(1)
@@ -549,6 +563,26 @@ async fn concurrent_connects_migrate_once() {
     db.close().await.ok();
     drop(stores);
     drop_schema(&url, &schema).await.expect("drop schema");
+}
+
+/// A fixture dropped without `teardown` (a failing check unwinding) still
+/// drops its schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_fixture_removes_its_schema() {
+    let Some(fx) = PgFixture::new().await else {
+        return;
+    };
+    let (url, schema) = (fx.url.clone(), fx.schema.clone());
+    let mut tx = begin(&fx.pg()).await;
+    tx.put_file(&sample_file(b"left behind", "s"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    drop(fx);
+    let admin = sql_connection(&url, "public").await;
+    let count = format!("SELECT count(*)::text FROM pg_namespace WHERE nspname = '{schema}'");
+    assert_eq!(sql_text(&admin, &count).await.as_deref(), Some("0"));
+    admin.close().await.ok();
 }
 
 /// A store used before nodes existed becomes node `DEFAULT_NODE`'s when
