@@ -14,6 +14,9 @@
 //! A check panics (like `assert!`) on the first behaviour that differs from
 //! the contract, with a message that names it.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
