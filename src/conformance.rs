@@ -80,15 +80,6 @@ macro_rules! conformance_tests {
             arbiter_upgrades_and_downgrades_sub_ranges, arbiter_merges_same_type_neighbours,
             release_range_splits_and_trims, arbiter_handles_u64_edges, test_lock_writes_nothing,
             recovery_cycle, concurrent_acquisitions_never_double_grant,
-        );
-    };
-}
-
-/// Generates the checks of several nodes sharing one store.
-#[macro_export]
-macro_rules! node_tests {
-    ($harness:expr) => {
-        $crate::__conformance_each!($harness;
             node_state_round_trips, nodes_recover_independently, simultaneous_node_recoveries_stay_apart,
             pages_walk_everything,
         );
@@ -101,7 +92,7 @@ macro_rules! persistence_tests {
     ($harness:expr) => {
         $crate::__conformance_each!($harness;
             reopen_keeps_files_locks_and_indexes, reopen_keeps_rolled_back_writes_out,
-            reopen_keeps_epoch_and_flag, recovery_survives_reopen,
+            reopen_keeps_epoch_and_flag, recovery_survives_reopen, nodes_survive_reopen,
         );
     };
 }

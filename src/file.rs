@@ -171,8 +171,5 @@ pub trait FileStore: Send {
         &mut self,
         after: Option<&FileHandle>,
         limit: usize,
-    ) -> Result<Vec<FileMeta>> {
-        let _ = (after, limit);
-        Err(Error::Invalid("this backend cannot page files yet".into()))
-    }
+    ) -> Result<Vec<FileMeta>>;
 }

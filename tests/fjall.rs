@@ -60,13 +60,11 @@ impl TestStore for Fixture {
 mod buffered {
     fsmeta::conformance_tests!(super::Fresh(fsmeta::Durability::Buffered));
     fsmeta::persistence_tests!(super::Fresh(fsmeta::Durability::Buffered));
-    fsmeta::node_tests!(super::Fresh(fsmeta::Durability::Buffered));
 }
 
 mod sync {
     fsmeta::conformance_tests!(super::Fresh(fsmeta::Durability::Sync));
     fsmeta::persistence_tests!(super::Fresh(fsmeta::Durability::Sync));
-    fsmeta::node_tests!(super::Fresh(fsmeta::Durability::Sync));
 }
 
 // ---------------------------------------------------------------------------

@@ -24,4 +24,3 @@ impl Harness for Fresh {
 }
 
 fsmeta::conformance_tests!(Fresh);
-fsmeta::node_tests!(Fresh);

@@ -212,7 +212,6 @@ impl Harness for Fresh {
 }
 
 fsmeta::conformance_tests!(Fresh);
-fsmeta::node_tests!(Fresh);
 fsmeta::persistence_tests!(Fresh);
 
 // ---------------------------------------------------------------------------

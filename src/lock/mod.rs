@@ -281,11 +281,6 @@ impl LockQuery {
     }
 }
 
-// TEMPORARY while the fjall and PostgreSQL backends gain node state: removed before release.
-fn nodes_unsupported() -> Error {
-    Error::Invalid("this backend does not store node state yet".into())
-}
-
 /// Lock-state operations of a transaction.
 #[async_trait]
 pub trait LockStore: Send {
@@ -300,10 +295,7 @@ pub trait LockStore: Send {
     /// One page of all locks: those with an id above `after` (from the first
     /// when `None`), in id order, at most `limit` (≥ 1). For walking a whole
     /// store without holding it in memory.
-    async fn list_locks_page(&mut self, after: Option<Uuid>, limit: usize) -> Result<Vec<PersistedLock>> {
-        let _ = (after, limit);
-        Err(nodes_unsupported())
-    }
+    async fn list_locks_page(&mut self, after: Option<Uuid>, limit: usize) -> Result<Vec<PersistedLock>>;
     /// Deletes every lock of a client; returns how many.
     async fn delete_locks_by_client(&mut self, client_id: &str) -> Result<u64>;
     /// Deletes every lock on a file; returns how many.
@@ -313,25 +305,15 @@ pub trait LockStore: Send {
     /// Adds one to the server epoch and returns the new value.
     async fn increment_server_epoch(&mut self) -> Result<u64>;
     /// The state of a node, if the store has seen it.
-    async fn get_node(&mut self, _node_id: &str) -> Result<Option<NodeState>> {
-        Err(nodes_unsupported())
-    }
+    async fn get_node(&mut self, node_id: &str) -> Result<Option<NodeState>>;
     /// Inserts or replaces a node's state.
-    async fn put_node(&mut self, _node: &NodeState) -> Result<()> {
-        Err(nodes_unsupported())
-    }
+    async fn put_node(&mut self, node: &NodeState) -> Result<()>;
     /// Every node the store has seen, in id order.
-    async fn list_nodes(&mut self) -> Result<Vec<NodeState>> {
-        Err(nodes_unsupported())
-    }
+    async fn list_nodes(&mut self) -> Result<Vec<NodeState>>;
     /// Records which node an epoch was handed to (inserts or replaces by epoch).
-    async fn put_epoch_record(&mut self, _record: &EpochRecord) -> Result<()> {
-        Err(nodes_unsupported())
-    }
+    async fn put_epoch_record(&mut self, record: &EpochRecord) -> Result<()>;
     /// Every recorded epoch, in epoch order.
-    async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>> {
-        Err(nodes_unsupported())
-    }
+    async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>>;
 
     /// True when node [`DEFAULT_NODE`]'s last incarnation marked its shutdown
     /// clean (true on a new store).
