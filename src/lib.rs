@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+mod copy;
 mod error;
 mod file;
 mod lock;
@@ -43,6 +44,10 @@ pub mod conformance;
 use std::sync::Arc;
 
 pub use backend::memory::MemoryStore;
+pub use copy::{
+    CopyOptions, CopyPhase, CopyProgress, CopyReport, StoreDigest, copy_store, digest, digest_in,
+    store_is_empty,
+};
 pub use error::{Error, Result};
 pub use file::{FileHandle, FileKind, FileMeta, FileStore};
 pub use lock::arbiter::{
@@ -53,8 +58,8 @@ pub use lock::{
     ShareReservation,
 };
 pub use recovery::{
-    Recovery, begin_recovery, begin_recovery_as, end_grace, end_grace_as, mark_clean_shutdown,
-    mark_clean_shutdown_as,
+    Epochs, Recovery, begin_recovery, begin_recovery_as, end_grace, end_grace_as,
+    mark_clean_shutdown, mark_clean_shutdown_as,
 };
 pub use time::Timestamp;
 pub use verify::{Problem, ProblemKind, VerifyReport, verify_records};

@@ -32,16 +32,38 @@ pub struct Recovery {
     pub clients: BTreeSet<String>,
 }
 
-/// Who owns which epoch, as one transaction sees it.
-pub(crate) struct Epochs {
+/// Who owns which epoch, as one transaction sees it: the rule that tells a
+/// dead epoch from a live one, for tools that show it (`fsmeta locks` marks
+/// the locks of dead epochs STALE).
+///
+/// An epoch is *live* while it is the current epoch of the node it was handed
+/// to and *dead* once that node has started a newer incarnation. An epoch no
+/// node was handed (written before nodes existed, or taken with a bare
+/// [`LockStore::increment_server_epoch`]) counts as [`DEFAULT_NODE`]'s and is
+/// dead once the global counter has moved past it.
+///
+/// ```
+/// # use fsmeta::*;
+/// # async fn demo(store: &dyn MetadataStore) -> Result<()> {
+/// let mut tx = store.begin().await?;
+/// let epochs = Epochs::load(&mut *tx).await?;
+/// for lock in tx.list_locks(&LockQuery::default()).await? {
+///     if epochs.is_dead(lock.server_epoch) {
+///         println!("{} is from a dead epoch of node {}", lock.id, epochs.node_of(lock.server_epoch));
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Epochs {
     owner: BTreeMap<u64, String>,
     current: BTreeMap<String, u64>,
     global: u64,
 }
 
 impl Epochs {
-    /// Reads the epoch records, node states and global counter.
-    pub(crate) async fn load<T: LockStore + ?Sized>(tx: &mut T) -> Result<Self> {
+    /// Reads the epoch records, node states and global counter in `tx`.
+    pub async fn load<T: LockStore + ?Sized>(tx: &mut T) -> Result<Self> {
         let owner = tx
             .list_epoch_records()
             .await?
@@ -64,18 +86,24 @@ impl Epochs {
 
     /// The node an epoch belongs to: its record's node, or [`DEFAULT_NODE`] for
     /// an epoch no node was handed (written before nodes existed).
-    fn node_of(&self, epoch: u64) -> &str {
+    pub fn node_of(&self, epoch: u64) -> &str {
         self.owner.get(&epoch).map_or(DEFAULT_NODE, String::as_str)
     }
 
-    /// True when no incarnation runs with `epoch` any more.
-    pub(crate) fn is_dead(&self, epoch: u64) -> bool {
+    /// True when no incarnation runs with `epoch` any more: its locks are
+    /// reclaimable, and swept at the end of their node's grace period.
+    pub fn is_dead(&self, epoch: u64) -> bool {
         match self.owner.get(&epoch) {
             Some(node) => self.current.get(node) != Some(&epoch),
             // Unrecorded epochs predate node records; one not yet reached by the
             // counter was never handed out, so nothing can have died with it.
             None => epoch < self.global,
         }
+    }
+
+    /// The global epoch counter: every dead epoch is below it.
+    pub fn global(&self) -> u64 {
+        self.global
     }
 
     /// True when `epoch` is a dead epoch of `node`.

@@ -1,0 +1,695 @@
+//! Moving a whole store to another backend ([`copy_store`]) and showing that
+//! two stores hold the same records ([`digest`]), for `fsmeta copy`.
+//!
+//! Both walk the stores page by page ([`crate::FileStore::list_files_page`],
+//! [`crate::LockStore::list_locks_page`]): memory stays flat however many records
+//! there are. Node states and epoch records are read whole (one per node and
+//! one per server incarnation: few).
+
+use std::fmt;
+
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::file::{FileHandle, FileMeta};
+use crate::lock::{EpochRecord, NodeState, PersistedLock};
+use crate::tx::{MetadataStore, MetadataStoreExt, MetadataTransaction};
+
+/// Records per page when [`digest`] walks a store.
+const DIGEST_PAGE: usize = 1024;
+
+/// How [`copy_store`] copies.
+///
+/// Build it with struct-update syntax so new fields keep your code compiling:
+/// `CopyOptions { batch_size: 5000, ..Default::default() }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// Records read per page and written per destination transaction
+    /// (default 1000; at least 1).
+    pub batch_size: usize,
+    /// Copy into a destination that already holds records (default `false`:
+    /// such a destination is refused before anything is written). Records
+    /// with the same key are overwritten and the others stay, so re-running an
+    /// interrupted copy with this set completes it; a destination holding
+    /// records the source does not have fails the final comparison.
+    pub allow_non_empty: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            batch_size: 1000,
+            allow_non_empty: false,
+        }
+    }
+}
+
+/// What [`copy_store`] is doing when it reports progress.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CopyPhase {
+    /// Counting the source's files and locks (`total` is not known yet).
+    Counting,
+    /// Copying the server epoch, node states and epoch records.
+    State,
+    /// Copying files.
+    Files,
+    /// Copying locks.
+    Locks,
+    /// Computing the digests of both stores.
+    Verifying,
+}
+
+/// A progress report of [`copy_store`]: `done` of `total` in `phase`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CopyProgress {
+    /// The current phase.
+    pub phase: CopyPhase,
+    /// Records of this phase handled so far.
+    pub done: u64,
+    /// Records of this phase in all (0 while counting).
+    pub total: u64,
+}
+
+/// What [`copy_store`] copied, and the digests of both stores afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CopyReport {
+    /// Files written to the destination.
+    pub files: u64,
+    /// Locks written to the destination.
+    pub locks: u64,
+    /// Node states written.
+    pub nodes: u64,
+    /// Epoch records written.
+    pub epoch_records: u64,
+    /// The source, digested after the copy.
+    pub source: StoreDigest,
+    /// The destination, digested after the copy.
+    pub destination: StoreDigest,
+}
+
+impl CopyReport {
+    /// True when both stores hold the same records (counts and hash agree).
+    pub fn matches(&self) -> bool {
+        self.source == self.destination
+    }
+}
+
+/// Counts and a SHA-256 over every record of a store: two stores with equal
+/// digests hold the same files, locks, node states, epoch records and server
+/// epoch, whatever their backends.
+///
+/// The hash covers a fixed binary encoding of each record, fed in key order
+/// (files by handle, locks by id, nodes by id, epoch records by epoch): every
+/// field, integers big-endian, strings and handles length-prefixed, one tag
+/// byte per record kind. It does not depend on a backend's storage format or
+/// on serde, so it stays comparable across backends and versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StoreDigest {
+    /// Number of file records.
+    pub files: u64,
+    /// Number of lock records.
+    pub locks: u64,
+    /// Number of node states.
+    pub nodes: u64,
+    /// Number of epoch records.
+    pub epoch_records: u64,
+    /// The global server epoch.
+    pub epoch: u64,
+    /// SHA-256 of every record (see the type's docs).
+    pub sha256: [u8; 32],
+}
+
+impl StoreDigest {
+    /// The SHA-256 as lowercase hex.
+    pub fn hex(&self) -> String {
+        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Display for StoreDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} files, {} locks, {} nodes, {} epoch records, epoch {}, sha256 {}",
+            self.files,
+            self.locks,
+            self.nodes,
+            self.epoch_records,
+            self.epoch,
+            self.hex()
+        )
+    }
+}
+
+/// The [`StoreDigest`] of `store`, read in one transaction (a consistent snapshot).
+pub async fn digest(store: &(impl MetadataStore + ?Sized)) -> Result<StoreDigest> {
+    let mut tx = store.begin().await?;
+    let result = digest_in(&mut *tx).await;
+    // Read-only: ending it cannot change the outcome.
+    let _ = tx.rollback().await;
+    result
+}
+
+/// The [`StoreDigest`] of what `tx` sees.
+pub async fn digest_in(tx: &mut (dyn MetadataTransaction + '_)) -> Result<StoreDigest> {
+    let mut hasher = RecordHasher::new();
+    let epoch = tx.server_epoch().await?;
+    hasher.u64(epoch);
+    let nodes = tx.list_nodes().await?;
+    for node in &nodes {
+        hasher.node(node);
+    }
+    let records = tx.list_epoch_records().await?;
+    for record in &records {
+        hasher.epoch_record(record);
+    }
+    let mut files = 0;
+    let mut pages = FilePages::new(DIGEST_PAGE);
+    while let Some(page) = pages.next(tx).await? {
+        for file in &page {
+            hasher.file(file);
+        }
+        files += page.len() as u64;
+    }
+    let mut locks = 0;
+    let mut pages = LockPages::new(DIGEST_PAGE);
+    while let Some(page) = pages.next(tx).await? {
+        for lock in &page {
+            hasher.lock(lock);
+        }
+        locks += page.len() as u64;
+    }
+    Ok(StoreDigest {
+        files,
+        locks,
+        nodes: nodes.len() as u64,
+        epoch_records: records.len() as u64,
+        epoch,
+        sha256: hasher.finish(),
+    })
+}
+
+/// True when `store` holds nothing: no file, lock, node state or epoch
+/// record, and server epoch 0 (a store nothing was ever written to).
+pub async fn store_is_empty(store: &(impl MetadataStore + ?Sized)) -> Result<bool> {
+    let mut tx = store.begin().await?;
+    let empty = tx.server_epoch().await? == 0
+        && tx.list_files_page(None, 1).await?.is_empty()
+        && tx.list_locks_page(None, 1).await?.is_empty()
+        && tx.list_nodes().await?.is_empty()
+        && tx.list_epoch_records().await?.is_empty();
+    let _ = tx.rollback().await;
+    Ok(empty)
+}
+
+/// Copies every record of `from` into `to`: the server epoch, node states
+/// (with their clean-shutdown flags), epoch records, files and locks. Then
+/// digests both stores and returns the two [`StoreDigest`]s in the report: a
+/// copy is complete when [`CopyReport::matches`].
+///
+/// - The source is read in one transaction, so the copy is one consistent
+///   snapshot of it; stop the servers using it first, or the final digest
+///   (taken afterwards) shows what changed meanwhile.
+/// - The destination is written in transactions of `options.batch_size`
+///   records (the epoch, node states and epoch records in the first), each
+///   retried on a serialization conflict. A failed copy leaves the batches
+///   already committed; run it again with `allow_non_empty`.
+/// - Nothing is held in memory beyond one page.
+/// - The destination's epoch is raised to the source's; one ahead of the
+///   source's cannot be lowered and is [`Error::Invalid`], like a destination
+///   that is not empty (see [`store_is_empty`]) without `allow_non_empty`. Both are
+///   checked before anything is written.
+///
+/// `progress` is called after every batch and at each phase change.
+pub async fn copy_store<F, T, P>(
+    from: &F,
+    to: &T,
+    options: &CopyOptions,
+    mut progress: P,
+) -> Result<CopyReport>
+where
+    F: MetadataStore + ?Sized,
+    T: MetadataStore + ?Sized,
+    P: FnMut(CopyProgress) + Send,
+{
+    let batch = options.batch_size;
+    if batch == 0 {
+        return Err(Error::Invalid("copy: batch size must be at least 1".into()));
+    }
+    if !options.allow_non_empty && !store_is_empty(to).await? {
+        return Err(Error::Invalid(
+            "copy: the destination is not empty (it holds records or has a non-zero epoch); \
+             allow copying into it to overwrite records with the same keys"
+                .into(),
+        ));
+    }
+    let mut source_tx = from.begin().await?;
+    let src = &mut *source_tx;
+
+    progress(CopyProgress {
+        phase: CopyPhase::Counting,
+        done: 0,
+        total: 0,
+    });
+    let (total_files, total_locks) = count(src, batch).await?;
+
+    let epoch = src.server_epoch().await?;
+    let nodes = src.list_nodes().await?;
+    let records = src.list_epoch_records().await?;
+    progress(CopyProgress {
+        phase: CopyPhase::State,
+        done: 0,
+        total: (nodes.len() + records.len()) as u64,
+    });
+    {
+        let (nodes, records) = (&nodes, &records);
+        to.transact(|tx| {
+            Box::pin(async move {
+                let mut current = tx.server_epoch().await?;
+                if current > epoch {
+                    return Err(Error::Invalid(format!(
+                        "copy: the destination's epoch {current} is ahead of the source's {epoch}; \
+                         it cannot be lowered"
+                    )));
+                }
+                // The counter only moves up by one: there is no "set".
+                while current < epoch {
+                    current = tx.increment_server_epoch().await?;
+                }
+                for node in nodes {
+                    tx.put_node(node).await?;
+                }
+                for record in records {
+                    tx.put_epoch_record(record).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    }
+
+    let mut files = 0;
+    progress(CopyProgress {
+        phase: CopyPhase::Files,
+        done: 0,
+        total: total_files,
+    });
+    let mut pages = FilePages::new(batch);
+    while let Some(page) = pages.next(src).await? {
+        let page = &page;
+        to.transact(|tx| {
+            Box::pin(async move {
+                for file in page {
+                    tx.put_file(file).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        files += page.len() as u64;
+        progress(CopyProgress {
+            phase: CopyPhase::Files,
+            done: files,
+            total: total_files.max(files),
+        });
+    }
+
+    let mut locks = 0;
+    progress(CopyProgress {
+        phase: CopyPhase::Locks,
+        done: 0,
+        total: total_locks,
+    });
+    let mut pages = LockPages::new(batch);
+    while let Some(page) = pages.next(src).await? {
+        let page = &page;
+        to.transact(|tx| {
+            Box::pin(async move {
+                for lock in page {
+                    tx.put_lock(lock).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        locks += page.len() as u64;
+        progress(CopyProgress {
+            phase: CopyPhase::Locks,
+            done: locks,
+            total: total_locks.max(locks),
+        });
+    }
+    // The source transaction only read: ending it cannot change the outcome.
+    let _ = source_tx.rollback().await;
+
+    progress(CopyProgress {
+        phase: CopyPhase::Verifying,
+        done: 0,
+        total: 2,
+    });
+    let source = digest(from).await?;
+    progress(CopyProgress {
+        phase: CopyPhase::Verifying,
+        done: 1,
+        total: 2,
+    });
+    let destination = digest(to).await?;
+    progress(CopyProgress {
+        phase: CopyPhase::Verifying,
+        done: 2,
+        total: 2,
+    });
+    Ok(CopyReport {
+        files,
+        locks,
+        nodes: nodes.len() as u64,
+        epoch_records: records.len() as u64,
+        source,
+        destination,
+    })
+}
+
+/// Counts the files and locks `tx` sees, page by page.
+async fn count(tx: &mut (dyn MetadataTransaction + '_), page: usize) -> Result<(u64, u64)> {
+    let mut files = 0;
+    let mut pages = FilePages::new(page);
+    while let Some(page) = pages.next(tx).await? {
+        files += page.len() as u64;
+    }
+    let mut locks = 0;
+    let mut pages = LockPages::new(page);
+    while let Some(page) = pages.next(tx).await? {
+        locks += page.len() as u64;
+    }
+    Ok((files, locks))
+}
+
+/// Walks every file in handle order, one page at a time.
+struct FilePages {
+    after: Option<FileHandle>,
+    limit: usize,
+    done: bool,
+}
+
+impl FilePages {
+    fn new(limit: usize) -> Self {
+        FilePages {
+            after: None,
+            limit,
+            done: false,
+        }
+    }
+
+    /// The next non-empty page, or `None` at the end.
+    async fn next(
+        &mut self,
+        tx: &mut (dyn MetadataTransaction + '_),
+    ) -> Result<Option<Vec<FileMeta>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = tx.list_files_page(self.after.as_ref(), self.limit).await?;
+        // A backend that returned a key not past the cursor would make this
+        // loop forever or skip records: refuse to go on.
+        if let (Some(after), Some(first)) = (&self.after, page.first())
+            && first.handle <= *after
+        {
+            return Err(out_of_order("files"));
+        }
+        self.done = page.len() < self.limit;
+        match page.last() {
+            Some(last) => {
+                self.after = Some(last.handle.clone());
+                Ok(Some(page))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Walks every lock in id order, one page at a time.
+struct LockPages {
+    after: Option<Uuid>,
+    limit: usize,
+    done: bool,
+}
+
+impl LockPages {
+    fn new(limit: usize) -> Self {
+        LockPages {
+            after: None,
+            limit,
+            done: false,
+        }
+    }
+
+    /// The next non-empty page, or `None` at the end.
+    async fn next(
+        &mut self,
+        tx: &mut (dyn MetadataTransaction + '_),
+    ) -> Result<Option<Vec<PersistedLock>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = tx.list_locks_page(self.after, self.limit).await?;
+        if let (Some(after), Some(first)) = (self.after, page.first())
+            && first.id <= after
+        {
+            return Err(out_of_order("locks"));
+        }
+        self.done = page.len() < self.limit;
+        match page.last() {
+            Some(last) => {
+                self.after = Some(last.id);
+                Ok(Some(page))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn out_of_order(what: &str) -> Error {
+    Error::backend(
+        format!("paging {what}"),
+        "the backend returned a page that does not start after the previous one",
+    )
+}
+
+/// Feeds records into SHA-256 in the encoding [`StoreDigest`] documents.
+struct RecordHasher(Sha256);
+
+impl RecordHasher {
+    fn new() -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"fsmeta store digest v1\0");
+        RecordHasher(hasher)
+    }
+
+    fn u8(&mut self, v: u8) {
+        self.0.update([v]);
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.0.update(v.to_be_bytes());
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.0.update(v.to_be_bytes());
+    }
+
+    fn i64(&mut self, v: i64) {
+        self.0.update(v.to_be_bytes());
+    }
+
+    fn bytes(&mut self, v: &[u8]) {
+        // Every stored string and handle is far below 4 GiB (validation caps them).
+        self.u64(v.len() as u64);
+        self.0.update(v);
+    }
+
+    fn node(&mut self, node: &NodeState) {
+        self.u8(b'N');
+        self.bytes(node.node_id.as_bytes());
+        self.u64(node.epoch);
+        self.u8(u8::from(node.clean_shutdown));
+    }
+
+    fn epoch_record(&mut self, record: &EpochRecord) {
+        self.u8(b'E');
+        self.u64(record.epoch);
+        self.bytes(record.node_id.as_bytes());
+        self.i64(record.started_at.as_micros());
+    }
+
+    fn file(&mut self, file: &FileMeta) {
+        self.u8(b'F');
+        self.bytes(file.handle.as_bytes());
+        self.bytes(file.share_name.as_bytes());
+        self.u8(file.kind as u8);
+        self.u32(file.mode);
+        self.u32(file.uid);
+        self.u32(file.gid);
+        self.u32(file.nlink);
+        self.u64(file.size);
+        self.i64(file.atime.as_micros());
+        self.i64(file.mtime.as_micros());
+        self.i64(file.ctime.as_micros());
+    }
+
+    fn lock(&mut self, lock: &PersistedLock) {
+        self.u8(b'L');
+        self.0.update(lock.id.as_bytes());
+        self.bytes(lock.share_name.as_bytes());
+        self.bytes(lock.file_id.as_bytes());
+        self.bytes(lock.owner_id.as_bytes());
+        self.bytes(lock.client_id.as_bytes());
+        self.u8(lock.lock_type as u8);
+        self.u64(lock.offset);
+        self.u64(lock.length);
+        self.u8(lock.share_reservation as u8);
+        self.i64(lock.acquired_at.as_micros());
+        self.u64(lock.server_epoch);
+    }
+
+    fn finish(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::memory::MemoryStore;
+    use crate::file::FileKind;
+    use crate::lock::{LockType, ShareReservation};
+    use crate::time::Timestamp;
+
+    fn file(n: u8, share: &str) -> FileMeta {
+        FileMeta {
+            handle: FileHandle::new(vec![n, 0xff]).expect("handle"),
+            share_name: share.into(),
+            kind: FileKind::Regular,
+            mode: 0o644,
+            uid: u32::MAX,
+            gid: 0,
+            nlink: 1,
+            size: u64::MAX,
+            atime: Timestamp::from_micros(1),
+            mtime: Timestamp::from_micros(2),
+            ctime: Timestamp::from_micros(3),
+        }
+    }
+
+    fn lock(n: u128, file: &FileMeta, epoch: u64) -> PersistedLock {
+        PersistedLock {
+            id: Uuid::from_u128(n),
+            share_name: file.share_name.clone(),
+            file_id: file.handle.clone(),
+            owner_id: format!("owner {n}"),
+            client_id: format!("client:{}", n % 3),
+            lock_type: LockType::Exclusive,
+            offset: n as u64 * 10,
+            length: 0,
+            share_reservation: ShareReservation::DenyWrite,
+            acquired_at: Timestamp::from_micros(1_700_000_000_000_000),
+            server_epoch: epoch,
+        }
+    }
+
+    async fn fill(store: &MemoryStore, files: u8, locks: u128) {
+        store
+            .transact(|tx| {
+                Box::pin(async move {
+                    tx.increment_server_epoch().await?;
+                    tx.increment_server_epoch().await?;
+                    tx.set_clean_shutdown(false).await?;
+                    tx.put_epoch_record(&EpochRecord {
+                        epoch: 2,
+                        node_id: "default".into(),
+                        started_at: Timestamp::from_micros(5),
+                    })
+                    .await?;
+                    for n in 0..files {
+                        let f = file(n, if n % 2 == 0 { "a" } else { "b" });
+                        tx.put_file(&f).await?;
+                        for l in 0..locks {
+                            tx.put_lock(&lock(u128::from(n) * 1000 + l, &f, 1 + (l as u64 % 2)))
+                                .await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .await
+            .expect("fill");
+    }
+
+    #[tokio::test]
+    async fn copy_reproduces_every_record_across_small_batches() {
+        let (from, to) = (MemoryStore::new(), MemoryStore::new());
+        fill(&from, 7, 5).await;
+        let mut calls = Vec::new();
+        let options = CopyOptions {
+            batch_size: 3,
+            ..Default::default()
+        };
+        let report = copy_store(&from, &to, &options, |p| calls.push(p))
+            .await
+            .expect("copy");
+        assert!(report.matches(), "{report:?}");
+        assert_eq!((report.files, report.locks), (7, 35));
+        assert_eq!(report.source.epoch, 2);
+        assert_eq!((report.source.nodes, report.source.epoch_records), (1, 1));
+        assert!(calls.contains(&CopyProgress {
+            phase: CopyPhase::Locks,
+            done: 35,
+            total: 35
+        }));
+        assert_eq!(digest(&to).await.expect("digest"), report.source);
+    }
+
+    #[tokio::test]
+    async fn non_empty_destination_is_refused_unless_allowed() {
+        let (from, to) = (MemoryStore::new(), MemoryStore::new());
+        fill(&from, 2, 2).await;
+        to.transact(|tx| Box::pin(async move { tx.put_file(&file(9, "z")).await }))
+            .await
+            .expect("put");
+        let refused = copy_store(&from, &to, &CopyOptions::default(), |_| {}).await;
+        assert!(matches!(refused, Err(Error::Invalid(_))), "{refused:?}");
+        assert_eq!(
+            digest(&to).await.expect("digest").files,
+            1,
+            "nothing written"
+        );
+        let options = CopyOptions {
+            allow_non_empty: true,
+            ..Default::default()
+        };
+        let report = copy_store(&from, &to, &options, |_| {})
+            .await
+            .expect("copy");
+        assert!(!report.matches(), "the extra file shows");
+        assert_eq!(report.destination.files, report.source.files + 1);
+    }
+
+    #[tokio::test]
+    async fn digest_sees_every_field() {
+        let (a, b) = (MemoryStore::new(), MemoryStore::new());
+        fill(&a, 1, 1).await;
+        fill(&b, 1, 1).await;
+        assert_eq!(digest(&a).await.expect("a"), digest(&b).await.expect("b"));
+        let f = file(0, "a");
+        let mut changed = lock(0, &f, 1);
+        changed.acquired_at = Timestamp::from_micros(changed.acquired_at.as_micros() + 1);
+        let changed = &changed;
+        b.transact(|tx| Box::pin(async move { tx.put_lock(changed).await }))
+            .await
+            .expect("put");
+        let (da, db) = (digest(&a).await.expect("a"), digest(&b).await.expect("b"));
+        assert_eq!((da.files, da.locks), (db.files, db.locks));
+        assert_ne!(da.sha256, db.sha256);
+    }
+}
