@@ -261,6 +261,54 @@ async fn newer_format_is_refused() {
     FjallStore::open(dir.path()).expect("open once the format is readable again");
 }
 
+/// A store written before node state existed kept its clean flag in
+/// `meta/clean_shutdown`: opening it moves the flag, with the store's epoch,
+/// to node `default`.
+#[tokio::test]
+async fn single_node_store_is_upgraded_to_node_default() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = FjallStore::open(dir.path()).expect("create");
+    let mut tx = store.begin().await.expect("begin");
+    for _ in 0..7 {
+        tx.increment_server_epoch().await.expect("increment");
+    }
+    tx.commit().await.expect("commit");
+    drop(store);
+    // The old layout: a version byte, then postcard's `false`.
+    raw_insert(dir.path(), "meta", &[(b"clean_shutdown", b"\x01\x00")]);
+    let store = FjallStore::open(dir.path()).expect("open an old store");
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        tx.get_node(fsmeta::DEFAULT_NODE).await.expect("get_node"),
+        Some(fsmeta::NodeState {
+            node_id: "default".into(),
+            epoch: 7,
+            clean_shutdown: false
+        })
+    );
+    assert!(!tx.clean_shutdown().await.expect("clean_shutdown"));
+    drop(tx);
+    let recovery = fsmeta::begin_recovery(&store)
+        .await
+        .expect("begin_recovery");
+    assert!(
+        !recovery.previous_shutdown_clean,
+        "the old store's unclean flag carried over"
+    );
+    assert_eq!(recovery.epoch, 8);
+    drop(store);
+    // The old key is gone, so a second open changes nothing.
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        tx.get_node("default")
+            .await
+            .expect("get_node")
+            .map(|n| n.epoch),
+        Some(8)
+    );
+}
+
 /// A directory that is open cannot be opened a second time; once every
 /// handle is gone it can, over and over (the lock file is released on drop).
 #[tokio::test]

@@ -216,6 +216,11 @@ pub(super) fn decode_epoch(bytes: &[u8]) -> Result<u64, Fault> {
     decode(names::META, keys::META_SERVER_EPOCH, bytes)
 }
 
+/// Decodes the clean-shutdown flag that builds before node state kept in `meta`.
+pub(super) fn decode_legacy_clean_shutdown(bytes: &[u8]) -> Result<bool, Fault> {
+    decode(names::META, keys::META_LEGACY_CLEAN_SHUTDOWN, bytes)
+}
+
 /// A node's state, format 1 (the id is the key).
 #[derive(Serialize, Deserialize)]
 struct NodeV1 {

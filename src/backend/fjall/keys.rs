@@ -19,6 +19,7 @@
 //! meta              "server_epoch"                              codec: u64 (the global counter)
 //! meta              "node/" | node_id (1..=1024 bytes)          codec: node epoch + clean flag
 //! meta              "epoch/" | be64(epoch)                      codec: node id + start time
+//! (meta             "clean_shutdown"                            codec: bool; only in stores written before node state: moved to node default on open)
 //! ```
 //!
 //! Why it is shaped like this:
@@ -64,6 +65,9 @@ pub(super) mod names {
 
 /// `meta` key holding the store format version (raw big-endian `u32`).
 pub(super) const META_FORMAT_VERSION: &[u8] = b"format_version";
+/// `meta` key of the clean-shutdown flag as builds before node state wrote it
+/// (codec: `bool`). Opening such a store moves it to node `default`.
+pub(super) const META_LEGACY_CLEAN_SHUTDOWN: &[u8] = b"clean_shutdown";
 /// `meta` key holding the server epoch.
 pub(super) const META_SERVER_EPOCH: &[u8] = b"server_epoch";
 /// Prefix of the `meta` keys holding node states.

@@ -236,8 +236,9 @@ impl FjallStore {
             db,
             ks,
         };
-        if found.is_none() {
-            inner.initialize()?;
+        match found {
+            None => inner.initialize()?,
+            Some(_) => inner.upgrade_single_node_state()?,
         }
         Ok(FjallStore {
             inner: Arc::new(inner),
@@ -283,6 +284,36 @@ impl Inner {
             Durability::Buffered => tx.durability(Some(PersistMode::Buffer)),
             Durability::Sync => tx.durability(Some(PersistMode::SyncAll)),
         })
+    }
+
+    /// Moves the clean flag of a store written before node state existed to
+    /// node [`DEFAULT_NODE`](crate::DEFAULT_NODE), with the store's epoch as
+    /// that node's current epoch, in one transaction. A no-op on any other store.
+    fn upgrade_single_node_state(&self) -> Result<()> {
+        let mut tx = Self::write_tx(&self.db, self.durability)?;
+        let read = |tx: &OptimisticWriteTx, key: &[u8]| {
+            tx.get(&self.ks.meta, key)
+                .map_err(|e| Error::backend("fjall: upgrading single-node state", e))
+        };
+        let Some(flag) = read(&tx, keys::META_LEGACY_CLEAN_SHUTDOWN)? else {
+            return Ok(());
+        };
+        let clean_shutdown = codec::decode_legacy_clean_shutdown(&flag).map_err(Error::from)?;
+        let default_key = keys::node(crate::DEFAULT_NODE);
+        if read(&tx, &default_key)?.is_none() {
+            let epoch = match read(&tx, keys::META_SERVER_EPOCH)? {
+                Some(raw) => codec::decode_epoch(&raw).map_err(Error::from)?,
+                None => 0,
+            };
+            let node = crate::NodeState {
+                epoch,
+                clean_shutdown,
+                ..crate::NodeState::new(crate::DEFAULT_NODE)
+            };
+            tx.insert(&self.ks.meta, default_key, codec::encode_node(&node)?);
+        }
+        tx.remove(&self.ks.meta, keys::META_LEGACY_CLEAN_SHUTDOWN);
+        commit(tx)
     }
 
     /// Records the format version of a brand-new store. Everything else stays
