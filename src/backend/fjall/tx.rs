@@ -317,11 +317,13 @@ impl LockStore for FjallTx {
         // Read the old record: an overwrite that moves the lock to another
         // file, owner, client, share or epoch must not leave its old index
         // entries behind. (The read also makes concurrent overwrites conflict.)
+        // Every old entry is removed and every new one inserted: an entry that
+        // both have is re-inserted (the last write to a key wins), and no
+        // comparison of key bytes across different index keyspaces can keep a
+        // stale entry alive.
         if let Some(old) = self.read_lock(lock.id)? {
             for (ks, key) in lock_index_entries(&store.ks, &old)? {
-                if !new_entries.iter().any(|(_, new)| *new == key) {
-                    self.tx.remove(ks, key);
-                }
+                self.tx.remove(ks, key);
             }
         }
         self.tx
