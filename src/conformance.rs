@@ -73,7 +73,8 @@ macro_rules! conformance_tests {
             reads_own_writes_in_list, uncommitted_writes_are_invisible, reads_are_repeatable,
             lost_update_is_a_conflict, write_skew_is_prevented, concurrent_epoch_increments_are_exact,
             concurrent_read_modify_write_loses_nothing, overwrite_moves_index_entries,
-            ids_with_separators_round_trip, prefix_ids_stay_apart, integer_extremes_round_trip,
+            overwrite_keeps_entries_equal_across_indexes, ids_with_separators_round_trip,
+            prefix_ids_stay_apart, integer_extremes_round_trip,
             timestamp_extremes_round_trip, lock_id_validation, file_validation,
             query_validation, timestamp_validation,
             arbiter_denies_conflicts_and_changes_nothing, arbiter_applies_share_reservations,
@@ -970,6 +971,45 @@ pub async fn overwrite_moves_index_entries(t: &mut dyn TestStore) {
             .await
             .is_empty()
     );
+}
+
+/// An overwrite that changes one indexed value keeps no stale entry even when
+/// the old value equals, byte for byte, another index's kept value (owner
+/// `x` → `y` while the client stays `x`).
+pub async fn overwrite_keeps_entries_equal_across_indexes(t: &mut dyn TestStore) {
+    let file = handle(b"x");
+    let first = sample_lock(&file, "x", "x", "x");
+    seed(t, &[], std::slice::from_ref(&first)).await;
+    let moved = PersistedLock {
+        owner_id: "y".into(),
+        ..first.clone()
+    };
+    seed(t, &[], std::slice::from_ref(&moved)).await;
+    assert!(
+        all_locks(t, &LockQuery::by_owner("x")).await.is_empty(),
+        "stale owner entry"
+    );
+    assert_eq!(
+        all_locks(t, &LockQuery::by_client("x")).await,
+        vec![moved.clone()]
+    );
+    let mut tx = begin(t).await;
+    tx.delete_lock(moved.id).await.unwrap();
+    commit(tx).await;
+    for q in [
+        LockQuery::by_owner("x"),
+        LockQuery::by_owner("y"),
+        LockQuery::by_client("x"),
+        LockQuery::by_share("x"),
+        LockQuery::by_file(&file),
+    ] {
+        assert!(
+            all_locks(t, &q).await.is_empty(),
+            "an entry outlived its record: {q:?}"
+        );
+    }
+    let report = t.store().verify().await.expect("verify");
+    assert!(report.is_healthy(), "{:?}", report.problems);
 }
 
 const AWKWARD_IDS: &[&str] = &[
