@@ -603,6 +603,9 @@ fn usage_and_connection_errors_exit_2_with_one_line() {
     on(&url, &["locks", "--file", "xyz"]).expect(2);
     on(&url, &["locks", "--client", ""]).expect(2);
     on(&url, &["copy", "--from", &url, "--to", &url]).expect(2);
+    on(&url, &["copy", "--to", &url]).expect(2);
+    let no_source = fsmeta(&["copy", "--to", "fjall:/nonexistent/x"]).expect(2);
+    assert!(no_source.stderr.contains("--from"), "{}", no_source.stderr);
     on(&url, &["copy", "--from", &url, "--to", "x", "--batch", "0"]).expect(2);
     on("sqlite://x", &["epoch"]).expect(2);
     let missing = dir.path().join("missing");
@@ -757,7 +760,8 @@ fn copy_between_fjall_stores_refuses_a_non_empty_destination() {
 
     let refused = fsmeta(&["copy", "--from", &from, "--to", &to]).expect(2);
     assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
-    fsmeta(&["copy", "--from", &from, "--to", &to, "--force"]).expect(0);
+    // The source may also come from --store / FSMETA_STORE.
+    fsmeta_env(&["copy", "--to", &to, "--force"], Some(&from)).expect(0);
 
     // A destination with a record the source lacks: copied, but the check fails.
     let (_other, other) = fjall_fixture();

@@ -7,12 +7,12 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "fsmeta", version, max_term_width = 100)]
 #[command(after_help = "\
-Stores: fjall:PATH (a directory) or postgres://user@host:port/db; pick a \
-schema with ?options=-csearch_path%3DNAME. `memory:` is refused: it is a new, \
-empty store that vanishes when fsmeta exits.
+Stores: fjall:PATH (a directory) or postgres://user@host:port/db
+(pick a schema with ?options=-csearch_path%3DNAME). memory: is refused:
+every process gets a new, empty one that vanishes when fsmeta exits.
 
-Exit status: 0 ok, 1 problems found (fsck, copy verification), 2 usage or \
-connection error.")]
+Exit status: 0 ok, 1 problems found (fsck, copy verification),
+2 usage, connection or store error (one line on stderr).")]
 pub struct Cli {
     /// The store to work on: fjall:PATH or postgres://…
     #[arg(long, env = "FSMETA_STORE", value_name = "URL", global = true)]
@@ -88,9 +88,9 @@ pub struct FsckArgs {
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// The store to copy from.
+    /// The store to copy from [default: --store / FSMETA_STORE].
     #[arg(long, value_name = "URL")]
-    pub from: String,
+    pub from: Option<String>,
     /// The store to copy into (created if missing).
     #[arg(long, value_name = "URL")]
     pub to: String,

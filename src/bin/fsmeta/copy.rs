@@ -12,11 +12,18 @@ use crate::output::Out;
 use crate::store::{self, Access, redact};
 use crate::{CliError, Outcome};
 
-pub async fn run(args: &CopyArgs, out: &mut Out) -> Result<Outcome, CliError> {
-    if args.from == args.to {
+pub async fn run(
+    args: &CopyArgs,
+    store_url: Option<&str>,
+    out: &mut Out,
+) -> Result<Outcome, CliError> {
+    let from_url = args.from.as_deref().or(store_url).ok_or_else(|| {
+        CliError::usage("copy: no source given: pass --from URL (or --store / FSMETA_STORE)")
+    })?;
+    if from_url == args.to {
         return Err(CliError::usage("copy: --from and --to name the same store"));
     }
-    let from = store::open(&args.from, Access::Existing).await?;
+    let from = store::open(from_url, Access::Existing).await?;
     let to = store::open(&args.to, Access::Destination).await?;
     if !args.force && !store_is_empty(&*to).await? {
         return Err(CliError::usage(format!(

@@ -170,7 +170,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
     let out = &mut out;
     let url = cli.store;
     let outcome = match cli.command {
-        Command::Copy(args) => copy::run(&args, out).await?,
+        Command::Copy(args) => copy::run(&args, url.as_deref(), out).await?,
         Command::Locks(args) => locks::run(&*existing(url).await?, &args, out).await?,
         Command::Files(args) => files::run(&*existing(url).await?, &args, out).await?,
         Command::Stats(args) => stats::run(&*existing(url).await?, &args, out).await?,
