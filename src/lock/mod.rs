@@ -286,6 +286,23 @@ impl LockQuery {
 pub trait LockStore: Send {
     /// Inserts or replaces the lock with `lock.id`.
     async fn put_lock(&mut self, lock: &PersistedLock) -> Result<()>;
+    /// Inserts or replaces many locks, as [`put_lock`](LockStore::put_lock)
+    /// of each in slice order would (a later lock with the same id wins).
+    /// Every lock is validated before anything is written, so an
+    /// [`Error::Invalid`] leaves the transaction as it was.
+    ///
+    /// For bulk loads: backends may write the batch in fewer round trips
+    /// (PostgreSQL sends multi-row `INSERT`s); the default calls `put_lock`
+    /// for each.
+    async fn put_locks(&mut self, locks: &[PersistedLock]) -> Result<()> {
+        for lock in locks {
+            crate::validate::lock(lock)?;
+        }
+        for lock in locks {
+            self.put_lock(lock).await?;
+        }
+        Ok(())
+    }
     /// The lock with this id, if stored.
     async fn get_lock(&mut self, id: Uuid) -> Result<Option<PersistedLock>>;
     /// Deletes the lock; [`Error::LockNotFound`] when it is not stored.

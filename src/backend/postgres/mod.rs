@@ -351,40 +351,36 @@ impl FileStore for PgTx {
 impl LockStore for PgTx {
     async fn put_lock(&mut self, lock: &PersistedLock) -> Result<()> {
         validate::lock(lock)?;
-        let row = locks::ActiveModel {
-            id: Set(lock.id),
-            share_name: Set(lock.share_name.clone()),
-            file_id: Set(lock.file_id.as_bytes().to_vec()),
-            owner_id: Set(lock.owner_id.clone()),
-            client_id: Set(lock.client_id.clone()),
-            lock_type: Set(i16::from(lock.lock_type as u8)),
-            offset: Set(Decimal::from(lock.offset)),
-            length: Set(Decimal::from(lock.length)),
-            share_reservation: Set(i16::from(lock.share_reservation as u8)),
-            acquired_at: Set(to_db_time("acquired_at", lock.acquired_at)?),
-            server_epoch: Set(Decimal::from(lock.server_epoch)),
-        };
-        use locks::Column as C;
-        locks::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(C::Id)
-                    .update_columns([
-                        C::ShareName,
-                        C::FileId,
-                        C::OwnerId,
-                        C::ClientId,
-                        C::LockType,
-                        C::Offset,
-                        C::Length,
-                        C::ShareReservation,
-                        C::AcquiredAt,
-                        C::ServerEpoch,
-                    ])
-                    .to_owned(),
-            )
+        locks::Entity::insert(lock_row(lock)?)
+            .on_conflict(lock_upsert())
             .exec_without_returning(&self.tx)
             .await
             .map_err(|e| db_error("put_lock", e))?;
+        Ok(())
+    }
+
+    /// Multi-row `INSERT … ON CONFLICT (id) DO UPDATE`, [`LOCKS_PER_INSERT`]
+    /// rows per statement. PostgreSQL refuses to update one row twice in a
+    /// statement, so only the last lock of each id is sent (the same result
+    /// as writing them in order).
+    async fn put_locks(&mut self, locks: &[PersistedLock]) -> Result<()> {
+        let mut rows = Vec::with_capacity(locks.len());
+        let mut seen = std::collections::HashSet::with_capacity(locks.len());
+        for lock in locks.iter().rev() {
+            validate::lock(lock)?;
+            if seen.insert(lock.id) {
+                rows.push(lock_row(lock)?);
+            }
+        }
+        rows.reverse();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            locks::Entity::insert_many(rows.by_ref().take(LOCKS_PER_INSERT))
+                .on_conflict(lock_upsert())
+                .exec_without_returning(&self.tx)
+                .await
+                .map_err(|e| db_error("put_locks", e))?;
+        }
         Ok(())
     }
 
@@ -610,6 +606,46 @@ impl MetadataTransaction for PgTx {
 
 // ---------------------------------------------------------------------------
 // Queries
+
+/// Rows per statement of [`LockStore::put_locks`]: 11 bind parameters each,
+/// far below PostgreSQL's 65,535 per statement.
+const LOCKS_PER_INSERT: usize = 1000;
+
+/// The `locks` row of a (validated) lock.
+fn lock_row(lock: &PersistedLock) -> Result<locks::ActiveModel> {
+    Ok(locks::ActiveModel {
+        id: Set(lock.id),
+        share_name: Set(lock.share_name.clone()),
+        file_id: Set(lock.file_id.as_bytes().to_vec()),
+        owner_id: Set(lock.owner_id.clone()),
+        client_id: Set(lock.client_id.clone()),
+        lock_type: Set(i16::from(lock.lock_type as u8)),
+        offset: Set(Decimal::from(lock.offset)),
+        length: Set(Decimal::from(lock.length)),
+        share_reservation: Set(i16::from(lock.share_reservation as u8)),
+        acquired_at: Set(to_db_time("acquired_at", lock.acquired_at)?),
+        server_epoch: Set(Decimal::from(lock.server_epoch)),
+    })
+}
+
+/// `ON CONFLICT (id) DO UPDATE` of every other column: `put_lock` is an upsert.
+fn lock_upsert() -> OnConflict {
+    use locks::Column as C;
+    OnConflict::column(C::Id)
+        .update_columns([
+            C::ShareName,
+            C::FileId,
+            C::OwnerId,
+            C::ClientId,
+            C::LockType,
+            C::Offset,
+            C::Length,
+            C::ShareReservation,
+            C::AcquiredAt,
+            C::ServerEpoch,
+        ])
+        .to_owned()
+}
 
 /// The filters of a [`LockQuery`], ANDed; no filter matches every lock.
 fn lock_condition(query: &LockQuery) -> Condition {
