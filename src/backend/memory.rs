@@ -9,7 +9,9 @@
 //! transaction equivalent to running alone at its commit point:
 //! serializable, with [`Error::Conflict`] for the loser of a race.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -18,7 +20,10 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta, FileStore};
-use crate::lock::{EpochRecord, LockQuery, LockStore, NodeState, PersistedLock};
+use crate::lock::{
+    EpochRecord, LockQuery, LockStore, LockType, NodeState, PersistedLock, ShareReservation,
+};
+use crate::time::Timestamp;
 use crate::tx::{MetadataStore, MetadataTransaction};
 use crate::validate;
 
@@ -82,17 +87,107 @@ impl Shared {
     }
 }
 
+/// A stored lock. Records are immutable once stored, so the record map, every
+/// index and every transaction's snapshot share one allocation per lock:
+/// copying a tree node (copy-on-write) copies pointers, not strings.
+type LockRef = Arc<PersistedLock>;
+
+/// The sort order of one lock index: a field of the lock, then its id.
+trait IndexOrder {
+    fn cmp(a: &PersistedLock, b: &PersistedLock) -> Ordering;
+}
+
+macro_rules! index_order {
+    ($name:ident, $field:ident) => {
+        struct $name;
+        impl IndexOrder for $name {
+            fn cmp(a: &PersistedLock, b: &PersistedLock) -> Ordering {
+                (&a.$field, a.id).cmp(&(&b.$field, b.id))
+            }
+        }
+    };
+}
+index_order!(ByFile, file_id);
+index_order!(ByOwner, owner_id);
+index_order!(ByClient, client_id);
+index_order!(ByShare, share_name);
+index_order!(ByEpoch, server_epoch);
+
+/// An index entry: the lock itself (one pointer), ordered by `O`. The index
+/// yields the records directly, with no second lookup in `locks`.
+struct Indexed<O>(LockRef, PhantomData<O>);
+
+impl<O> Indexed<O> {
+    fn new(lock: &LockRef) -> Self {
+        Indexed(lock.clone(), PhantomData)
+    }
+}
+
+impl<O> Clone for Indexed<O> {
+    fn clone(&self) -> Self {
+        Indexed::new(&self.0)
+    }
+}
+
+impl<O: IndexOrder> PartialEq for Indexed<O> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl<O: IndexOrder> Eq for Indexed<O> {}
+
+impl<O: IndexOrder> PartialOrd for Indexed<O> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<O: IndexOrder> Ord for Indexed<O> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        O::cmp(&self.0, &other.0)
+    }
+}
+
+/// A search key for an index: a lock that is blank but for the fields `set` fills in and `id`.
+fn probe<O>(id: Uuid, set: impl FnOnce(&mut PersistedLock)) -> Indexed<O> {
+    let mut lock = PersistedLock {
+        id,
+        share_name: String::new(),
+        file_id: FileHandle::min(),
+        owner_id: String::new(),
+        client_id: String::new(),
+        lock_type: LockType::Shared,
+        offset: 0,
+        length: 0,
+        share_reservation: ShareReservation::None,
+        acquired_at: Timestamp::from_micros(0),
+        server_epoch: 0,
+    };
+    set(&mut lock);
+    Indexed(Arc::new(lock), PhantomData)
+}
+
+/// The locks in an index whose field (set by `set`) has one value, in id order.
+fn locks_under<O: IndexOrder>(
+    index: &OrdSet<Indexed<O>>,
+    set: impl Fn(&mut PersistedLock),
+) -> Vec<LockRef> {
+    let (lo, hi) = (probe(Uuid::nil(), &set), probe(Uuid::max(), &set));
+    index.range(lo..=hi).map(|entry| entry.0.clone()).collect()
+}
+
 /// Records and their secondary indexes; cloning is O(1).
 #[derive(Clone)]
 struct Tables {
     files: OrdMap<FileHandle, FileMeta>,
     files_by_share: OrdSet<(String, FileHandle)>,
-    locks: OrdMap<Uuid, PersistedLock>,
-    locks_by_file: OrdSet<(FileHandle, Uuid)>,
-    locks_by_owner: OrdSet<(String, Uuid)>,
-    locks_by_client: OrdSet<(String, Uuid)>,
-    locks_by_share: OrdSet<(String, Uuid)>,
-    locks_by_epoch: OrdSet<(u64, Uuid)>,
+    locks: OrdMap<Uuid, LockRef>,
+    locks_by_file: OrdSet<Indexed<ByFile>>,
+    locks_by_owner: OrdSet<Indexed<ByOwner>>,
+    locks_by_client: OrdSet<Indexed<ByClient>>,
+    locks_by_share: OrdSet<Indexed<ByShare>>,
+    locks_by_epoch: OrdSet<Indexed<ByEpoch>>,
     epoch: u64,
     nodes: OrdMap<String, NodeState>,
     epoch_records: OrdMap<u64, EpochRecord>,
@@ -116,14 +211,6 @@ impl Default for Tables {
     }
 }
 
-/// The ids in an index under one key, in id order.
-fn ids_under<K: Ord + Clone>(index: &OrdSet<(K, Uuid)>, key: &K) -> Vec<Uuid> {
-    index
-        .range((key.clone(), Uuid::nil())..=(key.clone(), Uuid::max()))
-        .map(|(_, id)| *id)
-        .collect()
-}
-
 impl Tables {
     /// Inserts or replaces a file; returns the share of the record it replaced.
     fn put_file(&mut self, file: FileMeta) -> Option<String> {
@@ -144,60 +231,64 @@ impl Tables {
     }
 
     /// Inserts or replaces a lock and its index entries; returns the record it replaced.
-    fn put_lock(&mut self, lock: PersistedLock) -> Option<PersistedLock> {
+    fn put_lock(&mut self, lock: LockRef) -> Option<LockRef> {
         let old = self.delete_lock(lock.id);
-        self.locks_by_file.insert((lock.file_id.clone(), lock.id));
-        self.locks_by_owner.insert((lock.owner_id.clone(), lock.id));
-        self.locks_by_client
-            .insert((lock.client_id.clone(), lock.id));
-        self.locks_by_share
-            .insert((lock.share_name.clone(), lock.id));
-        self.locks_by_epoch.insert((lock.server_epoch, lock.id));
+        self.locks_by_file.insert(Indexed::new(&lock));
+        self.locks_by_owner.insert(Indexed::new(&lock));
+        self.locks_by_client.insert(Indexed::new(&lock));
+        self.locks_by_share.insert(Indexed::new(&lock));
+        self.locks_by_epoch.insert(Indexed::new(&lock));
         self.locks.insert(lock.id, lock);
         old
     }
 
-    fn delete_lock(&mut self, id: Uuid) -> Option<PersistedLock> {
+    fn delete_lock(&mut self, id: Uuid) -> Option<LockRef> {
         let old = self.locks.remove(&id)?;
-        self.locks_by_file.remove(&(old.file_id.clone(), id));
-        self.locks_by_owner.remove(&(old.owner_id.clone(), id));
-        self.locks_by_client.remove(&(old.client_id.clone(), id));
-        self.locks_by_share.remove(&(old.share_name.clone(), id));
-        self.locks_by_epoch.remove(&(old.server_epoch, id));
+        self.locks_by_file.remove(&Indexed::new(&old));
+        self.locks_by_owner.remove(&Indexed::new(&old));
+        self.locks_by_client.remove(&Indexed::new(&old));
+        self.locks_by_share.remove(&Indexed::new(&old));
+        self.locks_by_epoch.remove(&Indexed::new(&old));
         Some(old)
     }
 
-    /// Candidate ids for a query from its most selective index; `None` = scan all.
-    fn candidates(&self, query: &LockQuery) -> Option<Vec<Uuid>> {
+    /// Candidate locks for a query from its most selective index, in id
+    /// order; `None` = scan all.
+    fn candidates(&self, query: &LockQuery) -> Option<Vec<LockRef>> {
         if let Some(file) = &query.file_id {
-            Some(ids_under(&self.locks_by_file, file))
+            Some(locks_under(&self.locks_by_file, |l| {
+                l.file_id = file.clone()
+            }))
         } else if let Some(client) = &query.client_id {
-            Some(ids_under(&self.locks_by_client, client))
+            Some(locks_under(&self.locks_by_client, |l| {
+                l.client_id = client.clone()
+            }))
         } else if let Some(owner) = &query.owner_id {
-            Some(ids_under(&self.locks_by_owner, owner))
+            Some(locks_under(&self.locks_by_owner, |l| {
+                l.owner_id = owner.clone()
+            }))
         } else if let Some(share) = &query.share_name {
-            Some(ids_under(&self.locks_by_share, share))
+            Some(locks_under(&self.locks_by_share, |l| {
+                l.share_name = share.clone()
+            }))
         } else {
             query.server_epoch_below.map(|below| {
-                let mut ids: Vec<Uuid> = self
+                let bound = probe::<ByEpoch>(Uuid::nil(), |l| l.server_epoch = below);
+                let mut locks: Vec<LockRef> = self
                     .locks_by_epoch
-                    .range(..(below, Uuid::nil()))
-                    .map(|(_, id)| *id)
+                    .range(..bound)
+                    .map(|entry| entry.0.clone())
                     .collect();
-                ids.sort_unstable();
-                ids
+                locks.sort_unstable_by_key(|l| l.id);
+                locks
             })
         }
     }
 
-    fn list_locks(&self, query: &LockQuery) -> Vec<PersistedLock> {
+    /// Every stored lock matching `query`, in id order.
+    fn matching_locks(&self, query: &LockQuery) -> Vec<LockRef> {
         match self.candidates(query) {
-            Some(ids) => ids
-                .into_iter()
-                .filter_map(|id| self.locks.get(&id))
-                .filter(|lock| query.matches(lock))
-                .cloned()
-                .collect(),
+            Some(locks) => locks.into_iter().filter(|l| query.matches(l)).collect(),
             None => self
                 .locks
                 .values()
@@ -206,13 +297,20 @@ impl Tables {
                 .collect(),
         }
     }
+
+    fn list_locks(&self, query: &LockQuery) -> Vec<PersistedLock> {
+        self.matching_locks(query)
+            .into_iter()
+            .map(|l| PersistedLock::clone(&l))
+            .collect()
+    }
 }
 
 /// One write of a transaction, replayed onto the newest state at commit.
 enum Write {
     PutFile(FileMeta),
     DeleteFile(FileHandle),
-    PutLock(PersistedLock),
+    PutLock(LockRef),
     DeleteLock(Uuid),
     Epoch(u64),
     PutNode(NodeState),
@@ -237,7 +335,7 @@ struct ReadSet {
 struct CommitRecord {
     version: u64,
     files: Vec<(FileHandle, Option<String>, Option<String>)>,
-    locks: Vec<(Option<PersistedLock>, Option<PersistedLock>)>,
+    locks: Vec<(Option<LockRef>, Option<LockRef>)>,
     epoch: bool,
     nodes: Vec<String>,
     epoch_records: bool,
@@ -357,14 +455,15 @@ impl FileStore for MemoryTx {
 impl LockStore for MemoryTx {
     async fn put_lock(&mut self, lock: &PersistedLock) -> Result<()> {
         validate::lock(lock)?;
+        let lock = Arc::new(lock.clone());
         self.working.put_lock(lock.clone());
-        self.writes.push(Write::PutLock(lock.clone()));
+        self.writes.push(Write::PutLock(lock));
         Ok(())
     }
 
     async fn get_lock(&mut self, id: Uuid) -> Result<Option<PersistedLock>> {
         self.reads.locks.insert(id);
-        Ok(self.working.locks.get(&id).cloned())
+        Ok(self.working.locks.get(&id).map(|l| PersistedLock::clone(l)))
     }
 
     async fn delete_lock(&mut self, id: Uuid) -> Result<()> {
@@ -389,7 +488,7 @@ impl LockStore for MemoryTx {
             .range(after.unwrap_or(Uuid::nil())..)
             .filter(|(id, _)| Some(**id) != after)
             .take(limit)
-            .map(|(_, lock)| lock.clone())
+            .map(|(_, lock)| PersistedLock::clone(lock))
             .collect())
     }
 
@@ -464,7 +563,7 @@ impl MemoryTx {
     fn delete_matching(&mut self, query: LockQuery) -> Result<u64> {
         let ids: Vec<Uuid> = self
             .working
-            .list_locks(&query)
+            .matching_locks(&query)
             .into_iter()
             .map(|l| l.id)
             .collect();
