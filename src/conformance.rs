@@ -2156,6 +2156,18 @@ pub async fn node_state_round_trips(t: &mut dyn TestStore) {
     assert!(tx.clean_shutdown().await.unwrap());
 }
 
+/// Every node as (id, epoch, clean flag), in id order.
+async fn node_summary(tx: &mut dyn MetadataTransaction) -> Vec<(String, u64, bool)> {
+    let nodes = tx.list_nodes().await.expect("list_nodes");
+    nodes.into_iter().map(|n| (n.node_id, n.epoch, n.clean_shutdown)).collect()
+}
+
+/// Every epoch record as (epoch, node), in epoch order.
+async fn epoch_owners(tx: &mut dyn MetadataTransaction) -> Vec<(u64, String)> {
+    let records = tx.list_epoch_records().await.expect("list_epoch_records");
+    records.into_iter().map(|r| (r.epoch, r.node_id)).collect()
+}
+
 async fn take(t: &dyn TestStore, file: &FileHandle, owner: &str, epoch: u64) -> PersistedLock {
     let lock = PersistedLock {
         server_epoch: epoch,
@@ -2271,13 +2283,7 @@ pub async fn nodes_recover_independently(t: &mut dyn TestStore) {
         "B's previous epoch is dead now: its locks are reclaimable"
     );
     let mut tx = begin(t).await;
-    let nodes: Vec<_> = tx
-        .list_nodes()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|n| (n.node_id, n.epoch, n.clean_shutdown))
-        .collect();
+    let nodes = node_summary(&mut *tx).await;
     assert_eq!(
         nodes,
         vec![
@@ -2285,13 +2291,7 @@ pub async fn nodes_recover_independently(t: &mut dyn TestStore) {
             ("node-b".into(), b2.epoch, false)
         ]
     );
-    let handed: Vec<_> = tx
-        .list_epoch_records()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.epoch, r.node_id))
-        .collect();
+    let handed = epoch_owners(&mut *tx).await;
     assert_eq!(handed.len(), 5, "one record per incarnation: {handed:?}");
     assert_eq!(
         tx.server_epoch().await.unwrap(),
@@ -2367,13 +2367,7 @@ pub async fn nodes_survive_reopen(t: &mut dyn TestStore) {
         .unwrap();
     t.reopen().await.expect("reopen");
     let mut tx = begin(t).await;
-    let nodes: Vec<_> = tx
-        .list_nodes()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|n| (n.node_id, n.epoch, n.clean_shutdown))
-        .collect();
+    let nodes = node_summary(&mut *tx).await;
     assert_eq!(
         nodes,
         vec![
@@ -2381,13 +2375,7 @@ pub async fn nodes_survive_reopen(t: &mut dyn TestStore) {
             ("node-b".into(), b.epoch, false)
         ]
     );
-    let handed: Vec<_> = tx
-        .list_epoch_records()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.epoch, r.node_id))
-        .collect();
+    let handed = epoch_owners(&mut *tx).await;
     assert_eq!(
         handed,
         vec![
