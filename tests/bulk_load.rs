@@ -16,13 +16,13 @@ fn lock(i: u64) -> PersistedLock {
         file_id: FileHandle::new(format!("file-{}", i / 10)).expect("handle"),
         owner_id: format!("owner-{}", i % 17),
         client_id: format!("client-{}", i % 5),
-        lock_type: if i % 2 == 0 {
+        lock_type: if i.is_multiple_of(2) {
             LockType::Shared
         } else {
             LockType::Exclusive
         },
         offset: i * 100,
-        length: if i % 7 == 0 { u64::MAX } else { 100 },
+        length: if i.is_multiple_of(7) { u64::MAX } else { 100 },
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(1_700_000_000_000_000 + i as i64),
         server_epoch: i % 4,
@@ -50,7 +50,10 @@ async fn check_put_locks(store: &dyn MetadataStore) {
         .map(|i| if i == 3 { moved.clone() } else { lock(i) })
         .collect();
     expected.sort_by_key(|l| l.id);
-    assert_eq!(all, expected, "put_locks stores what put_lock of each would");
+    assert_eq!(
+        all, expected,
+        "put_locks stores what put_lock of each would"
+    );
     assert_eq!(
         tx.list_locks(&LockQuery::by_client("client-moved"))
             .await
