@@ -1,0 +1,1143 @@
+//! The performance targets of issue 8, each measured as a ratio against a
+//! baseline taken in the same run (the machine is shared: absolute times
+//! drift, ratios hold). Prints one line per target:
+//!
+//! ```text
+//! NAME ratio=R target=T PASS|MISS
+//! ```
+//!
+//! and `# …` lines with the figures behind each ratio (latencies, load times,
+//! footprint). See `docs/performance.md` for the method.
+//!
+//! ```text
+//! cargo run --release --example bench              # full: 1M-lock stores
+//! cargo run --release --example bench -- --quick   # smoke run, under a minute
+//! cargo run --release --example bench -- --only P1,P3 --backends memory,fjall
+//! ```
+//!
+//! PostgreSQL: `FSMETA_BENCH_POSTGRES_URL` (or `FSMETA_TEST_POSTGRES_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/test`). Every store lives in its
+//! own schema, dropped at the end. Without a server the PostgreSQL targets
+//! print `SKIP`.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fjall::{KeyspaceCreateOptions, OptimisticTxDatabase, PersistMode, Readable};
+use fsmeta::{
+    Durability, FileMeta, FjallOptions, FjallStore, LockQuery, MemoryStore, MetadataStore,
+    MetadataStoreExt, PersistedLock, PgOptions, PostgresStore, Timestamp,
+};
+use uuid::Uuid;
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use common::*;
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+struct Cfg {
+    quick: bool,
+    only: Option<Vec<String>>,
+    backends: Option<Vec<String>>,
+    pg_url: String,
+    /// The large store of P3, P5, P6 and the footprint.
+    big: u64,
+    /// The small store of P3 and P5.
+    small: u64,
+    /// The small store of P4.
+    p4_small: u64,
+    /// Rounds × transactions per round, lib and raw alternating.
+    p1_rounds: usize,
+    p1_batch: usize,
+    p1_sync_batch: usize,
+    p2_rounds: usize,
+    p2_batch: usize,
+    p3_samples: usize,
+    p4_rounds: usize,
+    p4_batch: usize,
+    p5_samples: usize,
+    /// Locks of the client P5 deletes.
+    p5_locks: u64,
+    /// Locks of the client deleted in one transaction (P5-bulk).
+    bulk: u64,
+    p6_runs: usize,
+}
+
+impl Cfg {
+    fn from_args() -> Res<Cfg> {
+        let mut quick = false;
+        let mut only = None;
+        let mut backends = None;
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" => quick = true,
+                "--only" => {
+                    let list = args.next().ok_or("--only needs a list, e.g. P1,P3")?;
+                    only = Some(list.split(',').map(|s| s.trim().to_uppercase()).collect());
+                }
+                "--backends" => {
+                    let list = args
+                        .next()
+                        .ok_or("--backends needs a list, e.g. memory,fjall")?;
+                    backends = Some(list.split(',').map(|s| s.trim().to_lowercase()).collect());
+                }
+                "--bench" => {} // passed by `cargo bench`-style runners
+                other => return Err(format!("unknown argument {other:?}").into()),
+            }
+        }
+        let pg_url = std::env::var("FSMETA_BENCH_POSTGRES_URL")
+            .or_else(|_| std::env::var("FSMETA_TEST_POSTGRES_URL"))
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        Ok(if quick {
+            Cfg {
+                quick,
+                only,
+                backends,
+                pg_url,
+                big: 50_000,
+                small: 5_000,
+                p4_small: 1_000,
+                p1_rounds: 5,
+                p1_batch: 300,
+                p1_sync_batch: 10,
+                p2_rounds: 3,
+                p2_batch: 80,
+                p3_samples: 100,
+                p4_rounds: 5,
+                p4_batch: 500,
+                p5_samples: 3,
+                p5_locks: 1_000,
+                bulk: 10_000,
+                p6_runs: 1,
+            }
+        } else {
+            Cfg {
+                quick,
+                only,
+                backends,
+                pg_url,
+                big: 1_000_000,
+                small: 10_000,
+                p4_small: 1_000,
+                p1_rounds: 15,
+                p1_batch: 2_000,
+                p1_sync_batch: 40,
+                p2_rounds: 9,
+                p2_batch: 400,
+                p3_samples: 1_000,
+                p4_rounds: 15,
+                p4_batch: 2_000,
+                p5_samples: 9,
+                p5_locks: 1_000,
+                bulk: 100_000,
+                p6_runs: 3,
+            }
+        })
+    }
+
+    fn backend(&self, name: &str) -> bool {
+        self.backends
+            .as_ref()
+            .is_none_or(|b| b.iter().any(|t| t == name))
+    }
+
+    fn wants(&self, target: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|t| t == target))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+#[derive(Clone, Copy)]
+enum Goal {
+    /// The ratio must be at least this.
+    AtLeast(f64),
+    /// The ratio must be at most this.
+    AtMost(f64),
+}
+
+fn report(name: &str, ratio: f64, goal: Goal, detail: &str) {
+    let (target, pass) = match goal {
+        Goal::AtLeast(t) => (format!(">={t:.2}"), ratio >= t),
+        Goal::AtMost(t) => (format!("<={t:.2}"), ratio <= t),
+    };
+    let verdict = if pass { "PASS" } else { "MISS" };
+    println!("{name} ratio={ratio:.2} target={target} {verdict}");
+    if !detail.is_empty() {
+        println!("#   {name}: {detail}");
+    }
+}
+
+fn info(line: &str) {
+    println!("# {line}");
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn us(d: f64) -> String {
+    format!("{:.1} µs", d * 1e6)
+}
+
+/// Loads locks `0..n` of a store of `n` in transactions of `batch` through
+/// `put_locks`; returns the seconds it took.
+async fn load(store: &dyn MetadataStore, n: u64, batch: u64) -> Res<f64> {
+    let started = Instant::now();
+    let mut next = 0;
+    while next < n {
+        let end = (next + batch).min(n);
+        let locks: Vec<PersistedLock> = (next..end).map(|i| store_lock(n, i)).collect();
+        let locks = &locks;
+        store
+            .transact(|tx| Box::pin(async move { tx.put_locks(locks).await }))
+            .await?;
+        next = end;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// True when the last lock of a store of `n` is there (a kept store).
+async fn loaded(store: &dyn MetadataStore, n: u64) -> Res<bool> {
+    let mut tx = store.begin().await?;
+    Ok(tx.get_lock(store_lock(n, n - 1).id).await?.is_some())
+}
+
+async fn load_extra(store: &dyn MetadataStore, name: &str, tag: u64, count: u64) -> Res {
+    let mut next = 0;
+    while next < count {
+        let end = (next + 10_000).min(count);
+        let locks: Vec<PersistedLock> = (next..end).map(|j| extra_lock(1, name, tag, j)).collect();
+        let locks = &locks;
+        store
+            .transact(|tx| Box::pin(async move { tx.put_locks(locks).await }))
+            .await?;
+        next = end;
+    }
+    Ok(())
+}
+
+fn load_info(backend: &str, n: u64, secs: f64) {
+    info(&format!(
+        "load {backend}: {n} locks in {secs:.2} s ({:.0} locks/s)",
+        n as f64 / secs
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// P1: fjall write, library vs raw
+
+async fn p1(cfg: &Cfg, durability: Durability) -> Res {
+    let (name, mode, batch) = match durability {
+        Durability::Buffered => ("P1-fjall-write-buffered", PersistMode::Buffer, cfg.p1_batch),
+        Durability::Sync => (
+            "P1-fjall-write-sync",
+            PersistMode::SyncAll,
+            cfg.p1_sync_batch,
+        ),
+    };
+    let dir = tempfile::tempdir()?;
+    let store = FjallStore::open_with(
+        dir.path().join("lib"),
+        FjallOptions {
+            durability,
+            ..Default::default()
+        },
+    )?;
+    let raw = RawFjall::open(&dir.path().join("raw"), mode)?;
+    let mut ratios = Vec::new();
+    let (mut lib_total, mut raw_total, mut count) = (0.0, 0.0, 0);
+    let mut k = 0u64;
+    // Round 0 warms both up and is not counted.
+    for round in 0..=cfg.p1_rounds {
+        let pairs: Vec<_> = (k..k + batch as u64).map(|k| write_pair(2, k)).collect();
+        k += batch as u64;
+        let started = Instant::now();
+        for (file, lock) in &pairs {
+            store
+                .transact(|tx| {
+                    Box::pin(async move {
+                        tx.put_file(file).await?;
+                        tx.put_lock(lock).await
+                    })
+                })
+                .await?;
+        }
+        let lib = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for (file, lock) in &pairs {
+            raw.put_file_and_lock(file, lock)?;
+        }
+        let raw_secs = started.elapsed().as_secs_f64();
+        if round > 0 {
+            ratios.push(raw_secs / lib);
+            lib_total += lib;
+            raw_total += raw_secs;
+            count += batch;
+        }
+    }
+    let ratio = median(ratios);
+    report(
+        name,
+        ratio,
+        Goal::AtLeast(0.8),
+        &format!(
+            "lib {} per tx ({:.0} tx/s), raw {} per tx ({:.0} tx/s), median of {} rounds of {}",
+            us(lib_total / count as f64),
+            count as f64 / lib_total,
+            us(raw_total / count as f64),
+            count as f64 / raw_total,
+            cfg.p1_rounds,
+            batch
+        ),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// P3 and P5 on any backend: two stores of different sizes, measured interleaved.
+
+#[derive(Clone, Copy, Debug)]
+enum By {
+    File,
+    Owner,
+    Client,
+}
+
+fn query_for(by: By, group: u64) -> LockQuery {
+    match by {
+        By::File => LockQuery::by_file(&handle(0, group)),
+        By::Owner => LockQuery::by_owner(&owner(group)),
+        By::Client => LockQuery::by_client(&client(group)),
+    }
+}
+
+/// Latency of one `list_locks` in an open transaction.
+async fn time_query(store: &dyn MetadataStore, query: &LockQuery) -> Res<f64> {
+    let mut tx = store.begin().await?;
+    let started = Instant::now();
+    let found = tx.list_locks(query).await?;
+    let secs = started.elapsed().as_secs_f64();
+    tx.rollback().await?;
+    if found.len() != 10 {
+        return Err(format!("{query:?} found {} locks, expected 10", found.len()).into());
+    }
+    Ok(secs)
+}
+
+/// P3 on one backend. `warm`: each sampled query runs once untimed first, so
+/// the timed run finds its blocks in the backend's caches.
+async fn p3(
+    cfg: &Cfg,
+    backend: &str,
+    warm: bool,
+    small: &dyn MetadataStore,
+    big: &dyn MetadataStore,
+) -> Res {
+    for by in [By::File, By::Owner, By::Client] {
+        let (mut s, mut b) = (Vec::new(), Vec::new());
+        for k in 0..cfg.p3_samples as u64 {
+            let r = mix(k ^ 0x5eed);
+            let (qs, qb) = (
+                query_for(by, r % (cfg.small / 10)),
+                query_for(by, r % (cfg.big / 10)),
+            );
+            if warm {
+                time_query(small, &qs).await?;
+                time_query(big, &qb).await?;
+            }
+            s.push(time_query(small, &qs).await?);
+            b.push(time_query(big, &qb).await?);
+        }
+        p3_report(cfg, backend, by, warm, median(s), median(b));
+    }
+    Ok(())
+}
+
+fn p3_report(cfg: &Cfg, backend: &str, by: By, warm: bool, s: f64, b: f64) {
+    let name = format!(
+        "P3-{backend}{}-by-{}",
+        if warm { "-warm" } else { "" },
+        format!("{by:?}").to_lowercase()
+    );
+    report(
+        &name,
+        b / s,
+        Goal::AtMost(1.5),
+        &format!(
+            "median list_locks returning 10{}: {} locks stored {}, {} stored {} ({} samples each)",
+            if warm { " (warm caches)" } else { "" },
+            cfg.big,
+            us(b),
+            cfg.small,
+            us(s),
+            cfg.p3_samples
+        ),
+    );
+}
+
+/// The P3 queries by hand on raw fjall (no target: the engine's own scaling,
+/// to compare the library's with).
+fn p3_raw(cfg: &Cfg, small: &RawFjall, big: &RawFjall) -> Res {
+    for by in [By::File, By::Owner, By::Client] {
+        let (mut s, mut b) = (Vec::new(), Vec::new());
+        for k in 0..cfg.p3_samples as u64 {
+            let r = mix(k ^ 0x5eed);
+            for (raw, n, out) in [(small, cfg.small, &mut s), (big, cfg.big, &mut b)] {
+                let g = r % (n / 10);
+                let (index, component) = match by {
+                    By::File => (&raw.by_file, handle(0, g).as_bytes().to_vec()),
+                    By::Owner => (&raw.by_owner, owner(g).into_bytes()),
+                    By::Client => (&raw.by_client, client(g).into_bytes()),
+                };
+                let started = Instant::now();
+                let found = raw.query(index, &component)?;
+                out.push(started.elapsed().as_secs_f64());
+                if found != 10 {
+                    return Err(format!("raw {by:?} query found {found}, expected 10").into());
+                }
+            }
+        }
+        let (s, b) = (median(s), median(b));
+        info(&format!(
+            "P3 raw fjall by {}: {} locks stored {}, {} stored {}: raw ratio {:.2}",
+            format!("{by:?}").to_lowercase(),
+            cfg.big,
+            us(b),
+            cfg.small,
+            us(s),
+            b / s
+        ));
+    }
+    Ok(())
+}
+
+/// Loads a client of `count` locks (untimed), then times one transaction
+/// that deletes them all: begin + delete_locks_by_client + commit.
+async fn time_cleanup(store: &dyn MetadataStore, name: &str, tag: u64, count: u64) -> Res<f64> {
+    load_extra(store, name, tag, count).await?;
+    let started = Instant::now();
+    let mut tx = store.begin().await?;
+    let deleted = tx.delete_locks_by_client(name).await?;
+    tx.commit().await?;
+    let secs = started.elapsed().as_secs_f64();
+    if deleted != count {
+        return Err(format!("deleted {deleted} locks of {name}, expected {count}").into());
+    }
+    Ok(secs)
+}
+
+async fn p5(cfg: &Cfg, backend: &str, small: &dyn MetadataStore, big: &dyn MetadataStore) -> Res {
+    let (mut s, mut b) = (Vec::new(), Vec::new());
+    for k in 0..cfg.p5_samples as u64 {
+        let name = format!("cleanup-client-{k}");
+        s.push(time_cleanup(small, &name, k, cfg.p5_locks).await?);
+        b.push(time_cleanup(big, &name, k, cfg.p5_locks).await?);
+    }
+    let (s, b) = (median(s), median(b));
+    report(
+        &format!("P5-{backend}-cleanup"),
+        b / s,
+        Goal::AtMost(1.5),
+        &format!(
+            "median delete_locks_by_client of {} locks (one tx): store of {} {}, of {} {} ({} samples)",
+            cfg.p5_locks,
+            cfg.big,
+            us(b),
+            cfg.small,
+            us(s),
+            cfg.p5_samples
+        ),
+    );
+    Ok(())
+}
+
+async fn p5_bulk(cfg: &Cfg, backend: &str, big: &dyn MetadataStore) -> Res {
+    let started = Instant::now();
+    load_extra(big, "bulk-client", 999_999, cfg.bulk).await?;
+    let loaded = started.elapsed().as_secs_f64();
+    if backend == "fjall" {
+        // The same again for the raw-fjall delete that follows (p5_bulk_raw).
+        load_extra(big, "bulk-client-raw", 999_998, cfg.bulk).await?;
+    }
+    let started = Instant::now();
+    let mut tx = big.begin().await?;
+    let deleted = tx.delete_locks_by_client("bulk-client").await?;
+    tx.commit().await?;
+    let secs = started.elapsed().as_secs_f64();
+    if deleted != cfg.bulk {
+        return Err(format!("bulk delete removed {deleted}, expected {}", cfg.bulk).into());
+    }
+    report(
+        &format!("P5-{backend}-bulk-delete"),
+        secs / 5.0,
+        Goal::AtMost(1.0),
+        &format!(
+            "{} locks of one client deleted in one tx in {secs:.2} s (limit 5 s; ratio = time/limit) in a store of {}; loading them took {loaded:.2} s",
+            cfg.bulk, cfg.big
+        ),
+    );
+    Ok(())
+}
+
+/// The bulk delete by hand on raw fjall, on the same store (no target: the
+/// engine's own time, to compare the library's with).
+fn p5_bulk_raw(cfg: &Cfg, raw: &RawFjall) -> Res {
+    let started = Instant::now();
+    let deleted = raw.delete_client("bulk-client-raw")?;
+    let secs = started.elapsed().as_secs_f64();
+    if deleted as u64 != cfg.bulk {
+        return Err(format!("raw bulk delete removed {deleted}, expected {}", cfg.bulk).into());
+    }
+    info(&format!(
+        "P5 raw fjall: {} locks of one client deleted by hand in one tx in {secs:.2} s",
+        cfg.bulk
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// P4: memory transactions
+
+async fn p4(cfg: &Cfg, small: &MemoryStore, big: &MemoryStore) -> Res {
+    async fn round(store: &MemoryStore, locks: &[PersistedLock]) -> Res<f64> {
+        let started = Instant::now();
+        for lock in locks {
+            let mut tx = store.begin().await?;
+            tx.put_lock(lock).await?;
+            tx.commit().await?;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        // Put the store back to its size (untimed).
+        let mut tx = store.begin().await?;
+        for lock in locks {
+            tx.delete_lock(lock.id).await?;
+        }
+        tx.commit().await?;
+        Ok(secs / locks.len() as f64)
+    }
+    let (mut s, mut b) = (Vec::new(), Vec::new());
+    for r in 0..=cfg.p4_rounds as u64 {
+        let locks: Vec<_> = (0..cfg.p4_batch as u64)
+            .map(|j| extra_lock(3, "p4-client", r, j))
+            .collect();
+        let small_secs = round(small, &locks).await?;
+        let big_secs = round(big, &locks).await?;
+        if r > 0 {
+            s.push(small_secs);
+            b.push(big_secs);
+        }
+    }
+    let (s, b) = (median(s), median(b));
+    report(
+        "P4-memory-tx",
+        b / s,
+        Goal::AtMost(2.0),
+        &format!(
+            "begin+put_lock+commit: {} stored {}, {} stored {} (median of {} rounds of {})",
+            cfg.big,
+            us(b),
+            cfg.p4_small,
+            us(s),
+            cfg.p4_rounds,
+            cfg.p4_batch
+        ),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// P6: reopen a fjall store and list every lock, vs a raw scan
+
+fn raw_scan(path: &Path) -> Res<usize> {
+    let db = OptimisticTxDatabase::builder(path).open()?;
+    let locks = db.keyspace("locks", KeyspaceCreateOptions::default)?;
+    let mut all = Vec::new();
+    for guard in db.read_tx().iter(&locks) {
+        all.push(guard.into_inner()?);
+    }
+    Ok(all.len())
+}
+
+async fn lib_scan(path: &Path) -> Res<usize> {
+    let store = FjallStore::open_with(path, fjall_options())?;
+    let mut tx = store.begin().await?;
+    let all = tx.list_locks(&LockQuery::default()).await?;
+    tx.rollback().await?;
+    Ok(all.len())
+}
+
+async fn p6(cfg: &Cfg, path: &Path, expected: usize) -> Res {
+    let (mut lib, mut raw) = (Vec::new(), Vec::new());
+    // One unmeasured pass each brings the files into the page cache.
+    for run in 0..=cfg.p6_runs {
+        let started = Instant::now();
+        let n = lib_scan(path).await?;
+        let lib_secs = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let m = raw_scan(path)?;
+        let raw_secs = started.elapsed().as_secs_f64();
+        if n != expected || m != expected {
+            return Err(format!("P6 listed {n} (lib) and {m} (raw), expected {expected}").into());
+        }
+        if run > 0 {
+            lib.push(lib_secs);
+            raw.push(raw_secs);
+        }
+    }
+    let (l, r) = (median(lib), median(raw));
+    report(
+        "P6-fjall-reopen-list",
+        l / r,
+        Goal::AtMost(2.0),
+        &format!(
+            "open + list_locks(all) of {expected} locks {l:.3} s, raw open + scan of `locks` {r:.3} s (median of {})",
+            cfg.p6_runs
+        ),
+    );
+    Ok(())
+}
+
+fn dir_size(path: &Path) -> Res<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+// ---------------------------------------------------------------------------
+// Memory footprint, in a child process so that nothing else is in its heap.
+
+fn rss_bytes() -> Res<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .ok_or("no RSS in /proc/self/statm")?
+        .parse()?;
+    Ok(pages * 4096)
+}
+
+/// Heap size of a lock value: the struct plus its strings' buffers.
+fn lock_heap_size(lock: &PersistedLock) -> u64 {
+    (std::mem::size_of::<PersistedLock>()
+        + lock.share_name.capacity()
+        + lock.file_id.as_bytes().len()
+        + lock.owner_id.capacity()
+        + lock.client_id.capacity()) as u64
+}
+
+async fn memory_footprint_child(n: u64) -> Res {
+    let before = rss_bytes()?;
+    let store = MemoryStore::new();
+    load(&store, n, 10_000).await?;
+    let after = rss_bytes()?;
+    let heap: u64 = (0..n).map(|i| lock_heap_size(&store_lock(n, i))).sum();
+    println!("{} {} {}", after - before, heap, n);
+    drop(store);
+    Ok(())
+}
+
+fn memory_footprint(cfg: &Cfg) -> Res {
+    let exe = std::env::current_exe()?;
+    let out = std::process::Command::new(exe)
+        .args(["--memory-footprint-child", &cfg.big.to_string()])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "footprint child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let text = String::from_utf8(out.stdout)?;
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let [rss, heap, n] = v[..] else {
+        return Err(format!("footprint child printed {text:?}").into());
+    };
+    let (rss_per, heap_per) = (rss as f64 / n as f64, heap as f64 / n as f64);
+    report(
+        "FOOTPRINT-memory",
+        rss_per / heap_per,
+        Goal::AtMost(3.0),
+        &format!(
+            "RSS delta {rss_per:.0} bytes/lock for {n} locks, PersistedLock heap size {heap_per:.0} bytes/lock (struct {} + string buffers)",
+            std::mem::size_of::<PersistedLock>()
+        ),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL
+
+async fn pg_reachable(url: &str) -> bool {
+    match sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+    {
+        Ok(pool) => {
+            pool.close().await;
+            true
+        }
+        Err(e) => {
+            info(&format!("PostgreSQL at {url} unreachable: {e}"));
+            false
+        }
+    }
+}
+
+/// Schemas created by this run, dropped at the end whatever happens.
+struct Schemas {
+    url: String,
+    names: std::sync::Mutex<Vec<String>>,
+}
+
+impl Schemas {
+    fn fresh(&self, what: &str) -> String {
+        let name = format!("fsmeta_bench_{what}_{}", Uuid::new_v4().simple());
+        self.names.lock().expect("schemas").push(name.clone());
+        name
+    }
+
+    async fn drop_all(&self) {
+        let names = std::mem::take(&mut *self.names.lock().expect("schemas"));
+        if names.is_empty() {
+            return;
+        }
+        match sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.url)
+            .await
+        {
+            Ok(pool) => {
+                for name in names {
+                    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        // A name this run generated: letters, digits, `_`.
+                        "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
+                    )))
+                    .execute(&pool)
+                    .await
+                    {
+                        eprintln!("warning: dropping schema {name}: {e}");
+                    }
+                }
+                pool.close().await;
+            }
+            Err(e) => eprintln!("warning: cannot drop schemas {names:?}: {e}"),
+        }
+    }
+}
+
+async fn pg_store(cfg: &Cfg, schema: &str, connections: u32) -> Res<PostgresStore> {
+    Ok(PostgresStore::connect_with(
+        &cfg.pg_url,
+        PgOptions {
+            schema: Some(schema.to_owned()),
+            max_connections: connections,
+            ..Default::default()
+        },
+    )
+    .await?)
+}
+
+/// A plain sqlx pool on `schema`, SERIALIZABLE by start-up parameter like the library's.
+async fn sqlx_pool(cfg: &Cfg, schema: &str, connections: u32) -> Res<sqlx::PgPool> {
+    let options: sqlx::postgres::PgConnectOptions = cfg.pg_url.parse()?;
+    let options = options.options([
+        ("default_transaction_isolation", "serializable"),
+        ("search_path", &format!("\"{schema}\"")),
+    ]);
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(connections)
+        .connect_with(options)
+        .await?)
+}
+
+const RAW_INSERT_FILE: &str = r#"INSERT INTO "files" ("handle", "share_name", "kind", "mode", "uid", "gid", "nlink", "size", "atime", "mtime", "ctime") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT ("handle") DO UPDATE SET "share_name" = "excluded"."share_name", "kind" = "excluded"."kind", "mode" = "excluded"."mode", "uid" = "excluded"."uid", "gid" = "excluded"."gid", "nlink" = "excluded"."nlink", "size" = "excluded"."size", "atime" = "excluded"."atime", "mtime" = "excluded"."mtime", "ctime" = "excluded"."ctime""#;
+
+const RAW_INSERT_LOCK: &str = r#"INSERT INTO "locks" ("id", "share_name", "file_id", "owner_id", "client_id", "lock_type", "offset", "length", "share_reservation", "acquired_at", "server_epoch") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT ("id") DO UPDATE SET "share_name" = "excluded"."share_name", "file_id" = "excluded"."file_id", "owner_id" = "excluded"."owner_id", "client_id" = "excluded"."client_id", "lock_type" = "excluded"."lock_type", "offset" = "excluded"."offset", "length" = "excluded"."length", "share_reservation" = "excluded"."share_reservation", "acquired_at" = "excluded"."acquired_at", "server_epoch" = "excluded"."server_epoch""#;
+
+fn db_time(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(t.as_micros()).expect("valid timestamp")
+}
+
+fn is_serialization_failure(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+}
+
+/// The library's transaction, by hand: BEGIN, the two upserts, COMMIT;
+/// retried on a serialization failure like `transact`.
+async fn raw_pg_write(pool: &sqlx::PgPool, file: &FileMeta, lock: &PersistedLock) -> Res {
+    use rust_decimal::Decimal;
+    loop {
+        let attempt: Result<(), sqlx::Error> = async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(RAW_INSERT_FILE)
+                .bind(file.handle.as_bytes())
+                .bind(&file.share_name)
+                .bind(file.kind as u8 as i16)
+                .bind(i64::from(file.mode))
+                .bind(i64::from(file.uid))
+                .bind(i64::from(file.gid))
+                .bind(i64::from(file.nlink))
+                .bind(Decimal::from(file.size))
+                .bind(db_time(file.atime))
+                .bind(db_time(file.mtime))
+                .bind(db_time(file.ctime))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(RAW_INSERT_LOCK)
+                .bind(lock.id)
+                .bind(&lock.share_name)
+                .bind(lock.file_id.as_bytes())
+                .bind(&lock.owner_id)
+                .bind(&lock.client_id)
+                .bind(lock.lock_type as u8 as i16)
+                .bind(Decimal::from(lock.offset))
+                .bind(Decimal::from(lock.length))
+                .bind(lock.share_reservation as u8 as i16)
+                .bind(db_time(lock.acquired_at))
+                .bind(Decimal::from(lock.server_epoch))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(e) if is_serialization_failure(&e) => {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Runs `op(0..tasks)` as concurrent tasks; returns the wall time.
+async fn run_concurrent<F, Fut>(tasks: usize, op: F) -> Res<f64>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Res> + Send + 'static,
+{
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks).map(|t| tokio::spawn(op(t))).collect();
+    for h in handles {
+        h.await??;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn p2(cfg: &Cfg, schemas: &Schemas, connections: u32) -> Res {
+    let tasks = connections as usize;
+    let lib_schema = schemas.fresh("p2lib");
+    let raw_schema = schemas.fresh("p2raw");
+    let store = Arc::new(pg_store(cfg, &lib_schema, connections).await?);
+    // The raw side's tables come from the same migration.
+    pg_store(cfg, &raw_schema, 1).await?.close().await?;
+    let pool = sqlx_pool(cfg, &raw_schema, connections).await?;
+    let mut ratios = Vec::new();
+    let (mut lib_total, mut raw_total, mut count) = (0.0, 0.0, 0);
+    let mut k = 0u64;
+    for round in 0..=cfg.p2_rounds {
+        let batch = cfg.p2_batch as u64;
+        let pairs = Arc::new((k..k + batch).map(|k| write_pair(4, k)).collect::<Vec<_>>());
+        k += batch;
+        let lib = run_concurrent(tasks, |t| {
+            let (store, pairs) = (store.clone(), pairs.clone());
+            async move {
+                for (file, lock) in pairs.iter().skip(t).step_by(tasks) {
+                    store
+                        .transact(|tx| {
+                            Box::pin(async move {
+                                tx.put_file(file).await?;
+                                tx.put_lock(lock).await
+                            })
+                        })
+                        .await?;
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        let raw = run_concurrent(tasks, |t| {
+            let (pool, pairs) = (pool.clone(), pairs.clone());
+            async move {
+                for (file, lock) in pairs.iter().skip(t).step_by(tasks) {
+                    raw_pg_write(&pool, file, lock).await?;
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        if round > 0 {
+            ratios.push(raw / lib);
+            lib_total += lib;
+            raw_total += raw;
+            count += cfg.p2_batch;
+        }
+    }
+    pool.close().await;
+    report(
+        &format!("P2-postgres-write-{connections}conn"),
+        median(ratios),
+        Goal::AtLeast(0.8),
+        &format!(
+            "lib {:.0} tx/s, raw sqlx {:.0} tx/s on {connections} connection(s) (median of {} rounds of {})",
+            count as f64 / lib_total,
+            count as f64 / raw_total,
+            cfg.p2_rounds,
+            cfg.p2_batch
+        ),
+    );
+    Ok(())
+}
+
+async fn pg_analyze(cfg: &Cfg, schema: &str) -> Res {
+    let pool = sqlx_pool(cfg, schema, 1).await?;
+    sqlx::query("ANALYZE").execute(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+async fn pg_footprint(cfg: &Cfg, schema: &str, n: u64) -> Res {
+    let pool = sqlx_pool(cfg, schema, 1).await?;
+    let (table, total): (i64, i64) =
+        sqlx::query_as("SELECT pg_table_size('locks'), pg_total_relation_size('locks')")
+            .fetch_one(&pool)
+            .await?;
+    pool.close().await;
+    info(&format!(
+        "footprint postgres: {:.0} bytes/lock on disk (table + indexes, pg_total_relation_size; {n} locks; table alone {:.0}, indexes {:.0})",
+        total as f64 / n as f64,
+        table as f64 / n as f64,
+        (total - table) as f64 / n as f64
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The run
+
+async fn run_memory(cfg: &Cfg) -> Res {
+    if cfg.wants("P4") {
+        let small = MemoryStore::new();
+        let big = MemoryStore::new();
+        load(&small, cfg.p4_small, 10_000).await?;
+        let secs = load(&big, cfg.big, 10_000).await?;
+        load_info("memory", cfg.big, secs);
+        p4(cfg, &small, &big).await?;
+    }
+    if cfg.wants("P3") || cfg.wants("P5") {
+        let small = MemoryStore::new();
+        let big = MemoryStore::new();
+        load(&small, cfg.small, 10_000).await?;
+        let secs = load(&big, cfg.big, 10_000).await?;
+        load_info("memory", cfg.big, secs);
+        if cfg.wants("P3") {
+            p3(cfg, "memory", false, &small, &big).await?;
+        }
+        if cfg.wants("P5") {
+            p5(cfg, "memory", &small, &big).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The options of the P3/P5/P6 fjall stores: fjall's defaults, or the block
+/// cache size in `FSMETA_BENCH_FJALL_CACHE_MB`.
+fn fjall_options() -> FjallOptions {
+    FjallOptions {
+        cache_size: std::env::var("FSMETA_BENCH_FJALL_CACHE_MB")
+            .ok()
+            .and_then(|mb| mb.parse::<u64>().ok())
+            .map(|mb| mb << 20),
+        ..Default::default()
+    }
+}
+
+async fn run_fjall(cfg: &Cfg) -> Res {
+    if cfg.wants("P1") {
+        p1(cfg, Durability::Buffered).await?;
+        p1(cfg, Durability::Sync).await?;
+    }
+    if !(cfg.wants("P3") || cfg.wants("P5") || cfg.wants("P6") || cfg.wants("FOOTPRINT")) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    // FSMETA_BENCH_FJALL_DIR keeps the stores between runs (for profiling):
+    // a store that already holds its locks is not loaded again.
+    let root = std::env::var_os("FSMETA_BENCH_FJALL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    let big_path = root.join(format!("big-{}", cfg.big));
+    let small_path = root.join(format!("small-{}", cfg.small));
+    {
+        let options = fjall_options();
+        let small = FjallStore::open_with(&small_path, options.clone())?;
+        let big = FjallStore::open_with(&big_path, options)?;
+        if !loaded(&small, cfg.small).await? {
+            load(&small, cfg.small, 10_000).await?;
+        }
+        if !loaded(&big, cfg.big).await? {
+            let secs = load(&big, cfg.big, 10_000).await?;
+            load_info("fjall", cfg.big, secs);
+        }
+        if cfg.wants("P3") {
+            p3(cfg, "fjall", false, &small, &big).await?;
+            p3(cfg, "fjall", true, &small, &big).await?;
+        }
+        if cfg.wants("P5") {
+            p5(cfg, "fjall", &small, &big).await?;
+            p5_bulk(cfg, "fjall", &big).await?;
+        }
+    }
+    if cfg.wants("P3") || cfg.wants("P5") {
+        let small = RawFjall::open(&small_path, PersistMode::Buffer)?;
+        let big = RawFjall::open(&big_path, PersistMode::Buffer)?;
+        if cfg.wants("P3") {
+            p3_raw(cfg, &small, &big)?;
+        }
+        if cfg.wants("P5") {
+            p5_bulk_raw(cfg, &big)?;
+        }
+    }
+    if cfg.wants("FOOTPRINT") {
+        let bytes = dir_size(&big_path)?;
+        info(&format!(
+            "footprint fjall: {:.0} bytes/lock on disk (whole store directory, {} locks, {bytes} bytes, journal included)",
+            bytes as f64 / cfg.big as f64,
+            cfg.big
+        ));
+    }
+    if cfg.wants("P6") {
+        p6(cfg, &big_path, cfg.big as usize).await?;
+    }
+    Ok(())
+}
+
+async fn run_postgres(cfg: &Cfg, schemas: &Schemas) -> Res {
+    let wanted = ["P2", "P3", "P5", "FOOTPRINT"];
+    if !wanted.iter().any(|t| cfg.wants(t)) {
+        return Ok(());
+    }
+    if !pg_reachable(&cfg.pg_url).await {
+        for t in wanted {
+            if cfg.wants(t) {
+                println!("{t}-postgres SKIP (no PostgreSQL server)");
+            }
+        }
+        return Ok(());
+    }
+    if cfg.wants("P2") {
+        p2(cfg, schemas, 1).await?;
+        p2(cfg, schemas, 8).await?;
+    }
+    if cfg.wants("P3") || cfg.wants("P5") || cfg.wants("FOOTPRINT") {
+        let small_schema = schemas.fresh("small");
+        let big_schema = schemas.fresh("big");
+        let small = pg_store(cfg, &small_schema, 4).await?;
+        let big = pg_store(cfg, &big_schema, 4).await?;
+        load(&small, cfg.small, 10_000).await?;
+        let secs = load(&big, cfg.big, 10_000).await?;
+        load_info("postgres", cfg.big, secs);
+        let started = Instant::now();
+        pg_analyze(cfg, &small_schema).await?;
+        pg_analyze(cfg, &big_schema).await?;
+        info(&format!(
+            "postgres ANALYZE after the load: {:.2} s",
+            started.elapsed().as_secs_f64()
+        ));
+        if cfg.wants("FOOTPRINT") {
+            pg_footprint(cfg, &big_schema, cfg.big).await?;
+        }
+        if cfg.wants("P3") {
+            p3(cfg, "postgres", false, &small, &big).await?;
+        }
+        if cfg.wants("P5") {
+            p5(cfg, "postgres", &small, &big).await?;
+            p5_bulk(cfg, "postgres", &big).await?;
+        }
+        small.close().await?;
+        big.close().await?;
+    }
+    Ok(())
+}
+
+async fn run(cfg: &Cfg, schemas: &Schemas) -> Res {
+    info(&format!(
+        "fsmeta bench, {} mode: big store {} locks, small {} (P4: {})",
+        if cfg.quick { "quick" } else { "full" },
+        cfg.big,
+        cfg.small,
+        cfg.p4_small
+    ));
+    if cfg.backend("memory") && cfg.wants("FOOTPRINT") {
+        memory_footprint(cfg)?;
+    }
+    if cfg.backend("fjall") {
+        run_fjall(cfg).await?;
+    }
+    if cfg.backend("memory") {
+        run_memory(cfg).await?;
+    }
+    if cfg.backend("postgres") {
+        run_postgres(cfg, schemas).await?;
+    }
+    Ok(())
+}
+
+fn main() -> Res {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--memory-footprint-child") {
+        let n: u64 = args.get(2).ok_or("count")?.parse()?;
+        return runtime.block_on(memory_footprint_child(n));
+    }
+    let cfg = Cfg::from_args()?;
+    let started = Instant::now();
+    let schemas = Schemas {
+        url: cfg.pg_url.clone(),
+        names: std::sync::Mutex::new(Vec::new()),
+    };
+    let result = runtime.block_on(async {
+        let result = run(&cfg, &schemas).await;
+        schemas.drop_all().await;
+        result
+    });
+    info(&format!("total {:.1} s", started.elapsed().as_secs_f64()));
+    result
+}
