@@ -9,107 +9,27 @@
 //! unless `FSMETA_REQUIRE_POSTGRES=1`, which turns that into a failure.
 #![cfg(feature = "postgres")]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fsmeta::conformance::{Harness, TestStore, handle, sample_file, sample_lock};
+use fsmeta::conformance::postgres::{
+    PgHarness, PgTestStore, drop_schema, fresh_schema_name, reachable, sql_connection,
+};
+use fsmeta::conformance::{handle, sample_file, sample_lock};
 use fsmeta::{
     Error, LockQuery, MetadataStore, MetadataStoreExt, MetadataTransaction, PgOptions,
     PostgresStore, Result, Timestamp,
 };
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 // ---------------------------------------------------------------------------
-// Fixture
+// The shared suites, each check in a schema of its own
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+fsmeta::conformance_tests!(PgHarness);
+fsmeta::persistence_tests!(PgHarness);
 
-fn server_url() -> String {
-    std::env::var("FSMETA_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
-}
-
-fn required() -> bool {
-    std::env::var("FSMETA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
-}
-
-/// The server URL when it answers; `None` (after a notice) when it does not and
-/// the environment does not require it.
-async fn reachable() -> Option<String> {
-    // Probe once per test process: a down server must not cost every test a timeout.
-    static PROBED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let url = server_url();
-    match PROBED.get() {
-        Some(true) => return Some(url),
-        Some(false) if !required() => return None,
-        _ => {}
-    }
-    let up = probe(&url).await;
-    let _ = PROBED.set(up.is_some());
-    up
-}
-
-async fn probe(url: &str) -> Option<String> {
-    let url = url.to_owned();
-    let mut options = ConnectOptions::new(&url);
-    options
-        .max_connections(1)
-        .connect_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
-    match Database::connect(options).await {
-        Ok(db) => {
-            let _ = db.close().await;
-            Some(url)
-        }
-        Err(e) if required() => {
-            panic!("FSMETA_REQUIRE_POSTGRES=1 but PostgreSQL at {url} is unreachable: {e}")
-        }
-        Err(e) => {
-            eprintln!("notice: skipping PostgreSQL test: {url} is unreachable ({e})");
-            None
-        }
-    }
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn fresh_schema_name() -> String {
-    format!("fsmeta_test_{}", uuid::Uuid::new_v4().simple())
-}
-
-/// A one-connection pool for inspecting the database with plain SQL, its
-/// search path set to `schema`.
-async fn sql_connection(url: &str, schema: &str) -> DatabaseConnection {
-    let mut options = ConnectOptions::new(url);
-    options
-        .max_connections(1)
-        .sqlx_logging(false)
-        .set_schema_search_path(quote_ident(schema));
-    Database::connect(options)
-        .await
-        .expect("connect for plain SQL")
-}
-
-async fn drop_schema(url: &str, schema: &str) -> std::result::Result<(), sea_orm::DbErr> {
-    let mut options = ConnectOptions::new(url);
-    options.max_connections(1).sqlx_logging(false);
-    // Never hang a test run on a lock a stray connection still holds.
-    options.map_sqlx_postgres_opts(|pg| pg.options([("lock_timeout", "10s")]));
-    let db = Database::connect(options).await?;
-    let result = db
-        .execute_unprepared(&format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE",
-            quote_ident(schema)
-        ))
-        .await
-        .map(drop);
-    let _ = db.close().await;
-    result
-}
+// ---------------------------------------------------------------------------
+// Helpers for the PostgreSQL-specific checks
 
 fn options_for(schema: &str) -> PgOptions {
     PgOptions {
@@ -117,105 +37,6 @@ fn options_for(schema: &str) -> PgOptions {
         ..Default::default()
     }
 }
-
-/// A store in its own schema. The schema is dropped by `teardown`, or by `Drop`
-/// when a failing check unwinds past the fixture.
-struct PgFixture {
-    url: String,
-    schema: String,
-    store: Option<PostgresStore>,
-    dropped: bool,
-}
-
-impl PgFixture {
-    async fn new() -> Option<PgFixture> {
-        let url = reachable().await?;
-        let schema = fresh_schema_name();
-        let store = PostgresStore::connect_with(&url, options_for(&schema))
-            .await
-            .unwrap_or_else(|e| panic!("connect to {url} in schema {schema}: {e}"));
-        Some(PgFixture {
-            url,
-            schema,
-            store: Some(store),
-            dropped: false,
-        })
-    }
-
-    fn pg(&self) -> PostgresStore {
-        self.store.clone().expect("the fixture holds an open store")
-    }
-
-    async fn sql(&self) -> DatabaseConnection {
-        sql_connection(&self.url, &self.schema).await
-    }
-
-    async fn cleanup(mut self) {
-        self.store = None;
-        if let Err(e) = drop_schema(&self.url, &self.schema).await {
-            eprintln!("warning: could not drop test schema {}: {e}", self.schema);
-        }
-        self.dropped = true;
-    }
-}
-
-impl Drop for PgFixture {
-    fn drop(&mut self) {
-        if self.dropped {
-            return;
-        }
-        self.store = None;
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        // `Drop` cannot await, and may run inside (or after) the test's runtime:
-        // a thread with a runtime of its own drops the schema.
-        let cleaner = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(runtime) = runtime
-                && let Err(e) = runtime.block_on(drop_schema(&url, &schema))
-            {
-                eprintln!("warning: could not drop test schema {schema}: {e}");
-            }
-        });
-        let _ = cleaner.join();
-    }
-}
-
-#[async_trait::async_trait]
-impl TestStore for PgFixture {
-    fn store(&self) -> Arc<dyn MetadataStore> {
-        Arc::new(self.pg())
-    }
-
-    async fn reopen(&mut self) -> Result<()> {
-        // Drop the pool (every connection), then connect again to the same schema.
-        if let Some(store) = self.store.take() {
-            store.close().await?;
-        }
-        self.store = Some(PostgresStore::connect_with(&self.url, options_for(&self.schema)).await?);
-        Ok(())
-    }
-
-    async fn teardown(self: Box<Self>) {
-        (*self).cleanup().await;
-    }
-}
-
-struct Fresh;
-
-#[async_trait::async_trait]
-impl Harness for Fresh {
-    async fn create(&self) -> Option<Box<dyn TestStore>> {
-        Some(Box::new(PgFixture::new().await?))
-    }
-}
-
-fsmeta::conformance_tests!(Fresh);
-fsmeta::persistence_tests!(Fresh);
-
-// ---------------------------------------------------------------------------
-// Helpers for the PostgreSQL-specific checks
 
 async fn begin(store: &PostgresStore) -> Box<dyn MetadataTransaction> {
     store.begin().await.expect("begin")
@@ -274,7 +95,7 @@ fn is_conflict<T>(r: &Result<T>) -> bool {
 /// SQL-looking IDs are bound as parameters: stored and matched as plain text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_ids_are_plain_data() {
-    let Some(fx) = PgFixture::new().await else {
+    let Some(fx) = PgTestStore::create().await else {
         return;
     };
     let store = fx.pg();
@@ -353,7 +174,7 @@ async fn hostile_ids_are_plain_data() {
 /// fail one of them with 40001, reported as a retryable `Conflict`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_skew_fails_one_with_conflict() {
-    let Some(fx) = PgFixture::new().await else {
+    let Some(fx) = PgTestStore::create().await else {
         return;
     };
     let store = fx.pg();
@@ -404,7 +225,7 @@ async fn write_skew_fails_one_with_conflict() {
 /// deadlock (40P01) or serialization failure (40001); both are `Conflict`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadlock_is_a_conflict() {
-    let Some(fx) = PgFixture::new().await else {
+    let Some(fx) = PgTestStore::create().await else {
         return;
     };
     let store = fx.pg();
@@ -452,7 +273,7 @@ async fn deadlock_is_a_conflict() {
 /// itself) changes nothing, and `down` then `up` rebuilds a working store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_are_idempotent_and_reversible() {
-    let Some(fx) = PgFixture::new().await else {
+    let Some(fx) = PgTestStore::create().await else {
         return;
     };
     let store = fx.pg();
@@ -568,10 +389,10 @@ async fn concurrent_connects_migrate_once() {
 /// drops its schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_fixture_removes_its_schema() {
-    let Some(fx) = PgFixture::new().await else {
+    let Some(fx) = PgTestStore::create().await else {
         return;
     };
-    let (url, schema) = (fx.url.clone(), fx.schema.clone());
+    let (url, schema) = (fx.schema().url().to_owned(), fx.schema().name().to_owned());
     let mut tx = begin(&fx.pg()).await;
     tx.put_file(&sample_file(b"left behind", "s"))
         .await
@@ -590,7 +411,7 @@ async fn dropped_fixture_removes_its_schema() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pre_node_store_becomes_the_default_node() {
     assert_eq!(migration::LEGACY_NODE_ID, fsmeta::DEFAULT_NODE);
-    let Some(fx) = PgFixture::new().await else {
+    let Some(fx) = PgTestStore::create().await else {
         return;
     };
     let store = fx.pg();
@@ -651,7 +472,7 @@ async fn pre_node_store_becomes_the_default_node() {
 /// u64::MAX in every u64 column, as PostgreSQL itself shows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn u64_max_is_stored_as_its_true_value() {
-    let Some(fx) = PgFixture::new().await else {
+    let Some(fx) = PgTestStore::create().await else {
         return;
     };
     let store = fx.pg();
@@ -751,7 +572,7 @@ async fn u64_max_is_stored_as_its_true_value() {
 /// The extreme valid timestamps are exact in the database, not just in a round trip.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamp_extremes_are_exact_in_sql() {
-    let Some(fx) = PgFixture::new().await else {
+    let Some(fx) = PgTestStore::create().await else {
         return;
     };
     let store = fx.pg();
@@ -791,7 +612,7 @@ async fn timestamp_extremes_are_exact_in_sql() {
 /// `Error::Corrupt` on read, never a panic and never silently skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_that_break_the_model_are_corrupt() {
-    let Some(fx) = PgFixture::new().await else {
+    let Some(fx) = PgTestStore::create().await else {
         return;
     };
     let store = fx.pg();
@@ -990,7 +811,7 @@ async fn connect_options_are_honoured() {
 /// writer) are `Conflict`, like those at commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflict_on_a_statement_is_classified() {
-    let Some(fx) = PgFixture::new().await else {
+    let Some(fx) = PgTestStore::create().await else {
         return;
     };
     let store = fx.pg();

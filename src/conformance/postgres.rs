@@ -60,6 +60,37 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A fresh, unique schema name (`fsmeta_test_` and a random suffix).
+pub fn fresh_schema_name() -> String {
+    format!("fsmeta_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A one-connection pool for plain SQL with its search path set to `schema`.
+pub async fn sql_connection(url: &str, schema: &str) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(1)
+        .sqlx_logging(false)
+        .set_schema_search_path(quote_ident(schema));
+    Database::connect(options)
+        .await
+        .expect("connect for plain SQL")
+}
+
+/// Drops `schema` and everything in it, if it exists.
+pub async fn drop_schema(url: &str, schema: &str) -> std::result::Result<(), sea_orm::DbErr> {
+    let db = admin_connection(url).await?;
+    let result = db
+        .execute_unprepared(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_ident(schema)
+        ))
+        .await
+        .map(drop);
+    let _ = db.close().await;
+    result
+}
+
 async fn admin_connection(url: &str) -> std::result::Result<DatabaseConnection, sea_orm::DbErr> {
     let mut options = ConnectOptions::new(url);
     options
@@ -86,7 +117,7 @@ impl TestSchema {
     pub async fn create() -> Option<TestSchema> {
         let url = reachable().await?;
         let schema = TestSchema {
-            name: format!("fsmeta_test_{}", uuid::Uuid::new_v4().simple()),
+            name: fresh_schema_name(),
             url,
             dropped: false,
         };
@@ -123,38 +154,18 @@ impl TestSchema {
 
     /// A one-connection pool for plain SQL, its search path set to this schema.
     pub async fn sql(&self) -> DatabaseConnection {
-        let mut options = ConnectOptions::new(&self.url);
-        options
-            .max_connections(1)
-            .sqlx_logging(false)
-            .set_schema_search_path(quote_ident(&self.name));
-        Database::connect(options)
-            .await
-            .expect("connect for plain SQL")
+        sql_connection(&self.url, &self.name).await
     }
 
     /// Drops the schema and everything in it.
     pub async fn drop_now(mut self) {
         self.dropped = true;
-        drop_schema(&self.url, &self.name).await;
+        drop_or_warn(&self.url, &self.name).await;
     }
 }
 
-async fn drop_schema(url: &str, name: &str) {
-    let result = match admin_connection(url).await {
-        Ok(db) => {
-            let r = db
-                .execute_unprepared(&format!(
-                    "DROP SCHEMA IF EXISTS {} CASCADE",
-                    quote_ident(name)
-                ))
-                .await;
-            let _ = db.close().await;
-            r.map(drop)
-        }
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
+async fn drop_or_warn(url: &str, name: &str) {
+    if let Err(e) = drop_schema(url, name).await {
         eprintln!("warning: could not drop test schema {name}: {e}");
     }
 }
@@ -172,7 +183,7 @@ impl Drop for TestSchema {
                 .enable_all()
                 .build()
             {
-                runtime.block_on(drop_schema(&url, &name));
+                runtime.block_on(drop_or_warn(&url, &name));
             }
         });
         let _ = cleaner.join();
@@ -190,6 +201,29 @@ pub struct PgTestStore {
 }
 
 impl PgTestStore {
+    /// A store in a fresh schema; `None` when the server is unreachable and not required.
+    pub async fn create() -> Option<PgTestStore> {
+        let schema = TestSchema::create().await?;
+        let store = schema.connect().await.expect("connect to the test schema");
+        Some(PgTestStore {
+            schema,
+            store: Some(store),
+        })
+    }
+
+    /// A one-connection pool for plain SQL in the store's schema.
+    pub async fn sql(&self) -> DatabaseConnection {
+        self.schema.sql().await
+    }
+
+    /// Closes the store and drops its schema.
+    pub async fn cleanup(mut self) {
+        if let Some(store) = self.store.take() {
+            let _ = store.close().await;
+        }
+        self.schema.drop_now().await;
+    }
+
     /// The schema the store lives in.
     pub fn schema(&self) -> &TestSchema {
         &self.schema
@@ -204,12 +238,7 @@ impl PgTestStore {
 #[async_trait]
 impl Harness for PgHarness {
     async fn create(&self) -> Option<Box<dyn TestStore>> {
-        let schema = TestSchema::create().await?;
-        let store = schema.connect().await.expect("connect to the test schema");
-        Some(Box::new(PgTestStore {
-            schema,
-            store: Some(store),
-        }))
+        Some(Box::new(PgTestStore::create().await?))
     }
 }
 
@@ -227,11 +256,7 @@ impl TestStore for PgTestStore {
         Ok(())
     }
 
-    async fn teardown(mut self: Box<Self>) {
-        if let Some(store) = self.store.take() {
-            let _ = store.close().await;
-        }
-        let PgTestStore { schema, .. } = *self;
-        schema.drop_now().await;
+    async fn teardown(self: Box<Self>) {
+        (*self).cleanup().await;
     }
 }
