@@ -25,6 +25,9 @@ mod multinode {
     use fsmeta::*;
     use uuid::Uuid;
 
+    /// A parent-side test: runs child processes against the schema.
+    type Test = fn(&tokio::runtime::Runtime, &TestSchema);
+
     const CHILD: &str = "FSMETA_MULTINODE_CHILD";
     const PROCESSES: usize = 3;
     const TASKS: usize = 8;
@@ -44,7 +47,7 @@ mod multinode {
             println!("0 passed, 0 failed, 2 skipped");
             return;
         };
-        let tests: [(&str, fn(&tokio::runtime::Runtime, &TestSchema)); 2] = [
+        let tests: [(&str, Test); 2] = [
             ("processes_never_double_grant", processes_never_double_grant),
             ("nodes_recover_independently", nodes_recover_independently),
         ];
@@ -191,7 +194,7 @@ mod multinode {
                             for round in 0..ROUNDS {
                                 let slot = ((process * TASKS + task) * ROUNDS + round) as u64;
                                 let owner = format!("p{process}-t{task}");
-                                let lock_type = if slot % 3 == 0 {
+                                let lock_type = if slot.is_multiple_of(3) {
                                     LockType::Exclusive
                                 } else {
                                     LockType::Shared
