@@ -39,9 +39,9 @@ fn print(report: &VerifyReport, out: &mut Out) -> Result<(), CliError> {
     let n = report.problems.len();
     let noun = if n == 1 { "problem" } else { "problems" };
     out.line(format!(
-        "checked {} files and {} locks: {}",
-        report.files,
-        report.locks,
+        "checked {} and {}: {}",
+        plural(report.files, "file", "files"),
+        plural(report.locks, "lock", "locks"),
         if n == 0 {
             "no problems".to_owned()
         } else {
@@ -56,4 +56,8 @@ fn outcome(report: &VerifyReport) -> Outcome {
     } else {
         Outcome::Problems
     }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
