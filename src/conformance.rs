@@ -14,6 +14,7 @@
 //! A check panics (like `assert!`) on the first behaviour that differs from
 //! the contract, with a message that names it.
 
+pub mod load;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
