@@ -85,6 +85,11 @@ pub struct PgOptions {
     /// longer wait for the WAL flush, so a server crash may lose the latest
     /// commits, whole (default `true`: every acknowledged commit is durable).
     pub synchronous_commit: bool,
+    /// The `application_name` every connection reports (default `None`: the
+    /// driver's default). It shows in `pg_stat_activity` and the server log,
+    /// so an operator can tell which server's connections are which, and
+    /// terminate them. PostgreSQL keeps the first 63 bytes; NUL is refused.
+    pub application_name: Option<String>,
 }
 
 impl Default for PgOptions {
@@ -95,6 +100,7 @@ impl Default for PgOptions {
             migrate: true,
             acquire_timeout: Duration::from_secs(30),
             synchronous_commit: true,
+            application_name: None,
         }
     }
 }
@@ -138,6 +144,13 @@ impl PostgresStore {
         if let Some(schema) = &options.schema {
             validate_schema_name(schema)?;
         }
+        if let Some(name) = &options.application_name
+            && name.contains('\0')
+        {
+            return Err(Error::Invalid(
+                "application_name: must not contain NUL".into(),
+            ));
+        }
 
         // Start-up parameters travel in the connection handshake, so they cost
         // no round trip, neither per connection nor per transaction.
@@ -149,6 +162,7 @@ impl PostgresStore {
         if !options.synchronous_commit {
             startup.push(("synchronous_commit", "off".to_owned()));
         }
+        let application_name = options.application_name.clone();
 
         let mut connect = ConnectOptions::new(url);
         connect
@@ -159,7 +173,13 @@ impl PostgresStore {
             // only connections idle long enough to have been cut are checked.
             .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .sqlx_logging(false)
-            .map_sqlx_postgres_opts(move |pg| pg.options(startup.iter().map(|(k, v)| (*k, v))));
+            .map_sqlx_postgres_opts(move |pg| {
+                let pg = pg.options(startup.iter().map(|(k, v)| (*k, v)));
+                match &application_name {
+                    Some(name) => pg.application_name(name),
+                    None => pg,
+                }
+            });
         let db = Database::connect(connect)
             .await
             .map_err(|e| db_error("connect", e))?;
