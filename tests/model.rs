@@ -731,64 +731,41 @@ mod fjall_backend {
 #[cfg(feature = "postgres")]
 mod postgres_backend {
     use super::*;
+    use fsmeta::conformance::postgres::TestSchema;
     use fsmeta::{PgOptions, PostgresStore};
-    use sea_orm::{ConnectionTrait, Database};
 
-    /// One schema per test in the database of `FSMETA_TEST_POSTGRES_URL`,
+    /// One schema per test on the server of `FSMETA_TEST_POSTGRES_URL`,
     /// emptied through the API before each case (a fresh schema per case,
     /// migrations included, made the test several times slower).
     pub struct Postgres {
-        url: String,
-        /// `fsmeta_model_<pid>_<test>`: parallel runs and tests stay apart.
-        schema: String,
+        schema: TestSchema,
         /// The open store, kept from one case to the next (taken by the running case).
         store: tokio::sync::Mutex<Option<PostgresStore>>,
     }
 
     impl Postgres {
         /// `None` (after a notice) when the server is unreachable and not required.
-        pub async fn connect(test: &str) -> Option<Postgres> {
-            let url = std::env::var("FSMETA_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        pub async fn connect() -> Option<Postgres> {
             let backend = Postgres {
-                schema: format!("fsmeta_model_{}_{test}", std::process::id()),
-                url,
+                schema: TestSchema::create().await?,
                 store: tokio::sync::Mutex::new(None),
             };
-            match backend.open().await {
-                Ok(store) => {
-                    *backend.store.lock().await = Some(store);
-                    Some(backend)
-                }
-                Err(e) if std::env::var("FSMETA_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-                    panic!(
-                        "FSMETA_REQUIRE_POSTGRES=1 but PostgreSQL at {} is unusable: {e}",
-                        backend.url
-                    )
-                }
-                Err(e) => {
-                    eprintln!(
-                        "NOTICE: model test on PostgreSQL skipped: {} is unusable ({e}); \
-                         set FSMETA_TEST_POSTGRES_URL, or FSMETA_REQUIRE_POSTGRES=1 to fail instead",
-                        backend.url
-                    );
-                    None
-                }
-            }
+            let store = backend.open().await.expect("connect to the test schema");
+            *backend.store.lock().await = Some(store);
+            Some(backend)
         }
 
         async fn open(&self) -> fsmeta::Result<PostgresStore> {
             let options = PgOptions {
-                schema: Some(self.schema.clone()),
                 // Transactions run one at a time. With 2, the first `begin`
                 // after each (re)open opened a second connection (measured:
                 // ≈ 100 ms each, a third of this test's time).
                 max_connections: 1,
                 // Durability is the crash tests' business; this one checks answers.
                 synchronous_commit: false,
-                ..Default::default()
+                ..self.schema.options()
             };
-            PostgresStore::connect_with(&self.url, options).await
+            PostgresStore::connect_with(self.schema.url(), options).await
         }
 
         /// Closes the store and drops the schema (also after a failed case).
@@ -796,15 +773,7 @@ mod postgres_backend {
             if let Some(store) = self.store.into_inner() {
                 let _ = store.close().await;
             }
-            // The name is ours: `fsmeta_model_`, digits, `_` and a test name.
-            let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
-            let dropped = match Database::connect(self.url.as_str()).await {
-                Ok(db) => db.execute_unprepared(&sql).await.map(drop),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = dropped {
-                eprintln!("model test: could not drop schema {}: {e}", self.schema);
-            }
+            self.schema.drop_now().await;
         }
     }
 
@@ -1118,11 +1087,11 @@ fn replay(rt: &tokio::runtime::Runtime, backend: &dyn Backend, steps: &[Step]) {
     }
 }
 
-/// Runs `f` on the PostgreSQL backend with schema `fsmeta_model_<pid>_<name>`,
+/// Runs `f` on the PostgreSQL backend in a fresh schema,
 /// which it drops afterwards, even when `f` panics. Without a server: see [`postgres_backend::Postgres::connect`].
 #[cfg(feature = "postgres")]
-fn with_postgres(rt: &tokio::runtime::Runtime, name: &str, f: impl FnOnce(&dyn Backend)) {
-    let Some(backend) = rt.block_on(postgres_backend::Postgres::connect(name)) else {
+fn with_postgres(rt: &tokio::runtime::Runtime, f: impl FnOnce(&dyn Backend)) {
+    let Some(backend) = rt.block_on(postgres_backend::Postgres::connect()) else {
         return;
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&backend)));
@@ -1154,7 +1123,7 @@ fn model_fjall() {
 #[test]
 fn model_postgres() {
     let rt = runtime();
-    with_postgres(&rt, "property", |backend| check("PostgreSQL", &rt, backend));
+    with_postgres(&rt, |backend| check("PostgreSQL", &rt, backend));
 }
 
 // ---------------------------------------------------------------------------
@@ -1176,8 +1145,8 @@ fn lock(id: u128, owner: &str, client: &str) -> PersistedLock {
     }
 }
 
-/// Runs a fixed sequence on every backend this build has (`name` names the
-/// PostgreSQL schema); fails naming every backend that failed.
+/// Runs a fixed sequence on every backend this build has; fails naming the
+/// sequence and every backend that failed.
 fn replay_all(name: &str, steps: &[Step]) {
     let rt = runtime();
     let mut failed = Vec::new();
@@ -1191,10 +1160,9 @@ fn replay_all(name: &str, steps: &[Step]) {
     attempt("fjall", &|| replay(&rt, &fjall_backend::Fjall, steps));
     #[cfg(feature = "postgres")]
     attempt("PostgreSQL", &|| {
-        with_postgres(&rt, name, |backend| replay(&rt, backend, steps))
+        with_postgres(&rt, |backend| replay(&rt, backend, steps))
     });
-    let _ = name; // only PostgreSQL needs it
-    assert!(failed.is_empty(), "the sequence fails on: {failed:?}");
+    assert!(failed.is_empty(), "sequence {name:?} fails on: {failed:?}");
 }
 
 /// fjall: an overwrite left an old index entry behind when its key bytes
