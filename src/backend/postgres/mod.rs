@@ -113,6 +113,7 @@ impl Default for PgOptions {
 pub struct PostgresStore {
     db: DatabaseConnection,
     schema: Option<String>,
+    max_connections: u32,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -187,6 +188,7 @@ impl PostgresStore {
         let store = PostgresStore {
             db,
             schema: options.schema,
+            max_connections: options.max_connections,
         };
         if options.migrate {
             store.migrate().await?;
@@ -248,9 +250,24 @@ impl PostgresStore {
 #[async_trait]
 impl MetadataStore for PostgresStore {
     async fn begin(&self) -> Result<Box<dyn MetadataTransaction>> {
-        // Serializable by the connection's start-up parameter: this is one `BEGIN`.
-        let tx = self.db.begin().await.map_err(|e| db_error("begin", e))?;
-        Ok(Box::new(PgTx { tx }))
+        // A pooled connection may have died while idle (a server restart, a
+        // failover, an administrator's `pg_terminate_backend`); the pool only
+        // pings connections idle for 30 s, so its `BEGIN` is what finds out,
+        // and the pool then discards it. No transaction exists yet, so taking
+        // the next connection is safe. Each dead connection fails once: the
+        // pool size bounds the retries.
+        let mut lost = 0;
+        loop {
+            // Serializable by the connection's start-up parameter: this is one `BEGIN`.
+            match self.db.begin().await {
+                Ok(tx) => return Ok(Box::new(PgTx { tx })),
+                Err(e) if lost < self.max_connections && is_connection_lost(&e) => {
+                    lost += 1;
+                    tracing::debug!(error = %e, "fsmeta: a pooled connection was lost; beginning on another");
+                }
+                Err(e) => return Err(db_error("begin", e)),
+            }
+        }
     }
 }
 
@@ -914,6 +931,19 @@ fn sqlstate(e: &DbErr) -> Option<String> {
         source = err.source();
     }
     None
+}
+
+/// True when `e` says the connection itself is gone: an I/O error, or the
+/// server ending the session (SQLSTATE class `08`, connection exception, or
+/// `57P01`..`57P03`: terminated by an administrator, crash shutdown, cannot
+/// connect now).
+fn is_connection_lost(e: &DbErr) -> bool {
+    match sqlx_error(e) {
+        Some(sea_orm::sqlx::Error::Io(_)) => true,
+        _ => sqlstate(e).is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+        }),
+    }
 }
 
 /// True for a stored value the driver could not turn into its Rust type
