@@ -325,15 +325,9 @@ where
     let mut pages = LockPages::new(batch);
     while let Some(page) = pages.next(src).await? {
         let page = &page;
-        to.transact(|tx| {
-            Box::pin(async move {
-                for lock in page {
-                    tx.put_lock(lock).await?;
-                }
-                Ok(())
-            })
-        })
-        .await?;
+        // One call per batch: PostgreSQL writes it as multi-row INSERTs.
+        to.transact(|tx| Box::pin(async move { tx.put_locks(page).await }))
+            .await?;
         locks += page.len() as u64;
         progress(CopyProgress {
             phase: CopyPhase::Locks,
