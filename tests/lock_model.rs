@@ -10,7 +10,7 @@ fn r(offset: u64, length: u64) -> ByteRange {
 
 /// The u128 reference: inclusive last byte without saturation, clamped to u64::MAX.
 fn ref_last(range: ByteRange) -> u128 {
-    if range.length == 0 {
+    if range.length == 0 || range.length == u64::MAX {
         u64::MAX as u128
     } else {
         (range.offset as u128 + range.length as u128 - 1).min(u64::MAX as u128)
@@ -27,6 +27,13 @@ fn byte_range_edges() {
         r(50, u64::MAX).last(),
         u64::MAX,
         "all-ones length reaches EOF from any offset"
+    );
+    assert_eq!(r(0, u64::MAX).last(), u64::MAX, "even from offset 0");
+    assert!(r(0, u64::MAX).contains(&r(u64::MAX, 1)));
+    assert_eq!(
+        r(1, u64::MAX - 1).last(),
+        u64::MAX - 1,
+        "one byte short of all-ones is not EOF"
     );
     assert!(r(50, u64::MAX).overlaps(&r(100, 10)));
     assert!(r(50, u64::MAX).contains(&r(100, 10)));

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// A byte range of a file. `length == 0` means "from `offset` to end of file".
 ///
-/// All arithmetic saturates at `u64::MAX`, so NFSv4's all-ones length (and any
-/// length that runs past `u64::MAX`) also reaches end of file. A range is never
+/// `length == u64::MAX` (NFSv4's all-ones length) also means "to end of file",
+/// from any offset, and all arithmetic saturates at `u64::MAX`, so any length
+/// that runs past it reaches end of file too. A range is never
 /// empty: it covers at least the byte at `offset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ByteRange {
@@ -33,9 +34,11 @@ impl ByteRange {
         }
     }
 
-    /// The last byte covered, inclusive; `u64::MAX` for a range that reaches EOF.
+    /// The last byte covered, inclusive; `u64::MAX` for a range that reaches EOF:
+    /// length 0, NFSv4's all-ones length (from any offset, even 0), or a sum
+    /// that saturates.
     pub const fn last(&self) -> u64 {
-        if self.length == 0 {
+        if self.length == 0 || self.length == u64::MAX {
             u64::MAX
         } else {
             self.offset.saturating_add(self.length - 1)
