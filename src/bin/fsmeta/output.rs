@@ -164,7 +164,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 }
 
 /// `offset..last` (inclusive), or `offset..EOF` when the range reaches the
-/// end of any file ([`ByteRange::reaches_eof`]: length 0, or a last byte
+/// end of any file ([`ByteRange::reaches_eof`]: length 0 or all-ones, or a last byte
 /// that saturates at u64::MAX).
 pub fn range(offset: u64, length: u64) -> String {
     let range = ByteRange::new(offset, length);
@@ -251,8 +251,9 @@ mod tests {
         assert_eq!(range(0, 0), "0..EOF");
         assert_eq!(range(10, 5), "10..14");
         assert_eq!(range(7, u64::MAX), "7..EOF");
-        // The library's arithmetic: the all-ones length from offset 0 ends one byte short.
-        assert_eq!(range(0, u64::MAX), "0..18446744073709551614");
+        // NFSv4's all-ones length reaches EOF from every offset, 0 included.
+        assert_eq!(range(0, u64::MAX), "0..EOF");
+        assert_eq!(range(1, u64::MAX - 1), "1..18446744073709551614");
         assert_eq!(range(u64::MAX, 1), "18446744073709551615..EOF");
     }
 
