@@ -1,20 +1,42 @@
-//! Crash test: a child process commits transactions in a loop and is killed
-//! with SIGKILL at random moments; after every kill the store must hold every
-//! acknowledged commit and no half of any transaction.
+//! Crash tests: a child process commits transactions in a loop and is killed
+//! with SIGKILL at random or chosen moments; after every kill the store is
+//! reopened and must hold every acknowledged commit and no part of any
+//! transaction that did not commit, and `verify()` must find every index true.
 //!
 //! The child is this test binary, re-executed with `--exact crash_child` and
-//! the store directory in an environment variable. Each child transaction `i`
-//! writes file `i`, lock `i` on that file, moves lock `i - 1` to client
-//! `moved` (an index-changing overwrite), and increments the server epoch;
-//! after commit the child prints `COMMITTED i`. Every few transactions it also
-//! writes a "ghost" pair and rolls it back. So after any crash, with `n` the
-//! epoch: files and locks are exactly `0..n`, locks `0..n-1` belong to client
-//! `moved` and lock `n-1` to its own client, every index agrees, and no ghost
-//! exists.
+//! the store directory, durability and workload in environment variables. It
+//! prints a line after each commit returns (the acknowledgement), and for the
+//! big transactions one right before it calls commit, so the parent can aim.
 //!
-//! Some kills land while the child is still opening (journal recovery), the
-//! rest while it commits. `FSMETA_CRASH_KILLS` sets the kills per durability
-//! mode (default 20).
+//! Three workloads, each in both durability modes:
+//!
+//! - **mixed**: transaction `i` writes file `i`, lock `i` on that file, moves
+//!   lock `i - 1` to client `moved` (an index-changing overwrite) and
+//!   increments the server epoch; every few transactions a "ghost" pair is
+//!   written and rolled back. After any kill, with `n` the epoch: files and
+//!   locks are exactly `0..n`, locks `0..n-1` belong to client `moved` and
+//!   lock `n-1` to its own client, every index agrees, no ghost exists.
+//! - **bulk**: generation `g` fills 10,000 locks of client `bulk` (stamped
+//!   with epoch `g`) plus a marker file in one transaction, then deletes them
+//!   in one transaction (`delete_locks_by_client`) that also deletes the
+//!   marker and increments the epoch to `g + 1`. Most kills are aimed into
+//!   the delete's commit (a random delay after "COMMITTING DELETE", spread
+//!   over the commit's measured duration), some into the fill's. After any
+//!   kill: 0 or exactly the 10,000 locks of generation `epoch`, the marker
+//!   with them and only with them; an interrupted commit is counted as
+//!   applied (all) or not (nothing): anything else fails.
+//! - **epoch**: `begin_recovery` (read the clean flag, increment the epoch,
+//!   record the epoch and the node's new state) then `mark_clean_shutdown`, in
+//!   a loop. After any kill: epoch records are exactly `1..=epoch`, node
+//!   `default`'s epoch is the global one, at most one unacknowledged
+//!   increment survived, and an acknowledged clean flag of the current epoch
+//!   is still set.
+//!
+//! Every fifth kill lands while the child is still opening (journal recovery
+//! included). `FSMETA_CRASH_KILLS` sets the kills per test (default 20, and
+//! 6 for the bulk workload, whose rounds take seconds in a debug build;
+//! six tests). Bulk rounds move to a fresh store every five kills, since
+//! every reopen replays fjall's journal, which grows by ~5 MB a generation.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -22,13 +44,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fsmeta::{
-    Durability, FileHandle, FileKind, FileMeta, FjallOptions, FjallStore, LockQuery, LockType,
-    MetadataStore, PersistedLock, ShareReservation, Timestamp,
+    DEFAULT_NODE, Durability, FileHandle, FileKind, FileMeta, FjallOptions, FjallStore, LockQuery,
+    LockType, MetadataStore, PersistedLock, ShareReservation, Timestamp,
 };
 use uuid::Uuid;
 
 const CHILD_DIR_ENV: &str = "FSMETA_CRASH_CHILD_DIR";
 const CHILD_MODE_ENV: &str = "FSMETA_CRASH_CHILD_MODE";
+const CHILD_WORKLOAD_ENV: &str = "FSMETA_CRASH_CHILD_WORKLOAD";
 const SHARE: &str = "crash";
 const GHOST_SHARE: &str = "ghosts";
 const MOVED: &str = "moved";
@@ -82,7 +105,63 @@ fn moved_lock(i: u64) -> PersistedLock {
 }
 
 // ---------------------------------------------------------------------------
+// The records of the bulk workload
+
+const BULK_CLIENT: &str = "bulk";
+const BULK_SHARE: &str = "bulk";
+const BULK_LOCKS: u64 = 10_000;
+
+/// Lock `k` of bulk generation `g`: ids differ per generation, so an entry
+/// left behind by an earlier generation cannot pass for a current one.
+fn bulk_lock(g: u64, k: u64) -> PersistedLock {
+    PersistedLock {
+        id: Uuid::from_u64_pair(g + 1, k),
+        share_name: BULK_SHARE.into(),
+        file_id: FileHandle::new(format!("bulk-file-{}", k % 100)).expect("valid handle"),
+        owner_id: format!("owner-{}", k % 10),
+        client_id: BULK_CLIENT.into(),
+        lock_type: if k % 2 == 0 {
+            LockType::Shared
+        } else {
+            LockType::Exclusive
+        },
+        offset: k,
+        length: 1,
+        share_reservation: ShareReservation::None,
+        acquired_at: Timestamp::from_micros(1_700_000_000_000_000),
+        server_epoch: g,
+    }
+}
+
+/// The marker file of bulk generation `g`: present exactly while its locks are.
+fn bulk_marker(g: u64) -> FileMeta {
+    FileMeta {
+        handle: FileHandle::new(format!("filled-{g}")).expect("valid handle"),
+        share_name: BULK_SHARE.into(),
+        ..file(g)
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Child
+
+/// What the child runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    Mixed,
+    Bulk,
+    Epoch,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Mixed => "mixed",
+            Workload::Bulk => "bulk",
+            Workload::Epoch => "epoch",
+        }
+    }
+}
 
 /// The child's entry point; a no-op in an ordinary test run.
 #[test]
@@ -94,20 +173,37 @@ fn crash_child() {
         Ok("sync") => Durability::Sync,
         _ => Durability::Buffered,
     };
+    let workload = match std::env::var(CHILD_WORKLOAD_ENV).as_deref() {
+        Ok("bulk") => Workload::Bulk,
+        Ok("epoch") => Workload::Epoch,
+        _ => Workload::Mixed,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(child_loop(&dir, durability));
-}
-
-async fn child_loop(dir: &str, durability: Durability) {
     let options = FjallOptions {
         durability,
         ..Default::default()
     };
-    let store = FjallStore::open_with(dir, options).expect("child: open");
+    let store = FjallStore::open_with(&dir, options).expect("child: open");
+    match workload {
+        Workload::Mixed => runtime.block_on(child_mixed(&store)),
+        Workload::Bulk => runtime.block_on(child_bulk(&store)),
+        Workload::Epoch => runtime.block_on(child_epoch(&store)),
+    }
+}
+
+/// Prints one line and flushes: the parent reads it as it comes.
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .expect("stdout");
+}
+
+async fn child_mixed(store: &FjallStore) {
     let mut next = store
         .begin()
         .await
@@ -115,11 +211,8 @@ async fn child_loop(dir: &str, durability: Durability) {
         .server_epoch()
         .await
         .expect("epoch");
-    let mut out = std::io::stdout().lock();
     // A newline first: libtest has already printed "test crash_child ... ".
-    writeln!(out, "\nREADY {next}")
-        .and_then(|()| out.flush())
-        .expect("stdout");
+    say(format_args!("\nREADY {next}"));
     loop {
         let mut tx = store.begin().await.expect("begin");
         tx.put_file(&file(next)).await.expect("put_file");
@@ -133,9 +226,7 @@ async fn child_loop(dir: &str, durability: Durability) {
         );
         tx.commit().await.expect("commit");
         // Only now is the commit acknowledged.
-        writeln!(out, "COMMITTED {next}")
-            .and_then(|()| out.flush())
-            .expect("stdout");
+        say(format_args!("COMMITTED {next}"));
         if next % 4 == 0 {
             let mut ghost = store.begin().await.expect("begin");
             let ghost_file = FileMeta {
@@ -156,21 +247,125 @@ async fn child_loop(dir: &str, durability: Durability) {
     }
 }
 
+async fn child_bulk(store: &FjallStore) {
+    let mut tx = store.begin().await.expect("begin");
+    let mut g = tx.server_epoch().await.expect("epoch");
+    let held = tx
+        .list_locks(&LockQuery::by_client(BULK_CLIENT))
+        .await
+        .expect("list bulk locks")
+        .len() as u64;
+    drop(tx);
+    // The parent checked the store: a generation is there in full or not at all.
+    let mut filled = match held {
+        0 => false,
+        BULK_LOCKS => true,
+        other => panic!("child: {other} bulk locks stored"),
+    };
+    say(format_args!("\nREADY {g}"));
+    loop {
+        if !filled {
+            let mut tx = store.begin().await.expect("begin");
+            for k in 0..BULK_LOCKS {
+                tx.put_lock(&bulk_lock(g, k)).await.expect("put_lock");
+            }
+            tx.put_file(&bulk_marker(g)).await.expect("put marker");
+            say(format_args!("COMMITTING FILL {g}"));
+            let started = Instant::now();
+            tx.commit().await.expect("commit fill");
+            say(format_args!("FILLED {g} {}", started.elapsed().as_micros()));
+        }
+        let mut tx = store.begin().await.expect("begin");
+        assert_eq!(
+            tx.delete_locks_by_client(BULK_CLIENT)
+                .await
+                .expect("delete_locks_by_client"),
+            BULK_LOCKS
+        );
+        tx.delete_file(&bulk_marker(g).handle)
+            .await
+            .expect("delete marker");
+        assert_eq!(tx.increment_server_epoch().await.expect("increment"), g + 1);
+        say(format_args!("COMMITTING DELETE {g}"));
+        let started = Instant::now();
+        tx.commit().await.expect("commit delete");
+        say(format_args!(
+            "DELETED {g} {}",
+            started.elapsed().as_micros()
+        ));
+        g += 1;
+        filled = false;
+    }
+}
+
+async fn child_epoch(store: &FjallStore) {
+    say(format_args!("\nREADY 0"));
+    loop {
+        let recovery = fsmeta::begin_recovery(store).await.expect("begin_recovery");
+        say(format_args!("RECOVERED {}", recovery.epoch));
+        fsmeta::mark_clean_shutdown(store)
+            .await
+            .expect("mark_clean_shutdown");
+        say(format_args!("CLEAN {}", recovery.epoch));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Parent
 
+/// When the parent kills the child.
+#[derive(Clone, Copy, Debug)]
+enum KillAt {
+    /// While it starts (opening the store, journal recovery).
+    Startup,
+    /// A random moment once it is ready.
+    Anytime,
+    /// A random delay of at most `window` after the child prints a line starting with `prefix`.
+    After {
+        prefix: &'static str,
+        window: Duration,
+    },
+}
+
 struct Outcome {
-    acked: Vec<u64>,
+    /// Every line the child printed, in order.
+    lines: Vec<String>,
     killed_before_ready: bool,
 }
 
-/// Runs one child on `dir`, kills it at a random moment, returns what it acknowledged.
-fn run_and_kill(dir: &std::path::Path, mode: &str, round: usize) -> Outcome {
+impl Outcome {
+    /// The numbers after `prefix` on the lines that start with it.
+    fn numbers(&self, prefix: &str) -> Vec<u64> {
+        self.lines
+            .iter()
+            .filter_map(|line| line.strip_prefix(prefix))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("bad child line after {prefix:?}: {rest:?}"))
+            })
+            .collect()
+    }
+
+    /// The last line starting with one of `prefixes`.
+    fn last_of(&self, prefixes: &[&str]) -> Option<&str> {
+        self.lines
+            .iter()
+            .rev()
+            .find(|line| prefixes.iter().any(|p| line.starts_with(p)))
+            .map(String::as_str)
+    }
+}
+
+/// Runs one child on `dir` and kills it as `at` says; returns what it printed.
+fn run_and_kill(dir: &std::path::Path, mode: &str, workload: Workload, at: KillAt) -> Outcome {
     let exe = std::env::current_exe().expect("current exe");
     let mut child: Child = Command::new(exe)
         .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_MODE_ENV, mode)
+        .env(CHILD_WORKLOAD_ENV, workload.name())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -185,30 +380,42 @@ fn run_and_kill(dir: &std::path::Path, mode: &str, round: usize) -> Outcome {
     });
     let errors = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
 
-    // Every fifth kill lands during startup (journal recovery included);
-    // the others a random time after the child is ready to commit.
-    let early = round % 5 == 4;
-    if early {
-        std::thread::sleep(Duration::from_millis(fastrand::u64(0..30)));
-    } else {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    // Waits for a line starting with `prefix`, keeping every line read.
+    let wait_for = |prefix: &str, child: &mut Child, seen: &mut Vec<String>| {
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines_rx.recv_timeout(left) {
-                Ok(line) if line.starts_with("READY") => break,
-                Ok(_) => {}
+                Ok(line) => {
+                    let hit = line.starts_with(prefix);
+                    seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!(
-                        "child never became ready; stderr:\n{}",
-                        errors.join().unwrap_or_default()
-                    );
+                    panic!("the child never printed {prefix:?}");
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(fastrand::u64(1..80)));
-    }
+    };
+    let pause = match at {
+        KillAt::Startup => Duration::from_millis(fastrand::u64(0..30)),
+        KillAt::Anytime => {
+            wait_for("READY", &mut child, &mut seen);
+            Duration::from_millis(fastrand::u64(1..80))
+        }
+        KillAt::After { prefix, window } => {
+            wait_for("READY", &mut child, &mut seen);
+            wait_for(prefix, &mut child, &mut seen);
+            let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+            Duration::from_micros(fastrand::u64(0..=micros))
+        }
+    };
+    std::thread::sleep(pause);
     if let Ok(Some(status)) = child.try_wait() {
         panic!(
             "child exited by itself ({status}); stderr:\n{}",
@@ -220,23 +427,65 @@ fn run_and_kill(dir: &std::path::Path, mode: &str, round: usize) -> Outcome {
     child.wait().expect("reap child");
     reader.join().expect("stdout reader");
     let _ = errors.join();
-    let mut ready = false;
-    let acked = lines_rx
-        .try_iter()
-        .filter_map(|line| {
-            ready |= line.starts_with("READY");
-            line.strip_prefix("COMMITTED ")
-                .map(|n| n.parse::<u64>().expect("committed id"))
-        })
-        .collect();
+    seen.extend(lines_rx.try_iter());
+    let ready = seen.iter().any(|line| line.starts_with("READY"));
     Outcome {
-        acked,
-        killed_before_ready: early && !ready,
+        lines: seen,
+        killed_before_ready: matches!(at, KillAt::Startup) && !ready,
     }
 }
 
-/// Checks the store after a kill; returns the number of committed transactions.
-async fn verify(dir: &std::path::Path, acked: &[u64], before: u64) -> u64 {
+/// `assert_eq!` for long lists, reporting lengths and the first difference only.
+fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], expected: &[T]) {
+    if got == expected {
+        return;
+    }
+    let at = got
+        .iter()
+        .zip(expected)
+        .position(|(g, e)| g != e)
+        .unwrap_or(got.len().min(expected.len()));
+    panic!(
+        "{what}: {} stored, {} expected; first difference at {at}: stored {:?}, expected {:?}",
+        got.len(),
+        expected.len(),
+        got.get(at),
+        expected.get(at)
+    );
+}
+
+/// The backend's own check of every record and index entry.
+async fn assert_healthy(store: &FjallStore, what: &str) {
+    let report = store.verify().await.expect("verify");
+    assert!(
+        report.is_healthy(),
+        "verify after kill ({what}): {:?}",
+        report.problems
+    );
+}
+
+/// What the rounds of one test found.
+#[derive(Default)]
+struct Tally {
+    /// The epoch after the last kill.
+    epoch: u64,
+    /// Acknowledged commits (all present).
+    acked: usize,
+    /// Commits that survived although the kill came before their acknowledgement.
+    unacked_durable: u64,
+    /// Kills that landed before the child was ready.
+    early: usize,
+    /// Kills between "COMMITTING …" and its acknowledgement, by what reopening found.
+    interrupted_applied: usize,
+    interrupted_absent: usize,
+}
+
+// --- mixed --------------------------------------------------------------------
+
+/// Checks the store after a kill of the mixed workload.
+async fn check_mixed(dir: &std::path::Path, outcome: &Outcome, tally: &mut Tally) {
+    let acked = outcome.numbers("COMMITTED ");
+    let before = tally.epoch;
     let store = FjallStore::open(dir).expect("reopen after SIGKILL");
     let mut tx = store.begin().await.expect("begin");
     let n = tx.server_epoch().await.expect("epoch");
@@ -293,14 +542,8 @@ async fn verify(dir: &std::path::Path, acked: &[u64], before: u64) -> u64 {
         let got = tx.list_locks(&q).await.expect("indexed list_locks");
         assert_same(&format!("{q:?} (epoch {n})"), &got, &expected);
     }
-    // And the whole store passes the backend's own check of every index entry.
     drop(tx);
-    let report = store.verify().await.expect("verify");
-    assert!(
-        report.is_healthy(),
-        "verify after kill (epoch {n}): {:?}",
-        report.problems
-    );
+    assert_healthy(&store, &format!("mixed, epoch {n}")).await;
     let mut tx = store.begin().await.expect("begin");
     // Rolled-back transactions left nothing.
     assert_eq!(
@@ -308,78 +551,298 @@ async fn verify(dir: &std::path::Path, acked: &[u64], before: u64) -> u64 {
         vec![],
         "a rolled-back file is stored"
     );
-    n
+    // verify() checked that every acknowledged commit is in the first n.
+    let acked_end = acked.iter().max().map_or(before, |&last| last + 1);
+    tally.acked += acked.len();
+    tally.unacked_durable += n - acked_end;
+    tally.epoch = n;
 }
 
-/// `assert_eq!` for long lists, reporting lengths and the first difference only.
-fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], expected: &[T]) {
-    if got == expected {
-        return;
-    }
-    let at = got
-        .iter()
-        .zip(expected)
-        .position(|(g, e)| g != e)
-        .unwrap_or(got.len().min(expected.len()));
-    panic!(
-        "{what}: {} stored, {} expected; first difference at {at}: stored {:?}, expected {:?}",
-        got.len(),
-        expected.len(),
-        got.get(at),
-        expected.get(at)
+// --- bulk ---------------------------------------------------------------------
+
+/// Checks the store after a kill of the bulk workload.
+async fn check_bulk(dir: &std::path::Path, outcome: &Outcome, tally: &mut Tally) {
+    let store = FjallStore::open(dir).expect("reopen after SIGKILL");
+    let mut tx = store.begin().await.expect("begin");
+    let e = tx.server_epoch().await.expect("epoch");
+    assert!(
+        e >= tally.epoch,
+        "the epoch went back from {} to {e}",
+        tally.epoch
     );
+    let bulk = tx
+        .list_locks(&LockQuery::by_client(BULK_CLIENT))
+        .await
+        .expect("list bulk locks");
+    let all = tx
+        .list_locks(&LockQuery::default())
+        .await
+        .expect("list all locks");
+    assert_eq!(
+        all.len(),
+        bulk.len(),
+        "locks outside client {BULK_CLIENT} (epoch {e})"
+    );
+    let held = bulk.len() as u64;
+    assert!(
+        held == 0 || held == BULK_LOCKS,
+        "half a bulk transaction: {held} of {BULK_LOCKS} locks stored (epoch {e})"
+    );
+    let markers = tx.list_files(BULK_SHARE).await.expect("list markers");
+    if held == BULK_LOCKS {
+        let mut expected: Vec<PersistedLock> = (0..BULK_LOCKS).map(|k| bulk_lock(e, k)).collect();
+        expected.sort_by_key(|l| l.id);
+        assert_same(&format!("bulk locks (epoch {e})"), &bulk, &expected);
+        assert_eq!(
+            markers,
+            vec![bulk_marker(e)],
+            "the marker goes with the locks"
+        );
+    } else {
+        assert_eq!(markers, vec![], "a marker without its locks (epoch {e})");
+    }
+    drop(tx);
+    assert_healthy(&store, &format!("bulk, epoch {e}, {held} locks")).await;
+
+    // Acknowledgements.
+    let filled = outcome.numbers("FILLED ");
+    let deleted = outcome.numbers("DELETED ");
+    if let Some(&d) = deleted.iter().max() {
+        assert!(
+            e > d,
+            "acknowledged delete of generation {d} is missing (epoch {e})"
+        );
+        assert!(e <= d + 2, "more than one unacknowledged delete survived");
+    } else {
+        assert!(
+            e <= tally.epoch + 1,
+            "more than one unacknowledged delete survived"
+        );
+    }
+    if let Some(&f) = filled.iter().max()
+        && f == e
+    {
+        assert_eq!(
+            held, BULK_LOCKS,
+            "acknowledged fill of generation {f} is missing"
+        );
+    }
+    tally.acked += filled.len() + deleted.len();
+    // The commit in flight at the kill, if any: whole or absent.
+    match outcome.last_of(&["COMMITTING ", "FILLED ", "DELETED "]) {
+        Some(line) if line.starts_with("COMMITTING DELETE ") => {
+            let g = outcome
+                .numbers("COMMITTING DELETE ")
+                .last()
+                .copied()
+                .unwrap_or_default();
+            if e == g + 1 && held == 0 {
+                tally.interrupted_applied += 1;
+                tally.unacked_durable += 1;
+            } else if e == g && held == BULK_LOCKS {
+                tally.interrupted_absent += 1;
+            } else {
+                panic!("interrupted delete of generation {g}: epoch {e}, {held} locks");
+            }
+        }
+        Some(line) if line.starts_with("COMMITTING FILL ") => {
+            let g = outcome
+                .numbers("COMMITTING FILL ")
+                .last()
+                .copied()
+                .unwrap_or_default();
+            assert_eq!(e, g, "interrupted fill of generation {g}: epoch {e}");
+            if held == BULK_LOCKS {
+                tally.interrupted_applied += 1;
+                tally.unacked_durable += 1;
+            } else {
+                tally.interrupted_absent += 1;
+            }
+        }
+        _ => {}
+    }
+    tally.epoch = e;
 }
 
-fn crash_test(durability: Durability) {
+// --- epoch --------------------------------------------------------------------
+
+/// Checks the store after a kill of the epoch workload.
+async fn check_epoch(dir: &std::path::Path, outcome: &Outcome, tally: &mut Tally) {
+    let store = FjallStore::open(dir).expect("reopen after SIGKILL");
+    let mut tx = store.begin().await.expect("begin");
+    let e = tx.server_epoch().await.expect("epoch");
+    assert!(
+        e >= tally.epoch,
+        "the epoch went back from {} to {e}",
+        tally.epoch
+    );
+    let records = tx.list_epoch_records().await.expect("epoch records");
+    let epochs: Vec<u64> = records.iter().map(|r| r.epoch).collect();
+    assert!(
+        epochs.iter().copied().eq(1..=e),
+        "epoch records {epochs:?} are not 1..={e}: an increment and its record were split"
+    );
+    assert!(records.iter().all(|r| r.node_id == DEFAULT_NODE));
+    let node = tx.get_node(DEFAULT_NODE).await.expect("get_node");
+    match &node {
+        Some(node) => assert_eq!(node.epoch, e, "node state and global epoch were split"),
+        None => assert_eq!(e, 0, "epoch {e} without a node state"),
+    }
+    drop(tx);
+    assert_healthy(&store, &format!("epoch {e}")).await;
+
+    let recovered = outcome.numbers("RECOVERED ");
+    let clean = outcome.numbers("CLEAN ");
+    let acked_end = recovered.iter().max().copied().unwrap_or(tally.epoch);
+    assert!(
+        e >= acked_end,
+        "acknowledged epoch {acked_end} is missing (epoch {e})"
+    );
+    assert!(
+        e <= acked_end + 1,
+        "more than one unacknowledged increment survived"
+    );
+    if clean.iter().max() == Some(&e) {
+        assert!(
+            node.as_ref().is_some_and(|n| n.clean_shutdown),
+            "the acknowledged clean flag of epoch {e} is lost"
+        );
+    }
+    tally.acked += recovered.len() + clean.len();
+    tally.unacked_durable += e - acked_end;
+    tally.epoch = e;
+}
+
+// --- driver -------------------------------------------------------------------
+
+fn crash_test(workload: Workload, durability: Durability) {
     let mode = match durability {
         Durability::Sync => "sync",
         _ => "buffered",
     };
+    // A bulk round costs seconds in a debug build, the others milliseconds.
+    let default_kills = if workload == Workload::Bulk { 6 } else { 20 };
     let kills: usize = std::env::var("FSMETA_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let dir = tempfile::tempdir().expect("temp dir");
+        .unwrap_or(default_kills);
+    let mut dir = tempfile::tempdir().expect("temp dir");
+    // Each bulk generation leaves ~5 MB in fjall's journal, which every
+    // reopen replays (seconds per generation in a debug build): bulk kills
+    // move to a fresh store every five rounds, after the startup kill.
+    let mut earlier_generations = 0;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let (mut committed, mut acked_total, mut unacked_durable, mut early) =
-        (0u64, 0usize, 0u64, 0usize);
+    let mut tally = Tally::default();
+    // The aim of bulk kills: a random delay of up to 1.25 times the latest
+    // commit's duration after "COMMITTING", so most land inside the commit
+    // and some just after it.
+    let mut commit_time = Duration::from_millis(500);
+    let mut longest_commit = Duration::ZERO;
+    let started = Instant::now();
     for round in 0..kills {
-        let outcome = run_and_kill(dir.path(), mode, round);
-        let n = runtime.block_on(verify(dir.path(), &outcome.acked, committed));
-        acked_total += outcome.acked.len();
-        // verify() checked that every acknowledged commit is in the first n.
-        let acked_end = outcome
-            .acked
-            .iter()
-            .max()
-            .map_or(committed, |&last| last + 1);
-        unacked_durable += n - acked_end;
-        early += usize::from(outcome.killed_before_ready);
-        committed = n;
+        if workload == Workload::Bulk && round > 0 && round % 5 == 0 {
+            dir = tempfile::tempdir().expect("temp dir");
+            earlier_generations += tally.epoch;
+            tally.epoch = 0;
+        }
+        let at = match (workload, round % 5) {
+            (_, 4) => KillAt::Startup,
+            (Workload::Bulk, 3) => KillAt::After {
+                prefix: "COMMITTING FILL",
+                window: commit_time * 5 / 4,
+            },
+            (Workload::Bulk, _) => KillAt::After {
+                prefix: "COMMITTING DELETE",
+                window: commit_time * 5 / 4,
+            },
+            _ => KillAt::Anytime,
+        };
+        let outcome = run_and_kill(dir.path(), mode, workload, at);
+        // "FILLED g micros" and "DELETED g micros": how long those commits took.
+        for line in &outcome.lines {
+            if let Some(rest) = line
+                .strip_prefix("FILLED ")
+                .or_else(|| line.strip_prefix("DELETED "))
+                && let Some(micros) = rest.split_whitespace().nth(1).and_then(|m| m.parse().ok())
+            {
+                commit_time = Duration::from_micros(micros);
+                longest_commit = longest_commit.max(commit_time);
+            }
+        }
+        tally.early += usize::from(outcome.killed_before_ready);
+        runtime.block_on(async {
+            match workload {
+                Workload::Mixed => check_mixed(dir.path(), &outcome, &mut tally).await,
+                Workload::Bulk => check_bulk(dir.path(), &outcome, &mut tally).await,
+                Workload::Epoch => check_epoch(dir.path(), &outcome, &mut tally).await,
+            }
+        });
     }
+    let name = workload.name();
+    tally.epoch += earlier_generations;
+    let interrupted = match workload {
+        Workload::Bulk => format!(
+            "; {} kills inside a 10k-lock commit: {} found it whole, {} found nothing of it \
+             (longest commit {:.1} ms)",
+            tally.interrupted_applied + tally.interrupted_absent,
+            tally.interrupted_applied,
+            tally.interrupted_absent,
+            longest_commit.as_secs_f64() * 1000.0
+        ),
+        _ => String::new(),
+    };
     eprintln!(
-        "fjall crash test ({mode}): {kills} SIGKILLs ({early} before the child was ready), \
-         {acked_total} acknowledged commits, all present; {committed} transactions committed in all, \
-         {unacked_durable} of them committed but unacknowledged at the kill; 0 half transactions, verify() clean after every kill"
+        "fjall crash test ({name}, {mode}): {kills} SIGKILLs ({} before the child was ready) in \
+         {:.0} s, {} acknowledged commits, all present; {} epoch increments committed in all, {} commits \
+         survived unacknowledged{interrupted}; 0 partial transactions, verify() clean after \
+         every kill",
+        tally.early,
+        started.elapsed().as_secs_f64(),
+        tally.acked,
+        tally.epoch,
+        tally.unacked_durable,
     );
-    assert!(committed > 0, "the children never committed anything");
+    assert!(tally.epoch > 0, "the children never committed anything");
+}
+
+/// Runs `body` only in the parent (the child runs `crash_child` alone, but
+/// a stray filter must not make a child start children of its own).
+fn parent(workload: Workload, durability: Durability) {
+    if std::env::var(CHILD_DIR_ENV).is_ok() {
+        return;
+    }
+    crash_test(workload, durability);
 }
 
 #[test]
 fn sigkill_buffered_loses_no_acknowledged_commit() {
-    if std::env::var(CHILD_DIR_ENV).is_ok() {
-        return;
-    }
-    crash_test(Durability::Buffered);
+    parent(Workload::Mixed, Durability::Buffered);
 }
 
 #[test]
 fn sigkill_sync_loses_no_acknowledged_commit() {
-    if std::env::var(CHILD_DIR_ENV).is_ok() {
-        return;
-    }
-    crash_test(Durability::Sync);
+    parent(Workload::Mixed, Durability::Sync);
+}
+
+#[test]
+fn sigkill_during_bulk_delete_buffered_is_all_or_nothing() {
+    parent(Workload::Bulk, Durability::Buffered);
+}
+
+#[test]
+fn sigkill_during_bulk_delete_sync_is_all_or_nothing() {
+    parent(Workload::Bulk, Durability::Sync);
+}
+
+#[test]
+fn sigkill_during_epoch_increment_buffered_is_all_or_nothing() {
+    parent(Workload::Epoch, Durability::Buffered);
+}
+
+#[test]
+fn sigkill_during_epoch_increment_sync_is_all_or_nothing() {
+    parent(Workload::Epoch, Durability::Sync);
 }
