@@ -120,7 +120,7 @@ fn bulk_lock(g: u64, k: u64) -> PersistedLock {
         file_id: FileHandle::new(format!("bulk-file-{}", k % 100)).expect("valid handle"),
         owner_id: format!("owner-{}", k % 10),
         client_id: BULK_CLIENT.into(),
-        lock_type: if k % 2 == 0 {
+        lock_type: if k.is_multiple_of(2) {
             LockType::Shared
         } else {
             LockType::Exclusive
