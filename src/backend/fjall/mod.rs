@@ -49,6 +49,9 @@
 
 mod check;
 mod codec;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod tx;
 
