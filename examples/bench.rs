@@ -163,14 +163,17 @@ enum Goal {
     AtLeast(f64),
     /// The ratio must be at most this.
     AtMost(f64),
+    /// No target: the figure is reported (printed as `target=none REPORT`).
+    Report,
 }
 
 fn report(name: &str, ratio: f64, goal: Goal, detail: &str) {
-    let (target, pass) = match goal {
-        Goal::AtLeast(t) => (format!(">={t:.2}"), ratio >= t),
-        Goal::AtMost(t) => (format!("<={t:.2}"), ratio <= t),
+    let verdict = |pass: bool| if pass { "PASS" } else { "MISS" };
+    let (target, verdict) = match goal {
+        Goal::AtLeast(t) => (format!(">={t:.2}"), verdict(ratio >= t)),
+        Goal::AtMost(t) => (format!("<={t:.2}"), verdict(ratio <= t)),
+        Goal::Report => ("none".to_owned(), "REPORT"),
     };
-    let verdict = if pass { "PASS" } else { "MISS" };
     println!("{name} ratio={ratio:.2} target={target} {verdict}");
     if !detail.is_empty() {
         println!("#   {name}: {detail}");
@@ -246,12 +249,19 @@ fn load_info(backend: &str, n: u64, secs: f64) {
 // P1: fjall write, library vs raw
 
 async fn p1(cfg: &Cfg, durability: Durability) -> Res {
-    let (name, mode, batch) = match durability {
-        Durability::Buffered => ("P1-fjall-write-buffered", PersistMode::Buffer, cfg.p1_batch),
+    // The target (>= 0.8) is for Buffered; Sync is reported.
+    let (name, mode, batch, goal) = match durability {
+        Durability::Buffered => (
+            "P1-fjall-write-buffered",
+            PersistMode::Buffer,
+            cfg.p1_batch,
+            Goal::AtLeast(0.8),
+        ),
         Durability::Sync => (
             "P1-fjall-write-sync",
             PersistMode::SyncAll,
             cfg.p1_sync_batch,
+            Goal::Report,
         ),
     };
     let dir = tempfile::tempdir()?;
@@ -298,7 +308,7 @@ async fn p1(cfg: &Cfg, durability: Durability) -> Res {
     report(
         name,
         ratio,
-        Goal::AtLeast(0.8),
+        goal,
         &format!(
             "lib {} per tx ({:.0} tx/s), raw {} per tx ({:.0} tx/s), median of {} rounds of {}",
             us(lib_total / count as f64),
