@@ -2160,7 +2160,10 @@ pub async fn node_state_round_trips(t: &mut dyn TestStore) {
 /// Every node as (id, epoch, clean flag), in id order.
 async fn node_summary(tx: &mut dyn MetadataTransaction) -> Vec<(String, u64, bool)> {
     let nodes = tx.list_nodes().await.expect("list_nodes");
-    nodes.into_iter().map(|n| (n.node_id, n.epoch, n.clean_shutdown)).collect()
+    nodes
+        .into_iter()
+        .map(|n| (n.node_id, n.epoch, n.clean_shutdown))
+        .collect()
 }
 
 /// Every epoch record as (epoch, node), in epoch order.

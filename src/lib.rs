@@ -43,7 +43,11 @@ pub mod conformance;
 
 use std::sync::Arc;
 
+#[cfg(feature = "fjall")]
+pub use backend::fjall::{Durability, FjallOptions, FjallStore};
 pub use backend::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use backend::postgres::{PgOptions, PostgresStore};
 pub use copy::{
     CopyOptions, CopyPhase, CopyProgress, CopyReport, StoreDigest, copy_store, digest, digest_in,
     store_is_empty,
@@ -54,20 +58,16 @@ pub use lock::arbiter::{
     Acquire, acquire_lock, reclaim_lock, reclaim_lock_as, release_range, test_lock,
 };
 pub use lock::{
-    ByteRange, DEFAULT_NODE, EnhancedLock, EpochRecord, LockOwner, NodeState, LockQuery, LockStore, LockType, PersistedLock,
-    ShareReservation,
+    ByteRange, DEFAULT_NODE, EnhancedLock, EpochRecord, LockOwner, LockQuery, LockStore, LockType,
+    NodeState, PersistedLock, ShareReservation,
 };
 pub use recovery::{
     Epochs, Recovery, begin_recovery, begin_recovery_as, end_grace, end_grace_as,
     mark_clean_shutdown, mark_clean_shutdown_as,
 };
 pub use time::Timestamp;
-pub use verify::{Problem, ProblemKind, VerifyReport, verify_records};
 pub use tx::{MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture};
-#[cfg(feature = "postgres")]
-pub use backend::postgres::{PgOptions, PostgresStore};
-#[cfg(feature = "fjall")]
-pub use backend::fjall::{Durability, FjallOptions, FjallStore};
+pub use verify::{Problem, ProblemKind, VerifyReport, verify_records};
 
 /// Opens a store by URL: `memory:`, `fjall:PATH` or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {

@@ -312,7 +312,11 @@ pub trait LockStore: Send {
     /// One page of all locks: those with an id above `after` (from the first
     /// when `None`), in id order, at most `limit` (≥ 1). For walking a whole
     /// store without holding it in memory.
-    async fn list_locks_page(&mut self, after: Option<Uuid>, limit: usize) -> Result<Vec<PersistedLock>>;
+    async fn list_locks_page(
+        &mut self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<PersistedLock>>;
     /// Deletes every lock of a client; returns how many.
     async fn delete_locks_by_client(&mut self, client_id: &str) -> Result<u64>;
     /// Deletes every lock on a file; returns how many.
@@ -335,12 +339,18 @@ pub trait LockStore: Send {
     /// True when node [`DEFAULT_NODE`]'s last incarnation marked its shutdown
     /// clean (true on a new store).
     async fn clean_shutdown(&mut self) -> Result<bool> {
-        Ok(self.get_node(DEFAULT_NODE).await?.is_none_or(|n| n.clean_shutdown))
+        Ok(self
+            .get_node(DEFAULT_NODE)
+            .await?
+            .is_none_or(|n| n.clean_shutdown))
     }
 
     /// Records whether node [`DEFAULT_NODE`]'s current incarnation has shut down cleanly.
     async fn set_clean_shutdown(&mut self, clean: bool) -> Result<()> {
-        let mut node = self.get_node(DEFAULT_NODE).await?.unwrap_or_else(|| NodeState::new(DEFAULT_NODE));
+        let mut node = self
+            .get_node(DEFAULT_NODE)
+            .await?
+            .unwrap_or_else(|| NodeState::new(DEFAULT_NODE));
         node.clean_shutdown = clean;
         self.put_node(&node).await
     }
