@@ -497,24 +497,27 @@ pub async fn epoch_starts_at_zero_and_increments(t: &mut dyn TestStore) {
 pub async fn clean_shutdown_flag_round_trips(t: &mut dyn TestStore) {
     let mut tx = begin(t).await;
     assert!(
-        tx.clean_shutdown().await.unwrap(),
+        crate::clean_shutdown(&mut *tx).await.unwrap(),
         "a new store counts as cleanly shut down"
     );
-    tx.set_clean_shutdown(false).await.unwrap();
-    assert!(!tx.clean_shutdown().await.unwrap(), "reads its own write");
+    crate::set_clean_shutdown(&mut *tx, false).await.unwrap();
+    assert!(
+        !crate::clean_shutdown(&mut *tx).await.unwrap(),
+        "reads its own write"
+    );
     commit(tx).await;
-    assert!(!begin(t).await.clean_shutdown().await.unwrap());
+    assert!(!crate::clean_shutdown(&mut *begin(t).await).await.unwrap());
     let mut tx = begin(t).await;
-    tx.set_clean_shutdown(true).await.unwrap();
+    crate::set_clean_shutdown(&mut *tx, true).await.unwrap();
     tx.rollback().await.unwrap();
     assert!(
-        !begin(t).await.clean_shutdown().await.unwrap(),
+        !crate::clean_shutdown(&mut *begin(t).await).await.unwrap(),
         "a rolled-back flag change is gone"
     );
     let mut tx = begin(t).await;
-    tx.set_clean_shutdown(true).await.unwrap();
+    crate::set_clean_shutdown(&mut *tx, true).await.unwrap();
     commit(tx).await;
-    assert!(begin(t).await.clean_shutdown().await.unwrap());
+    assert!(crate::clean_shutdown(&mut *begin(t).await).await.unwrap());
 }
 
 // ---------------------------------------------------------------------------
@@ -1519,12 +1522,12 @@ pub async fn reopen_keeps_epoch_and_flag(t: &mut dyn TestStore) {
     let mut tx = begin(t).await;
     tx.increment_server_epoch().await.unwrap();
     tx.increment_server_epoch().await.unwrap();
-    tx.set_clean_shutdown(false).await.unwrap();
+    crate::set_clean_shutdown(&mut *tx, false).await.unwrap();
     commit(tx).await;
     t.reopen().await.expect("reopen");
     let mut tx = begin(t).await;
     assert_eq!(tx.server_epoch().await.unwrap(), 2);
-    assert!(!tx.clean_shutdown().await.unwrap());
+    assert!(!crate::clean_shutdown(&mut *tx).await.unwrap());
     assert_eq!(tx.increment_server_epoch().await.unwrap(), 3);
     commit(tx).await;
     t.reopen().await.expect("second reopen");
@@ -2130,10 +2133,10 @@ pub async fn node_state_round_trips(t: &mut dyn TestStore) {
         vec![records[1].clone(), records[0].clone()]
     );
     assert!(
-        tx.clean_shutdown().await.unwrap(),
+        crate::clean_shutdown(&mut *tx).await.unwrap(),
         "no default node yet: clean"
     );
-    tx.set_clean_shutdown(false).await.unwrap();
+    crate::set_clean_shutdown(&mut *tx, false).await.unwrap();
     assert_eq!(
         tx.get_node(crate::DEFAULT_NODE).await.unwrap(),
         Some(NodeState {
@@ -2154,7 +2157,7 @@ pub async fn node_state_round_trips(t: &mut dyn TestStore) {
         Some(nodes[1].clone()),
         "a rolled-back node write"
     );
-    assert!(tx.clean_shutdown().await.unwrap());
+    assert!(crate::clean_shutdown(&mut *tx).await.unwrap());
 }
 
 /// Every node as (id, epoch, clean flag), in id order.

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta};
-use crate::lock::{EpochRecord, NodeState, PersistedLock};
+use crate::lock::PersistedLock;
+use crate::node::{EpochRecord, NodeState};
 use crate::tx::{MetadataStore, MetadataStoreExt, MetadataTransaction};
 
 /// Records per page when [`digest`] walks a store.
@@ -598,7 +599,7 @@ mod tests {
                 Box::pin(async move {
                     tx.increment_server_epoch().await?;
                     tx.increment_server_epoch().await?;
-                    tx.set_clean_shutdown(false).await?;
+                    crate::set_clean_shutdown(&mut *tx, false).await?;
                     tx.put_epoch_record(&EpochRecord {
                         epoch: 2,
                         node_id: "default".into(),

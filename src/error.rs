@@ -40,6 +40,22 @@ pub enum Error {
         /// The newest version this build understands.
         supported: u32,
     },
+    /// The global server epoch counter is at `u64::MAX` and cannot grow.
+    #[error("server epoch is at u64::MAX and cannot grow")]
+    EpochExhausted,
+    /// The operation needs an epoch of this node, and the node has not started
+    /// an incarnation (no `begin_recovery` for it yet).
+    #[error("node {node:?} has not started: it owns no epoch yet")]
+    NodeNotStarted {
+        /// The node.
+        node: String,
+    },
+    /// A copy's destination already holds records.
+    #[error("destination {url} is not empty")]
+    DestinationNotEmpty {
+        /// The destination, as given (credentials redacted).
+        url: String,
+    },
     /// The transaction was already finished, or the store was closed.
     #[error("transaction closed: {0}")]
     Closed(String),

@@ -32,6 +32,7 @@ mod copy;
 mod error;
 mod file;
 mod lock;
+mod node;
 mod recovery;
 mod time;
 mod tx;
@@ -58,12 +59,13 @@ pub use lock::arbiter::{
     Acquire, acquire_lock, reclaim_lock, reclaim_lock_as, release_range, test_lock,
 };
 pub use lock::{
-    ByteRange, DEFAULT_NODE, EnhancedLock, EpochRecord, LockOwner, LockQuery, LockStore, LockType,
-    NodeState, PersistedLock, ShareReservation,
+    ByteRange, EnhancedLock, LockOwner, LockQuery, LockStore, LockType, PersistedLock,
+    ShareReservation,
 };
+pub use node::{DEFAULT_NODE, EpochRecord, NodeState, NodeStore};
 pub use recovery::{
-    Epochs, Recovery, begin_recovery, begin_recovery_as, end_grace, end_grace_as,
-    mark_clean_shutdown, mark_clean_shutdown_as,
+    Epochs, Recovery, begin_recovery, begin_recovery_as, clean_shutdown, end_grace, end_grace_as,
+    mark_clean_shutdown, mark_clean_shutdown_as, set_clean_shutdown,
 };
 pub use time::Timestamp;
 pub use tx::{MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture};

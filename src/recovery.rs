@@ -13,7 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Result;
-use crate::lock::{DEFAULT_NODE, EpochRecord, LockQuery, LockStore, NodeState, PersistedLock};
+use crate::lock::{LockQuery, LockStore, PersistedLock};
+use crate::node::{DEFAULT_NODE, EpochRecord, NodeState, NodeStore};
 use crate::time::Timestamp;
 use crate::tx::{MetadataStore, MetadataStoreExt};
 use crate::validate;
@@ -39,7 +40,7 @@ pub struct Recovery {
 /// An epoch is *live* while it is the current epoch of the node it was handed
 /// to and *dead* once that node has started a newer incarnation. An epoch no
 /// node was handed (written before nodes existed, or taken with a bare
-/// [`LockStore::increment_server_epoch`]) counts as [`DEFAULT_NODE`]'s and is
+/// [`NodeStore::increment_server_epoch`]) counts as [`DEFAULT_NODE`]'s and is
 /// dead once the global counter has moved past it.
 ///
 /// ```
@@ -63,7 +64,7 @@ pub struct Epochs {
 
 impl Epochs {
     /// Reads the epoch records, node states and global counter in `tx`.
-    pub async fn load<T: LockStore + ?Sized>(tx: &mut T) -> Result<Self> {
+    pub async fn load<T: NodeStore + ?Sized>(tx: &mut T) -> Result<Self> {
         let owner = tx
             .list_epoch_records()
             .await?
@@ -113,7 +114,7 @@ impl Epochs {
 }
 
 /// Locks of `node`'s dead epochs below `below`.
-async fn dead_locks_of<T: LockStore + ?Sized>(
+async fn dead_locks_of<T: LockStore + NodeStore + ?Sized>(
     tx: &mut T,
     node: &str,
     below: u64,
@@ -214,4 +215,24 @@ pub async fn mark_clean_shutdown_as(store: &dyn MetadataStore, node: &str) -> Re
             })
         })
         .await
+}
+
+/// True when node [`DEFAULT_NODE`]'s last incarnation marked its shutdown
+/// clean (true on a new store), as `tx` sees it.
+pub async fn clean_shutdown<T: NodeStore + ?Sized>(tx: &mut T) -> Result<bool> {
+    Ok(tx
+        .get_node(DEFAULT_NODE)
+        .await?
+        .is_none_or(|n| n.clean_shutdown))
+}
+
+/// Records in `tx` whether node [`DEFAULT_NODE`]'s current incarnation has
+/// shut down cleanly.
+pub async fn set_clean_shutdown<T: NodeStore + ?Sized>(tx: &mut T, clean: bool) -> Result<()> {
+    let mut node = tx
+        .get_node(DEFAULT_NODE)
+        .await?
+        .unwrap_or_else(|| NodeState::new(DEFAULT_NODE));
+    node.clean_shutdown = clean;
+    tx.put_node(&node).await
 }

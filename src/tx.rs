@@ -9,14 +9,15 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::file::FileStore;
 use crate::lock::LockStore;
+use crate::node::NodeStore;
 use crate::verify::{VerifyReport, verify_records};
 
-/// One transaction over files and locks. Everything it writes becomes visible
+/// One transaction over every record family (files, locks, nodes). Everything it writes becomes visible
 /// at [`commit`](MetadataTransaction::commit), all at once, or never.
 ///
 /// Dropping it without `commit` rolls it back.
 #[async_trait]
-pub trait MetadataTransaction: FileStore + LockStore {
+pub trait MetadataTransaction: FileStore + LockStore + NodeStore {
     /// Makes every write of this transaction visible and durable, atomically.
     /// [`crate::Error::Conflict`] when a concurrent transaction made it impossible
     /// to serialize: nothing was written, run the whole transaction again.

@@ -6,7 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta};
-use crate::lock::{EpochRecord, LockQuery, NodeState, PersistedLock};
+use crate::lock::{LockQuery, PersistedLock};
+use crate::node::{EpochRecord, NodeState};
 use crate::time::Timestamp;
 
 /// The longest owner, client or node id accepted, in bytes.

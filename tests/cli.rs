@@ -293,7 +293,7 @@ async fn library_view(store: &dyn MetadataStore) -> Library {
         files,
         nodes: tx.list_nodes().await.expect("nodes"),
         epoch: tx.server_epoch().await.expect("epoch"),
-        clean_shutdown: tx.clean_shutdown().await.expect("clean"),
+        clean_shutdown: fsmeta::clean_shutdown(&mut *tx).await.expect("clean"),
     }
 }
 
@@ -959,7 +959,7 @@ mod postgres {
                                 started_at: at(42),
                             })
                             .await?;
-                            tx.set_clean_shutdown(false).await
+                            fsmeta::set_clean_shutdown(&mut *tx, false).await
                         })
                     })
                     .await

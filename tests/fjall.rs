@@ -286,7 +286,11 @@ async fn single_node_store_is_upgraded_to_node_default() {
             clean_shutdown: false
         })
     );
-    assert!(!tx.clean_shutdown().await.expect("clean_shutdown"));
+    assert!(
+        !fsmeta::clean_shutdown(&mut *tx)
+            .await
+            .expect("clean_shutdown")
+    );
     drop(tx);
     let recovery = fsmeta::begin_recovery(&store)
         .await

@@ -588,8 +588,10 @@ async fn run(tx: &mut dyn MetadataTransaction, op: &Op) -> Outcome {
         Op::DeleteLocksByFile(h) => out(tx.delete_locks_by_file(h).await, Outcome::Count),
         Op::ServerEpoch => out(tx.server_epoch().await, Outcome::Epoch),
         Op::IncrementServerEpoch => out(tx.increment_server_epoch().await, Outcome::Epoch),
-        Op::CleanShutdown => out(tx.clean_shutdown().await, Outcome::Flag),
-        Op::SetCleanShutdown(c) => out(tx.set_clean_shutdown(*c).await, |()| Outcome::Done),
+        Op::CleanShutdown => out(fsmeta::clean_shutdown(&mut *tx).await, Outcome::Flag),
+        Op::SetCleanShutdown(c) => out(fsmeta::set_clean_shutdown(&mut *tx, *c).await, |()| {
+            Outcome::Done
+        }),
     }
 }
 
@@ -787,7 +789,7 @@ mod postgres_backend {
         for file in tx.list_files_page(None, usize::MAX).await? {
             tx.delete_file(&file.handle).await?;
         }
-        tx.set_clean_shutdown(true).await?;
+        fsmeta::set_clean_shutdown(&mut *tx, true).await?;
         let epoch = tx.server_epoch().await?;
         tx.commit().await?;
         Ok(epoch)

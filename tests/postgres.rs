@@ -338,7 +338,7 @@ async fn migrations_are_idempotent_and_reversible() {
     let mut tx = begin(&store).await;
     assert_eq!(tx.get_file(&f.handle).await.unwrap(), None);
     assert_eq!(tx.server_epoch().await.unwrap(), 0);
-    assert!(tx.clean_shutdown().await.unwrap());
+    assert!(fsmeta::clean_shutdown(&mut *tx).await.unwrap());
     tx.put_lock(&lock).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
@@ -439,7 +439,10 @@ async fn pre_node_store_becomes_the_default_node() {
             clean_shutdown: false,
         })
     );
-    assert!(!tx.clean_shutdown().await.unwrap(), "still unclean");
+    assert!(
+        !fsmeta::clean_shutdown(&mut *tx).await.unwrap(),
+        "still unclean"
+    );
     assert_eq!(tx.server_epoch().await.unwrap(), 7);
     drop(tx);
 
@@ -462,7 +465,7 @@ async fn pre_node_store_becomes_the_default_node() {
     Migrator::up(&db, None).await.expect("up");
     let mut tx = begin(&store).await;
     assert_eq!(tx.list_nodes().await.unwrap(), vec![]);
-    assert!(tx.clean_shutdown().await.unwrap());
+    assert!(fsmeta::clean_shutdown(&mut *tx).await.unwrap());
     drop(tx);
     db.close().await.ok();
     drop(store);
@@ -713,7 +716,11 @@ async fn rows_that_break_the_model_are_corrupt() {
         Err(Error::Corrupt(_))
     ));
     // The clean flag is node state, untouched by this.
-    assert!(tx.clean_shutdown().await.expect("clean_shutdown"));
+    assert!(
+        fsmeta::clean_shutdown(&mut *tx)
+            .await
+            .expect("clean_shutdown")
+    );
     drop(tx);
     db.close().await.ok();
     drop(store);

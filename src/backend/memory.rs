@@ -20,9 +20,9 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta, FileStore};
-use crate::lock::{
-    EpochRecord, LockQuery, LockStore, LockType, NodeState, PersistedLock, ShareReservation,
-};
+use crate::lock::{LockQuery, LockStore, LockType, PersistedLock, ShareReservation};
+use crate::node::NodeStore;
+use crate::node::{EpochRecord, NodeState};
 use crate::time::Timestamp;
 use crate::tx::{MetadataStore, MetadataTransaction};
 use crate::validate;
@@ -507,7 +507,10 @@ impl LockStore for MemoryTx {
         validate::file_handle(file)?;
         self.delete_matching(LockQuery::by_file(file))
     }
+}
 
+#[async_trait]
+impl NodeStore for MemoryTx {
     async fn server_epoch(&mut self) -> Result<u64> {
         self.reads.epoch = true;
         Ok(self.working.epoch)
@@ -515,13 +518,24 @@ impl LockStore for MemoryTx {
 
     async fn increment_server_epoch(&mut self) -> Result<u64> {
         self.reads.epoch = true;
-        let next =
-            self.working.epoch.checked_add(1).ok_or_else(|| {
-                Error::Invalid("server epoch is at u64::MAX and cannot grow".into())
-            })?;
+        let next = self
+            .working
+            .epoch
+            .checked_add(1)
+            .ok_or_else(|| Error::EpochExhausted)?;
         self.working.epoch = next;
         self.writes.push(Write::Epoch(next));
         Ok(next)
+    }
+
+    async fn advance_server_epoch(&mut self, at_least: u64) -> Result<u64> {
+        self.reads.epoch = true;
+        if self.working.epoch >= at_least {
+            return Ok(self.working.epoch);
+        }
+        self.working.epoch = at_least;
+        self.writes.push(Write::Epoch(at_least));
+        Ok(at_least)
     }
 
     async fn get_node(&mut self, node_id: &str) -> Result<Option<NodeState>> {

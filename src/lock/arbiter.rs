@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::file::FileHandle;
-use crate::lock::{ByteRange, DEFAULT_NODE, LockOwner, LockQuery, PersistedLock};
+use crate::lock::{ByteRange, LockOwner, LockQuery, PersistedLock};
+use crate::node::DEFAULT_NODE;
 use crate::recovery::Epochs;
 use crate::tx::MetadataTransaction;
 use crate::validate;

@@ -2,7 +2,6 @@
 //! and the [`LockStore`] operations.
 
 pub(crate) mod arbiter;
-mod node;
 mod range;
 
 use async_trait::async_trait;
@@ -13,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::file::FileHandle;
 use crate::time::Timestamp;
 
-pub use node::{DEFAULT_NODE, EpochRecord, NodeState};
 pub use range::ByteRange;
 
 /// Read (shared) or write (exclusive) byte-range lock.
@@ -321,37 +319,17 @@ pub trait LockStore: Send {
     async fn delete_locks_by_client(&mut self, client_id: &str) -> Result<u64>;
     /// Deletes every lock on a file; returns how many.
     async fn delete_locks_by_file(&mut self, file: &FileHandle) -> Result<u64>;
-    /// The store's server epoch; 0 on a new store.
-    async fn server_epoch(&mut self) -> Result<u64>;
-    /// Adds one to the server epoch and returns the new value.
-    async fn increment_server_epoch(&mut self) -> Result<u64>;
-    /// The state of a node, if the store has seen it.
-    async fn get_node(&mut self, node_id: &str) -> Result<Option<NodeState>>;
-    /// Inserts or replaces a node's state.
-    async fn put_node(&mut self, node: &NodeState) -> Result<()>;
-    /// Every node the store has seen, in id order.
-    async fn list_nodes(&mut self) -> Result<Vec<NodeState>>;
-    /// Records which node an epoch was handed to (inserts or replaces by epoch).
-    async fn put_epoch_record(&mut self, record: &EpochRecord) -> Result<()>;
-    /// Every recorded epoch, in epoch order.
-    async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>>;
-
-    /// True when node [`DEFAULT_NODE`]'s last incarnation marked its shutdown
-    /// clean (true on a new store).
-    async fn clean_shutdown(&mut self) -> Result<bool> {
-        Ok(self
-            .get_node(DEFAULT_NODE)
-            .await?
-            .is_none_or(|n| n.clean_shutdown))
-    }
-
-    /// Records whether node [`DEFAULT_NODE`]'s current incarnation has shut down cleanly.
-    async fn set_clean_shutdown(&mut self, clean: bool) -> Result<()> {
-        let mut node = self
-            .get_node(DEFAULT_NODE)
-            .await?
-            .unwrap_or_else(|| NodeState::new(DEFAULT_NODE));
-        node.clean_shutdown = clean;
-        self.put_node(&node).await
+    /// Deletes the locks with these ids; ids that are not stored (or repeat)
+    /// are skipped. Returns how many locks were deleted. Backends may do it in
+    /// fewer round trips; the default reads and deletes each.
+    async fn delete_locks(&mut self, ids: &[Uuid]) -> Result<u64> {
+        let mut deleted = 0;
+        for &id in ids {
+            if self.get_lock(id).await?.is_some() {
+                self.delete_lock(id).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 }

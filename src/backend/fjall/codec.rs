@@ -18,7 +18,8 @@ use uuid::Uuid;
 use super::keys::{self, names};
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileKind, FileMeta};
-use crate::lock::{EpochRecord, LockType, NodeState, PersistedLock, ShareReservation};
+use crate::lock::{LockType, PersistedLock, ShareReservation};
+use crate::node::{EpochRecord, NodeState};
 use crate::time::Timestamp;
 use crate::validate;
 

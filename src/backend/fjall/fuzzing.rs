@@ -189,7 +189,8 @@ pub fn keys(data: &[u8]) {
 /// Valid inputs for [`values`] and [`keys`] (selector byte included): a seed
 /// corpus, and the starting points of `tests/fuzz_decoders.rs`'s mutations.
 pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    use crate::lock::{EpochRecord, LockType, NodeState, PersistedLock, ShareReservation};
+    use crate::lock::{LockType, PersistedLock, ShareReservation};
+    use crate::node::{EpochRecord, NodeState};
     use crate::time::Timestamp;
     let lock = PersistedLock {
         id: lock_id(),

@@ -16,7 +16,9 @@ use super::keys::{self, names};
 use super::{Durability, Inner, Keyspaces, blocking, codec, commit};
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta, FileStore};
-use crate::lock::{EpochRecord, LockQuery, LockStore, NodeState, PersistedLock};
+use crate::lock::{LockQuery, LockStore, PersistedLock};
+use crate::node::NodeStore;
+use crate::node::{EpochRecord, NodeState};
 use crate::tx::MetadataTransaction;
 use crate::validate;
 
@@ -379,7 +381,10 @@ impl LockStore for FjallTx {
         validate::file_handle(file)?;
         self.delete_matching(&LockQuery::by_file(file))
     }
+}
 
+#[async_trait]
+impl NodeStore for FjallTx {
     async fn server_epoch(&mut self) -> Result<u64> {
         let ks = &self.store.ks;
         self.get(&ks.meta, names::META, keys::META_SERVER_EPOCH)?
@@ -389,14 +394,27 @@ impl LockStore for FjallTx {
     async fn increment_server_epoch(&mut self) -> Result<u64> {
         // The read is what makes N concurrent increments conflict instead of
         // losing updates: fjall only detects read-write conflicts.
-        let next =
-            self.server_epoch().await?.checked_add(1).ok_or_else(|| {
-                Error::Invalid("server epoch is at u64::MAX and cannot grow".into())
-            })?;
+        let next = self
+            .server_epoch()
+            .await?
+            .checked_add(1)
+            .ok_or_else(|| Error::EpochExhausted)?;
         let value = codec::encode_epoch(next)?;
         self.tx
             .insert(&self.store.ks.meta, keys::META_SERVER_EPOCH, value);
         Ok(next)
+    }
+
+    async fn advance_server_epoch(&mut self, at_least: u64) -> Result<u64> {
+        // The read makes a concurrent increment or advance conflict with this one.
+        let current = self.server_epoch().await?;
+        if current >= at_least {
+            return Ok(current);
+        }
+        let value = codec::encode_epoch(at_least)?;
+        self.tx
+            .insert(&self.store.ks.meta, keys::META_SERVER_EPOCH, value);
+        Ok(at_least)
     }
 
     async fn get_node(&mut self, node_id: &str) -> Result<Option<NodeState>> {

@@ -48,9 +48,9 @@ use uuid::Uuid;
 use self::entity::{epoch_records, files, locks, nodes, server_state};
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileKind, FileMeta, FileStore};
-use crate::lock::{
-    EpochRecord, LockQuery, LockStore, LockType, NodeState, PersistedLock, ShareReservation,
-};
+use crate::lock::{LockQuery, LockStore, LockType, PersistedLock, ShareReservation};
+use crate::node::NodeStore;
+use crate::node::{EpochRecord, NodeState};
 use crate::time::Timestamp;
 use crate::tx::{MetadataStore, MetadataTransaction};
 use crate::validate;
@@ -496,7 +496,10 @@ impl LockStore for PgTx {
             .map_err(|e| db_error("delete_locks_by_file", e))?;
         Ok(deleted.rows_affected)
     }
+}
 
+#[async_trait]
+impl NodeStore for PgTx {
     async fn server_epoch(&mut self) -> Result<u64> {
         let state = self.state("server_epoch").await?;
         u64_from_db("server_state.epoch", state.epoch)
@@ -521,9 +524,7 @@ impl LockStore for PgTx {
             None => {
                 let state = self.state(op).await?;
                 if u64_from_db("server_state.epoch", state.epoch)? == u64::MAX {
-                    Err(Error::Invalid(
-                        "server epoch is at u64::MAX and cannot grow".into(),
-                    ))
+                    Err(Error::EpochExhausted)
                 } else {
                     Err(Error::Corrupt(
                         "server_state: the epoch row was not updated".into(),
@@ -533,8 +534,24 @@ impl LockStore for PgTx {
         }
     }
 
-    // `clean_shutdown` and `set_clean_shutdown` keep the trait's defaults:
-    // they read and write node `DEFAULT_NODE` through the methods below.
+    async fn advance_server_epoch(&mut self, at_least: u64) -> Result<u64> {
+        let op = "advance_server_epoch";
+        use server_state::Column as C;
+        // One conditional UPDATE: it writes only when the counter is below
+        // `at_least`, and its read of the row takes part in SERIALIZABLE
+        // conflict detection like `increment_server_epoch`'s.
+        let updated = server_state::Entity::update_many()
+            .col_expr(C::Epoch, Expr::value(Decimal::from(at_least)))
+            .filter(C::Id.eq(server_state::ROW_ID))
+            .filter(C::Epoch.lt(Decimal::from(at_least)))
+            .exec_with_returning(&self.tx)
+            .await
+            .map_err(|e| db_error(op, e))?;
+        match updated.into_iter().next() {
+            Some(row) => u64_from_db("server_state.epoch", row.epoch),
+            None => u64_from_db("server_state.epoch", self.state(op).await?.epoch),
+        }
+    }
 
     async fn get_node(&mut self, node_id: &str) -> Result<Option<NodeState>> {
         validate::id("node_id", node_id)?;

@@ -34,7 +34,7 @@ pub async fn run(
 async fn collect(store: &dyn MetadataStore) -> Result<StatsJson, CliError> {
     let mut tx = store.begin().await?;
     let epochs = Epochs::load(&mut *tx).await?;
-    let clean_shutdown = tx.clean_shutdown().await?;
+    let clean_shutdown = fsmeta::clean_shutdown(&mut *tx).await?;
     let nodes = tx.list_nodes().await?;
 
     let mut files = 0u64;

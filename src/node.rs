@@ -8,8 +8,10 @@
 //! incarnation. Recovery works on one node's dead epochs only, so a node that
 //! restarts never disturbs the live locks of the others.
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::error::Result;
 use crate::time::Timestamp;
 
 /// The node that the single-node API (`begin_recovery`, `end_grace`,
@@ -50,4 +52,31 @@ pub struct EpochRecord {
     pub node_id: String,
     /// When that incarnation started.
     pub started_at: Timestamp,
+}
+
+/// The epoch counter and node records of a transaction: the node family.
+///
+/// Policy over these records (recovery, grace, clean-shutdown flags) lives in
+/// [`crate::recovery`](crate::begin_recovery), written once over this trait.
+#[async_trait]
+pub trait NodeStore: Send {
+    /// The store's global server epoch counter; 0 on a new store.
+    async fn server_epoch(&mut self) -> Result<u64>;
+    /// Adds one to the global server epoch and returns the new value;
+    /// [`Error::EpochExhausted`](crate::Error::EpochExhausted) at `u64::MAX`.
+    async fn increment_server_epoch(&mut self) -> Result<u64>;
+    /// Raises the global server epoch to at least `at_least`, in one write
+    /// (nothing is written when it is already there), and returns the
+    /// resulting value, `max(current, at_least)`.
+    async fn advance_server_epoch(&mut self, at_least: u64) -> Result<u64>;
+    /// The state of a node, if the store has seen it.
+    async fn get_node(&mut self, node_id: &str) -> Result<Option<NodeState>>;
+    /// Inserts or replaces a node's state.
+    async fn put_node(&mut self, node: &NodeState) -> Result<()>;
+    /// Every node the store has seen, in id order.
+    async fn list_nodes(&mut self) -> Result<Vec<NodeState>>;
+    /// Records which node an epoch was handed to (inserts or replaces by epoch).
+    async fn put_epoch_record(&mut self, record: &EpochRecord) -> Result<()>;
+    /// Every recorded epoch, in epoch order.
+    async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>>;
 }
