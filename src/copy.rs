@@ -9,12 +9,12 @@
 use std::fmt;
 
 use sha2::{Digest as _, Sha256};
-use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::file::{FileHandle, FileMeta};
+use crate::file::FileMeta;
 use crate::lock::PersistedLock;
 use crate::node::{EpochRecord, NodeState};
+use crate::pages;
 use crate::tx::{MetadataStore, MetadataStoreExt, MetadataTransaction};
 
 /// Records per page when [`digest`] walks a store.
@@ -35,6 +35,9 @@ pub struct CopyOptions {
     /// interrupted copy with this set completes it; a destination holding
     /// records the source does not have fails the final comparison.
     pub allow_non_empty: bool,
+    /// How to name the destination in [`Error::DestinationNotEmpty`] (a URL
+    /// with its credentials redacted, as the `fsmeta` command passes it).
+    pub destination_name: Option<String>,
 }
 
 impl Default for CopyOptions {
@@ -42,6 +45,7 @@ impl Default for CopyOptions {
         CopyOptions {
             batch_size: 1000,
             allow_non_empty: false,
+            destination_name: None,
         }
     }
 }
@@ -167,7 +171,7 @@ pub async fn digest_in(tx: &mut (dyn MetadataTransaction + '_)) -> Result<StoreD
         hasher.epoch_record(record);
     }
     let mut files = 0;
-    let mut pages = FilePages::new(DIGEST_PAGE);
+    let mut pages = pages::files(DIGEST_PAGE);
     while let Some(page) = pages.next(tx).await? {
         for file in &page {
             hasher.file(file);
@@ -175,7 +179,7 @@ pub async fn digest_in(tx: &mut (dyn MetadataTransaction + '_)) -> Result<StoreD
         files += page.len() as u64;
     }
     let mut locks = 0;
-    let mut pages = LockPages::new(DIGEST_PAGE);
+    let mut pages = pages::locks(DIGEST_PAGE);
     while let Some(page) = pages.next(tx).await? {
         for lock in &page {
             hasher.lock(lock);
@@ -240,11 +244,12 @@ where
         return Err(Error::Invalid("copy: batch size must be at least 1".into()));
     }
     if !options.allow_non_empty && !store_is_empty(to).await? {
-        return Err(Error::Invalid(
-            "copy: the destination is not empty (it holds records or has a non-zero epoch); \
-             allow copying into it to overwrite records with the same keys"
-                .into(),
-        ));
+        return Err(Error::DestinationNotEmpty {
+            url: options
+                .destination_name
+                .clone()
+                .unwrap_or_else(|| "the destination store".to_owned()),
+        });
     }
     let mut source_tx = from.begin().await?;
     let src = &mut *source_tx;
@@ -268,17 +273,15 @@ where
         let (nodes, records) = (&nodes, &records);
         to.transact(|tx| {
             Box::pin(async move {
-                let mut current = tx.server_epoch().await?;
+                let current = tx.server_epoch().await?;
                 if current > epoch {
                     return Err(Error::Invalid(format!(
                         "copy: the destination's epoch {current} is ahead of the source's {epoch}; \
                          it cannot be lowered"
                     )));
                 }
-                // The counter only moves up by one: there is no "set".
-                while current < epoch {
-                    current = tx.increment_server_epoch().await?;
-                }
+                // One write, whatever the distance (the counter has no "set").
+                tx.advance_server_epoch(epoch).await?;
                 for node in nodes {
                     tx.put_node(node).await?;
                 }
@@ -297,7 +300,7 @@ where
         done: 0,
         total: total_files,
     });
-    let mut pages = FilePages::new(batch);
+    let mut pages = pages::files(batch);
     while let Some(page) = pages.next(src).await? {
         let page = &page;
         to.transact(|tx| {
@@ -323,7 +326,7 @@ where
         done: 0,
         total: total_locks,
     });
-    let mut pages = LockPages::new(batch);
+    let mut pages = pages::locks(batch);
     while let Some(page) = pages.next(src).await? {
         let page = &page;
         // One call per batch: PostgreSQL writes it as multi-row INSERTs.
@@ -369,107 +372,16 @@ where
 /// Counts the files and locks `tx` sees, page by page.
 async fn count(tx: &mut (dyn MetadataTransaction + '_), page: usize) -> Result<(u64, u64)> {
     let mut files = 0;
-    let mut pages = FilePages::new(page);
+    let mut pages = pages::files(page);
     while let Some(page) = pages.next(tx).await? {
         files += page.len() as u64;
     }
     let mut locks = 0;
-    let mut pages = LockPages::new(page);
+    let mut pages = pages::locks(page);
     while let Some(page) = pages.next(tx).await? {
         locks += page.len() as u64;
     }
     Ok((files, locks))
-}
-
-/// Walks every file in handle order, one page at a time.
-struct FilePages {
-    after: Option<FileHandle>,
-    limit: usize,
-    done: bool,
-}
-
-impl FilePages {
-    fn new(limit: usize) -> Self {
-        FilePages {
-            after: None,
-            limit,
-            done: false,
-        }
-    }
-
-    /// The next non-empty page, or `None` at the end.
-    async fn next(
-        &mut self,
-        tx: &mut (dyn MetadataTransaction + '_),
-    ) -> Result<Option<Vec<FileMeta>>> {
-        if self.done {
-            return Ok(None);
-        }
-        let page = tx.list_files_page(self.after.as_ref(), self.limit).await?;
-        // A backend that returned a key not past the cursor would make this
-        // loop forever or skip records: refuse to go on.
-        if let (Some(after), Some(first)) = (&self.after, page.first())
-            && first.handle <= *after
-        {
-            return Err(out_of_order("files"));
-        }
-        self.done = page.len() < self.limit;
-        match page.last() {
-            Some(last) => {
-                self.after = Some(last.handle.clone());
-                Ok(Some(page))
-            }
-            None => Ok(None),
-        }
-    }
-}
-
-/// Walks every lock in id order, one page at a time.
-struct LockPages {
-    after: Option<Uuid>,
-    limit: usize,
-    done: bool,
-}
-
-impl LockPages {
-    fn new(limit: usize) -> Self {
-        LockPages {
-            after: None,
-            limit,
-            done: false,
-        }
-    }
-
-    /// The next non-empty page, or `None` at the end.
-    async fn next(
-        &mut self,
-        tx: &mut (dyn MetadataTransaction + '_),
-    ) -> Result<Option<Vec<PersistedLock>>> {
-        if self.done {
-            return Ok(None);
-        }
-        let page = tx.list_locks_page(self.after, self.limit).await?;
-        if let (Some(after), Some(first)) = (self.after, page.first())
-            && first.id <= after
-        {
-            return Err(out_of_order("locks"));
-        }
-        self.done = page.len() < self.limit;
-        match page.last() {
-            Some(last) => {
-                self.after = Some(last.id);
-                Ok(Some(page))
-            }
-            None => Ok(None),
-        }
-    }
-}
-
-fn out_of_order(what: &str) -> Error {
-    Error::backend(
-        format!("paging {what}"),
-        "the backend returned a page that does not start after the previous one",
-    )
 }
 
 /// Feeds records into SHA-256 in the encoding [`StoreDigest`] documents.
@@ -557,9 +469,10 @@ impl RecordHasher {
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryStore;
-    use crate::file::FileKind;
+    use crate::file::{FileHandle, FileKind};
     use crate::lock::{LockType, ShareReservation};
     use crate::time::Timestamp;
+    use uuid::Uuid;
 
     fn file(n: u8, share: &str) -> FileMeta {
         FileMeta {

@@ -33,7 +33,9 @@ mod error;
 mod file;
 mod lock;
 mod node;
+pub mod pages;
 mod recovery;
+mod report;
 mod time;
 mod tx;
 pub mod validate;
@@ -67,9 +69,12 @@ pub use recovery::{
     Epochs, Recovery, begin_recovery, begin_recovery_as, clean_shutdown, end_grace, end_grace_as,
     mark_clean_shutdown, mark_clean_shutdown_as, set_clean_shutdown,
 };
+pub use report::{Problem, ProblemKind, VerifyReport};
 pub use time::Timestamp;
-pub use tx::{MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture};
-pub use verify::{Problem, ProblemKind, VerifyReport, verify_records};
+pub use tx::{
+    MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture, verify_records,
+};
+pub use verify::verify_transaction;
 
 /// Opens a store by URL: `memory:`, `fjall:PATH` or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {

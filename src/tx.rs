@@ -10,7 +10,8 @@ use crate::error::Result;
 use crate::file::FileStore;
 use crate::lock::LockStore;
 use crate::node::NodeStore;
-use crate::verify::{VerifyReport, verify_records};
+use crate::report::VerifyReport;
+use crate::verify::verify_transaction;
 
 /// One transaction over every record family (files, locks, nodes). Everything it writes becomes visible
 /// at [`commit`](MetadataTransaction::commit), all at once, or never.
@@ -161,3 +162,16 @@ pub trait MetadataStoreExt: MetadataStore {
 }
 
 impl<S: MetadataStore + ?Sized> MetadataStoreExt for S {}
+
+/// The check every backend can run through the public API: in one
+/// transaction, reads every record page by page and re-validates it
+/// ([`verify_transaction`](crate::verify::verify_transaction)); the default
+/// [`MetadataStore::verify`]. Backends with their own storage checks call it
+/// for the record rules and add their own findings.
+pub async fn verify_records(store: &(impl MetadataStore + ?Sized)) -> Result<VerifyReport> {
+    let mut tx = store.begin().await?;
+    let report = verify_transaction(&mut *tx).await?;
+    // Read only: ending it cannot change the outcome.
+    let _ = tx.rollback().await;
+    Ok(report)
+}

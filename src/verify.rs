@@ -1,117 +1,102 @@
-//! Consistency checks of a whole store (`fsmeta fsck`).
-
-use serde::{Deserialize, Serialize};
+//! Consistency checks of a whole store (`fsmeta fsck`): the check every
+//! backend can run through the public API. The report types live in
+//! [`crate::report`](crate::VerifyReport); `MetadataStore::verify` calls
+//! [`verify_transaction`] by default.
 
 use crate::error::{Error, Result};
-use crate::tx::MetadataStore;
+use crate::file::FileStore;
+use crate::lock::LockStore;
+use crate::node::NodeStore;
+use crate::pages::{self, Paged, Pages};
+pub use crate::report::{Problem, ProblemKind, VerifyReport};
 use crate::validate;
-
-/// What kind of damage a [`Problem`] is.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ProblemKind {
-    /// Stored bytes that do not decode (or carry an unknown format version).
-    Undecodable,
-    /// A record that decodes but breaks the model's rules (an out-of-range value,
-    /// an empty id, a key that disagrees with the record).
-    InvalidRecord,
-    /// An index entry whose record is missing or no longer carries the indexed value.
-    StaleIndexEntry,
-    /// A record without one of its index entries.
-    MissingIndexEntry,
-}
-
-/// One inconsistency found by [`MetadataStore::verify`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Problem {
-    /// What is wrong.
-    pub kind: ProblemKind,
-    /// Where: a keyspace or table and a key, readable by an operator.
-    pub location: String,
-    /// Why it is wrong.
-    pub detail: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} at {}: {}", self.kind, self.location, self.detail)
-    }
-}
-
-/// The outcome of [`MetadataStore::verify`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifyReport {
-    /// File records examined.
-    pub files: u64,
-    /// Lock records examined.
-    pub locks: u64,
-    /// Everything found wrong; empty for a healthy store.
-    pub problems: Vec<Problem>,
-}
-
-impl VerifyReport {
-    /// True when no problem was found.
-    pub fn is_healthy(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
 
 /// Records per page when a check walks a whole store.
 pub(crate) const PAGE: usize = 1024;
 
-/// The check every backend can run through the public API: reads every file
-/// and lock page by page in one transaction and re-validates each record.
-/// Stops at the first record that cannot be decoded (the API cannot step over
-/// it) and reports it.
-pub async fn verify_records(store: &(impl MetadataStore + ?Sized)) -> Result<VerifyReport> {
+/// Reads every file and lock page by page in `tx`, and every node state and
+/// epoch record, and re-validates each record. A listing that fails with
+/// [`Error::Corrupt`] (a record that does not decode, a broken page) is
+/// reported and the check goes on with the next family: the API cannot step
+/// over a record it cannot decode, but one bad family hides no other.
+pub async fn verify_transaction<T>(tx: &mut T) -> Result<VerifyReport>
+where
+    T: FileStore + LockStore + NodeStore + ?Sized,
+{
     let mut report = VerifyReport::default();
-    let mut tx = store.begin().await?;
-    let mut after = None;
-    loop {
-        let page = match tx.list_files_page(after.as_ref(), PAGE).await {
-            Ok(page) => page,
-            Err(e) => return undecodable(report, "files", e),
-        };
-        for file in &page {
-            report.files += 1;
-            if let Err(e) = validate::file(file) {
-                report.problems.push(Problem {
-                    kind: ProblemKind::InvalidRecord,
-                    location: format!("files/{}", file.handle),
-                    detail: e.to_string(),
-                });
+    let files = walk(tx, pages::files(PAGE), &mut report, |file| {
+        validate::file(file).map_err(|e| (format!("files/{}", file.handle), e))
+    })
+    .await?;
+    report.files = files;
+    let locks = walk(tx, pages::locks(PAGE), &mut report, |lock| {
+        validate::lock(lock).map_err(|e| (format!("locks/{}", lock.id), e))
+    })
+    .await?;
+    report.locks = locks;
+    match tx.list_nodes().await {
+        Ok(nodes) => {
+            for node in &nodes {
+                if let Err(e) = validate::node(node) {
+                    invalid(&mut report, format!("nodes/{}", node.node_id), e);
+                }
             }
         }
-        match page.last() {
-            Some(last) if page.len() == PAGE => after = Some(last.handle.clone()),
-            _ => break,
-        }
+        Err(e) => undecodable(&mut report, "nodes", e)?,
     }
-    let mut after = None;
-    loop {
-        let page = match tx.list_locks_page(after, PAGE).await {
-            Ok(page) => page,
-            Err(e) => return undecodable(report, "locks", e),
-        };
-        for lock in &page {
-            report.locks += 1;
-            if let Err(e) = validate::lock(lock) {
-                report.problems.push(Problem {
-                    kind: ProblemKind::InvalidRecord,
-                    location: format!("locks/{}", lock.id),
-                    detail: e.to_string(),
-                });
+    match tx.list_epoch_records().await {
+        Ok(records) => {
+            for record in &records {
+                if let Err(e) = validate::epoch_record(record) {
+                    invalid(&mut report, format!("epoch_records/{}", record.epoch), e);
+                }
             }
         }
-        match page.last() {
-            Some(last) if page.len() == PAGE => after = Some(last.id),
-            _ => break,
-        }
+        Err(e) => undecodable(&mut report, "epoch_records", e)?,
     }
     Ok(report)
 }
 
-fn undecodable(mut report: VerifyReport, table: &str, error: Error) -> Result<VerifyReport> {
+/// Walks one family, validating each record; returns how many it examined.
+async fn walk<T, R: Paged>(
+    tx: &mut T,
+    mut pages: Pages<R>,
+    report: &mut VerifyReport,
+    check: impl Fn(&R) -> std::result::Result<(), (String, Error)>,
+) -> Result<u64>
+where
+    T: FileStore + LockStore + NodeStore + ?Sized,
+{
+    let mut examined = 0;
+    loop {
+        match pages.next(tx).await {
+            Ok(Some(page)) => {
+                for record in &page {
+                    examined += 1;
+                    if let Err((location, e)) = check(record) {
+                        invalid(report, location, e);
+                    }
+                }
+            }
+            Ok(None) => return Ok(examined),
+            Err(e) => {
+                undecodable(report, R::FAMILY, e)?;
+                return Ok(examined);
+            }
+        }
+    }
+}
+
+fn invalid(report: &mut VerifyReport, location: String, error: Error) {
+    report.problems.push(Problem {
+        kind: ProblemKind::InvalidRecord,
+        location,
+        detail: error.to_string(),
+    });
+}
+
+/// Records a `Corrupt` listing as a problem; any other error ends the check.
+fn undecodable(report: &mut VerifyReport, table: &str, error: Error) -> Result<()> {
     match error {
         Error::Corrupt(detail) => {
             report.problems.push(Problem {
@@ -119,7 +104,7 @@ fn undecodable(mut report: VerifyReport, table: &str, error: Error) -> Result<Ve
                 location: table.to_owned(),
                 detail,
             });
-            Ok(report)
+            Ok(())
         }
         other => Err(other),
     }

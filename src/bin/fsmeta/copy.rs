@@ -34,6 +34,7 @@ pub async fn run(
     let options = CopyOptions {
         batch_size: args.batch as usize,
         allow_non_empty: args.force,
+        destination_name: Some(redact(&args.to)),
     };
     let bar = Bar::new();
     let started = Instant::now();

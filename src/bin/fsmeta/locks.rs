@@ -40,15 +40,10 @@ pub async fn run(
     };
     if query == LockQuery::default() && !args.stale {
         // Everything: page by page, never the whole store in memory.
-        let mut after = None;
-        loop {
-            let page = tx.list_locks_page(after, PAGE).await?;
+        let mut pages = fsmeta::pages::locks(PAGE);
+        while let Some(page) = pages.next(&mut *tx).await? {
             for lock in &page {
                 emit(lock, out)?;
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => after = Some(last.id),
-                _ => break,
             }
         }
     } else {

@@ -38,14 +38,9 @@ async fn collect(store: &dyn MetadataStore) -> Result<StatsJson, CliError> {
     let nodes = tx.list_nodes().await?;
 
     let mut files = 0u64;
-    let mut after = None;
-    loop {
-        let page = tx.list_files_page(after.as_ref(), PAGE).await?;
+    let mut pages = fsmeta::pages::files(PAGE);
+    while let Some(page) = pages.next(&mut *tx).await? {
         files += page.len() as u64;
-        match page.last() {
-            Some(last) if page.len() == PAGE => after = Some(last.handle.clone()),
-            _ => break,
-        }
     }
 
     let (mut locks, mut stale_locks) = (0u64, 0u64);
@@ -53,9 +48,8 @@ async fn collect(store: &dyn MetadataStore) -> Result<StatsJson, CliError> {
     let mut per_client: HashMap<String, u64> = HashMap::new();
     // node id -> (locks, stale locks)
     let mut per_node: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = tx.list_locks_page(after, PAGE).await?;
+    let mut pages = fsmeta::pages::locks(PAGE);
+    while let Some(page) = pages.next(&mut *tx).await? {
         for lock in &page {
             locks += 1;
             let stale = epochs.is_dead(lock.server_epoch);
@@ -67,10 +61,6 @@ async fn collect(store: &dyn MetadataStore) -> Result<StatsJson, CliError> {
                 .or_default();
             node.0 += 1;
             node.1 += u64::from(stale);
-        }
-        match page.last() {
-            Some(last) if page.len() == PAGE => after = Some(last.id),
-            _ => break,
         }
     }
     let _ = tx.rollback().await;
