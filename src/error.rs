@@ -1,6 +1,6 @@
 //! The one error type every fsmeta operation returns.
 
-use crate::file::FileHandle;
+use crate::handle::FileHandle;
 
 /// `Result` with fsmeta's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,24 +1,17 @@
 //! File metadata: handles, attributes and the [`FileStore`] operations.
 
-use std::fmt;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
 
-/// An opaque file handle: 1 to [`FileHandle::MAX_LEN`] arbitrary bytes (NFSv4's limit).
-///
-/// Displayed as lowercase hex.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "Vec<u8>", into = "Vec<u8>")]
-pub struct FileHandle(Vec<u8>);
+// The handle type itself is a leaf module (`crate::handle`, which the error
+// type uses for `FileNotFound`); its validating constructors live here, with
+// the error they return, so that no two modules need each other.
+pub use crate::handle::FileHandle;
 
 impl FileHandle {
-    /// The longest handle accepted, in bytes (NFSv4's `NFS4_FHSIZE`).
-    pub const MAX_LEN: usize = 128;
-
     /// A handle from its bytes; `Error::Invalid` when empty or longer than 128 bytes.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self> {
         let bytes = bytes.into();
@@ -32,28 +25,7 @@ impl FileHandle {
                 Self::MAX_LEN
             )));
         }
-        Ok(FileHandle(bytes))
-    }
-
-    /// A value below every valid handle, for the lower bound of a range scan.
-    pub(crate) fn min() -> Self {
-        FileHandle(Vec::new())
-    }
-
-    /// The handle's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The handle as lowercase hex.
-    pub fn to_hex(&self) -> String {
-        use fmt::Write;
-        self.0
-            .iter()
-            .fold(String::with_capacity(self.0.len() * 2), |mut s, b| {
-                let _ = write!(s, "{b:02x}");
-                s
-            })
+        Ok(FileHandle::from_checked(bytes))
     }
 
     /// Parses a handle from hex (as printed by [`FileHandle::to_hex`]).
@@ -78,24 +50,6 @@ impl TryFrom<Vec<u8>> for FileHandle {
     type Error = Error;
     fn try_from(bytes: Vec<u8>) -> Result<Self> {
         FileHandle::new(bytes)
-    }
-}
-
-impl From<FileHandle> for Vec<u8> {
-    fn from(handle: FileHandle) -> Self {
-        handle.0
-    }
-}
-
-impl fmt::Debug for FileHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FileHandle({})", self.to_hex())
-    }
-}
-
-impl fmt::Display for FileHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
     }
 }
 

@@ -31,6 +31,7 @@ pub mod backend;
 mod copy;
 mod error;
 mod file;
+mod handle;
 mod lock;
 mod node;
 pub mod pages;

@@ -77,6 +77,7 @@ enum Expect {
     Invalid,
     Corrupt,
     UnsupportedFormat,
+    EpochExhausted,
     LockNotFound,
     FileNotFound,
     /// `verify()` reports this kind of problem (the store itself reads on).
@@ -89,6 +90,7 @@ fn classify(r: &fsmeta::Result<()>) -> String {
         Err(Error::Invalid(_)) => "Invalid".into(),
         Err(Error::Corrupt(_)) => "Corrupt".into(),
         Err(Error::UnsupportedFormat { .. }) => "UnsupportedFormat".into(),
+        Err(Error::EpochExhausted) => "EpochExhausted".into(),
         Err(Error::LockNotFound(_)) => "LockNotFound".into(),
         Err(Error::FileNotFound(_)) => "FileNotFound".into(),
         Err(other) => format!("{other:?}"),
@@ -772,7 +774,7 @@ fn fjall_rows() -> Vec<Row> {
         ),
         row(
             "fjall: server_epoch at u64::MAX cannot grow",
-            Invalid,
+            EpochExhausted,
             Action::Fjall(
                 |p| {
                     raw_put(p, "meta", b"server_epoch", &encode(&u64::MAX));
@@ -1060,7 +1062,7 @@ fn postgres_rows() -> Vec<Row> {
         ),
         row(
             "postgres: server_state.epoch = u64::MAX cannot grow",
-            Invalid,
+            EpochExhausted,
             Sql(
                 "UPDATE server_state SET epoch = 18446744073709551615",
                 Probe::Tx(tx_op!(|tx| {

@@ -529,7 +529,7 @@ async fn u64_max_is_stored_as_its_true_value() {
     assert_eq!(tx.increment_server_epoch().await.unwrap(), u64::MAX);
     let r = tx.increment_server_epoch().await;
     assert!(
-        matches!(r, Err(Error::Invalid(_))),
+        matches!(r, Err(Error::EpochExhausted)),
         "epoch past u64::MAX: {r:?}"
     );
     assert_eq!(
