@@ -1,0 +1,405 @@
+//! Transactions: atomicity (commit, rollback, drop, failed `transact`),
+//! read-your-writes, snapshot reads, conflicts and concurrent writers.
+
+use super::TestStore;
+use super::sample::{
+    all_locks, assert_conflict, begin, by_id, commit, handle, read_file, read_lock, sample_file,
+    sample_lock, seed,
+};
+use crate::{
+    Error, FileMeta, LockQuery, MetadataStoreExt, MetadataTransaction, PersistedLock, Result,
+};
+
+/// A file and a lock written in one transaction appear together at commit, not before.
+pub async fn commit_publishes_file_and_lock_together(t: &mut dyn TestStore) {
+    let file = sample_file(b"fh", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let mut writer = begin(t).await;
+    writer.put_file(&file).await.unwrap();
+    writer.put_lock(&lock).await.unwrap();
+    assert_eq!(
+        read_file(t, &file.handle).await,
+        None,
+        "uncommitted file visible"
+    );
+    assert_eq!(
+        read_lock(t, lock.id).await,
+        None,
+        "uncommitted lock visible"
+    );
+    commit(writer).await;
+    assert_eq!(read_file(t, &file.handle).await, Some(file));
+    assert_eq!(read_lock(t, lock.id).await, Some(lock));
+}
+
+pub(super) async fn write_pair_then(t: &dyn TestStore, finish: &str) -> (FileMeta, PersistedLock) {
+    let file = sample_file(b"fh", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let mut tx = begin(t).await;
+    tx.put_file(&file).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    match finish {
+        "rollback" => tx.rollback().await.unwrap(),
+        _ => drop(tx),
+    }
+    (file, lock)
+}
+
+pub(super) async fn assert_pair_absent(
+    t: &dyn TestStore,
+    file: &FileMeta,
+    lock: &PersistedLock,
+    how: &str,
+) {
+    assert_eq!(
+        read_file(t, &file.handle).await,
+        None,
+        "file survived {how}"
+    );
+    assert_eq!(read_lock(t, lock.id).await, None, "lock survived {how}");
+    assert!(
+        all_locks(t, &LockQuery::by_file(&file.handle))
+            .await
+            .is_empty(),
+        "index entry survived {how}"
+    );
+    assert!(
+        begin(t).await.list_files("s").await.unwrap().is_empty(),
+        "file listing survived {how}"
+    );
+}
+
+/// Rollback discards the file and the lock.
+pub async fn rollback_discards_file_and_lock(t: &mut dyn TestStore) {
+    let (file, lock) = write_pair_then(t, "rollback").await;
+    assert_pair_absent(t, &file, &lock, "rollback").await;
+}
+
+/// Dropping a transaction without commit discards the file and the lock.
+pub async fn drop_discards_file_and_lock(t: &mut dyn TestStore) {
+    let (file, lock) = write_pair_then(t, "drop").await;
+    assert_pair_absent(t, &file, &lock, "drop").await;
+}
+
+/// A `transact` closure that fails midway leaves nothing behind.
+pub async fn failed_transact_discards_everything(t: &mut dyn TestStore) {
+    let file = sample_file(b"fh", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let store = t.store();
+    let (f, l) = (&file, &lock);
+    let result: Result<()> = store
+        .transact(|tx| {
+            Box::pin(async move {
+                tx.put_file(f).await?;
+                tx.put_lock(l).await?;
+                tx.increment_server_epoch().await?;
+                tx.delete_file(&handle(b"missing")).await
+            })
+        })
+        .await;
+    assert!(
+        matches!(result, Err(Error::FileNotFound(_))),
+        "transact returns the closure's error: {result:?}"
+    );
+    drop(store);
+    assert_pair_absent(t, &file, &lock, "a failed transact").await;
+    assert_eq!(
+        begin(t).await.server_epoch().await.unwrap(),
+        0,
+        "the epoch bump survived"
+    );
+}
+
+/// Rolled-back and dropped bulk deletes leave every lock in place.
+pub async fn bulk_deletes_roll_back(t: &mut dyn TestStore) {
+    let file = handle(b"f");
+    let locks: Vec<_> = (0..4)
+        .map(|i| sample_lock(&file, "o", &format!("c{}", i % 2), "s"))
+        .collect();
+    seed(t, &[], &locks).await;
+    let mut tx = begin(t).await;
+    assert_eq!(tx.delete_locks_by_client("c0").await.unwrap(), 2);
+    assert_eq!(tx.delete_locks_by_file(&file).await.unwrap(), 2);
+    tx.rollback().await.unwrap();
+    let mut tx = begin(t).await;
+    assert_eq!(tx.delete_locks_by_file(&file).await.unwrap(), 4);
+    drop(tx);
+    assert_eq!(
+        all_locks(t, &LockQuery::default()).await,
+        by_id(locks.clone())
+    );
+    assert_eq!(
+        all_locks(t, &LockQuery::by_client("c0")).await.len(),
+        2,
+        "client index intact"
+    );
+    assert_eq!(
+        all_locks(t, &LockQuery::by_file(&file)).await.len(),
+        4,
+        "file index intact"
+    );
+}
+
+/// A rolled-back or dropped epoch increment leaves the epoch where it was.
+pub async fn epoch_increment_rolls_back(t: &mut dyn TestStore) {
+    let mut tx = begin(t).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 1);
+    commit(tx).await;
+    let mut tx = begin(t).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 2);
+    tx.rollback().await.unwrap();
+    let mut tx = begin(t).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 2);
+    drop(tx);
+    assert_eq!(begin(t).await.server_epoch().await.unwrap(), 1);
+}
+
+/// get_file and get_lock see the transaction's own puts and deletes.
+pub async fn reads_own_writes_in_get(t: &mut dyn TestStore) {
+    let old = sample_lock(&handle(b"f"), "o", "c", "s");
+    seed(t, &[], std::slice::from_ref(&old)).await;
+    let file = sample_file(b"fh", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let mut tx = begin(t).await;
+    tx.put_file(&file).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    tx.delete_lock(old.id).await.unwrap();
+    assert_eq!(tx.get_file(&file.handle).await.unwrap(), Some(file.clone()));
+    assert_eq!(tx.get_lock(lock.id).await.unwrap(), Some(lock.clone()));
+    assert_eq!(tx.get_lock(old.id).await.unwrap(), None);
+    tx.delete_file(&file.handle).await.unwrap();
+    assert_eq!(tx.get_file(&file.handle).await.unwrap(), None);
+}
+
+/// list_locks and list_files see the transaction's own puts, overwrites and deletes.
+pub async fn reads_own_writes_in_list(t: &mut dyn TestStore) {
+    let file = handle(b"f");
+    let kept = sample_lock(&file, "o", "c1", "s");
+    let deleted = sample_lock(&file, "o", "c1", "s");
+    let bulk = sample_lock(&file, "o", "c2", "s");
+    seed(
+        t,
+        &[sample_file(b"f", "s")],
+        &[kept.clone(), deleted.clone(), bulk.clone()],
+    )
+    .await;
+    let mut tx = begin(t).await;
+    let added = sample_lock(&file, "o", "c1", "s");
+    tx.put_lock(&added).await.unwrap();
+    tx.delete_lock(deleted.id).await.unwrap();
+    let moved = PersistedLock {
+        client_id: "c3".into(),
+        ..kept.clone()
+    };
+    tx.put_lock(&moved).await.unwrap();
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_client("c1")).await.unwrap(),
+        vec![added.clone()]
+    );
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_client("c3")).await.unwrap(),
+        vec![moved.clone()]
+    );
+    assert_eq!(tx.delete_locks_by_client("c2").await.unwrap(), 1);
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_file(&file)).await.unwrap(),
+        by_id(vec![added, moved]),
+        "listing by file after put, overwrite, delete and bulk delete"
+    );
+    let second = sample_file(b"g", "s");
+    tx.put_file(&second).await.unwrap();
+    tx.delete_file(&handle(b"f")).await.unwrap();
+    assert_eq!(tx.list_files("s").await.unwrap(), vec![second]);
+}
+
+/// Two transactions open in one task: neither waits, and neither sees the other's uncommitted writes.
+pub async fn uncommitted_writes_are_invisible(t: &mut dyn TestStore) {
+    let file = sample_file(b"fh", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let mut writer = begin(t).await;
+    let mut reader = begin(t).await;
+    writer.put_file(&file).await.unwrap();
+    writer.put_lock(&lock).await.unwrap();
+    writer.increment_server_epoch().await.unwrap();
+    assert_eq!(reader.get_file(&file.handle).await.unwrap(), None);
+    assert_eq!(reader.get_lock(lock.id).await.unwrap(), None);
+    assert!(
+        reader
+            .list_locks(&LockQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(reader.list_files("s").await.unwrap().is_empty());
+    assert_eq!(reader.server_epoch().await.unwrap(), 0);
+    commit(writer).await;
+    drop(reader);
+    assert_eq!(read_lock(t, lock.id).await, Some(lock));
+}
+
+/// What a transaction read stays the same while others commit changes to it.
+pub async fn reads_are_repeatable(t: &mut dyn TestStore) {
+    let lock = sample_lock(&handle(b"f"), "o", "c", "s");
+    seed(t, &[sample_file(b"f", "s")], std::slice::from_ref(&lock)).await;
+    let mut reader = begin(t).await;
+    assert_eq!(reader.get_lock(lock.id).await.unwrap(), Some(lock.clone()));
+    assert_eq!(reader.list_files("s").await.unwrap().len(), 1);
+    let mut writer = begin(t).await;
+    writer.delete_lock(lock.id).await.unwrap();
+    writer.put_file(&sample_file(b"g", "s")).await.unwrap();
+    commit(writer).await;
+    assert_eq!(
+        reader.get_lock(lock.id).await.unwrap(),
+        Some(lock),
+        "a committed delete leaked in"
+    );
+    assert_eq!(
+        reader.list_files("s").await.unwrap().len(),
+        1,
+        "a committed insert leaked in"
+    );
+}
+
+/// Runs the second transaction's last write and commit after the first committed:
+/// returns the second's outcome (its write or its commit may fail).
+pub(super) async fn finish_second(
+    mut tx: Box<dyn MetadataTransaction>,
+    lock: &PersistedLock,
+) -> Result<()> {
+    tx.put_lock(lock).await?;
+    tx.commit().await
+}
+
+/// Two transactions read, then write, the same lock: the second to commit gets a Conflict.
+pub async fn lost_update_is_a_conflict(t: &mut dyn TestStore) {
+    let lock = sample_lock(&handle(b"f"), "o", "c", "s");
+    seed(t, &[], std::slice::from_ref(&lock)).await;
+    let mut first = begin(t).await;
+    let mut second = begin(t).await;
+    assert!(first.get_lock(lock.id).await.unwrap().is_some());
+    assert!(second.get_lock(lock.id).await.unwrap().is_some());
+    let by_first = PersistedLock {
+        offset: 1,
+        ..lock.clone()
+    };
+    let by_second = PersistedLock {
+        offset: 2,
+        ..lock.clone()
+    };
+    first.put_lock(&by_first).await.unwrap();
+    commit(first).await;
+    let outcome = finish_second(second, &by_second).await;
+    assert_conflict("the second read-modify-write of one lock", &outcome);
+    assert_eq!(
+        read_lock(t, lock.id).await,
+        Some(by_first),
+        "the first update was lost"
+    );
+}
+
+/// Both transactions see no lock on a file and each adds one: that cannot be
+/// serialized (each would have seen the other's), so one gets a Conflict.
+/// Lock arbitration relies on this.
+pub async fn write_skew_is_prevented(t: &mut dyn TestStore) {
+    let file = handle(b"contested");
+    seed(t, &[], &[sample_lock(&handle(b"elsewhere"), "o", "c", "s")]).await;
+    let mut first = begin(t).await;
+    let mut second = begin(t).await;
+    assert!(
+        first
+            .list_locks(&LockQuery::by_file(&file))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        second
+            .list_locks(&LockQuery::by_file(&file))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let a = sample_lock(&file, "a", "ca", "s");
+    let b = sample_lock(&file, "b", "cb", "s");
+    let first_outcome = finish_second(first, &a).await;
+    let second_outcome = finish_second(second, &b).await;
+    let committed = [&first_outcome, &second_outcome]
+        .iter()
+        .filter(|o| o.is_ok())
+        .count();
+    assert_eq!(
+        committed, 1,
+        "exactly one commits: {first_outcome:?} / {second_outcome:?}"
+    );
+    let loser = if first_outcome.is_ok() {
+        &second_outcome
+    } else {
+        &first_outcome
+    };
+    assert_conflict("the second writer of a phantom", loser);
+    assert_eq!(all_locks(t, &LockQuery::by_file(&file)).await.len(), 1);
+}
+
+/// N tasks increment the epoch concurrently through `transact`: it rises by exactly N.
+pub async fn concurrent_epoch_increments_are_exact(t: &mut dyn TestStore) {
+    const TASKS: u64 = 16;
+    let store = t.store();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .transact(|tx| Box::pin(async move { tx.increment_server_epoch().await }))
+                    .await
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await.expect("task").expect("transact"));
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=TASKS).collect::<Vec<_>>(),
+        "each increment returns a distinct new epoch"
+    );
+    drop(store);
+    assert_eq!(begin(t).await.server_epoch().await.unwrap(), TASKS);
+}
+
+/// N tasks read a file's size and write it back plus one: no update is lost.
+pub async fn concurrent_read_modify_write_loses_nothing(t: &mut dyn TestStore) {
+    const TASKS: u64 = 12;
+    let file = FileMeta {
+        size: 0,
+        ..sample_file(b"counter", "s")
+    };
+    seed(t, std::slice::from_ref(&file), &[]).await;
+    let store = t.store();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (store, h) = (store.clone(), file.handle.clone());
+            tokio::spawn(async move {
+                let h = &h;
+                store
+                    .transact(|tx| {
+                        Box::pin(async move {
+                            let mut f = tx
+                                .get_file(h)
+                                .await?
+                                .ok_or_else(|| Error::FileNotFound(h.clone()))?;
+                            f.size += 1;
+                            tx.put_file(&f).await
+                        })
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("transact");
+    }
+    drop(store);
+    assert_eq!(read_file(t, &file.handle).await.unwrap().size, TASKS);
+}

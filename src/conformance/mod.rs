@@ -1,0 +1,142 @@
+//! The behaviour suite every backend must pass (feature `conformance`).
+//!
+//! Semantics live here once; each backend's test file is a few lines:
+//!
+//! ```ignore
+//! struct Fresh;
+//! #[async_trait::async_trait]
+//! impl fsmeta::conformance::Harness for Fresh {
+//!     async fn create(&self) -> Option<Box<dyn fsmeta::conformance::TestStore>> { /* … */ }
+//! }
+//! fsmeta::conformance_tests!(Fresh);
+//! ```
+//!
+//! A check panics (like `assert!`) on the first behaviour that differs from
+//! the contract, with a message that names it.
+//!
+//! One file per semantic area (files, locks, queries, isolation, round trips,
+//! validation, arbiter, recovery, nodes, persistence, pages; shared sample data
+//! and helpers in `sample`); every check is re-exported here, so
+//! `fsmeta::conformance::<check>` names each one.
+
+mod arbiter;
+mod files;
+mod isolation;
+pub mod load;
+mod locks;
+mod nodes;
+mod pages;
+mod persistence;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+mod queries;
+mod recovery;
+mod roundtrip;
+mod sample;
+mod validation;
+
+pub use arbiter::*;
+pub use files::*;
+pub use isolation::*;
+pub use locks::*;
+pub use nodes::*;
+pub use pages::*;
+pub use persistence::*;
+pub use queries::*;
+pub use recovery::*;
+pub use roundtrip::*;
+pub use sample::*;
+pub use validation::*;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{Error, MetadataStore, Result};
+
+/// Makes fresh, empty stores for the checks.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// A new, empty store, independent of every other one it made (checks run in
+    /// parallel). `None` skips the check: only for a backend whose server is not
+    /// reachable when the environment does not require it.
+    async fn create(&self) -> Option<Box<dyn TestStore>>;
+}
+
+/// One store under test.
+#[async_trait]
+pub trait TestStore: Send + Sync {
+    /// A handle to the store. Checks drop their handles before [`TestStore::reopen`].
+    fn store(&self) -> Arc<dyn MetadataStore>;
+
+    /// Drops every handle the fixture holds, closing the store, and opens the
+    /// same store again (same path, same database). Only persistent backends
+    /// support it; they run [`persistence_tests!`](crate::persistence_tests).
+    async fn reopen(&mut self) -> Result<()> {
+        Err(Error::Invalid(
+            "this backend keeps nothing across reopen".into(),
+        ))
+    }
+
+    /// Removes what the store left behind (a schema, a directory). Called after a check passed.
+    async fn teardown(self: Box<Self>) {}
+}
+
+/// Generates one `#[tokio::test]` per conformance check, each on a fresh store
+/// from the given [`Harness`] expression.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:expr) => {
+        $crate::__conformance_each!($harness;
+            files_put_get_upsert, file_delete_missing_is_not_found, list_files_by_share,
+            locks_put_get_upsert, lock_delete_missing_is_not_found, list_locks_filters_are_anded,
+            list_locks_by_epoch_below, delete_locks_by_client_counts, delete_locks_by_file_counts,
+            epoch_starts_at_zero_and_increments, clean_shutdown_flag_round_trips,
+            commit_publishes_file_and_lock_together, rollback_discards_file_and_lock,
+            drop_discards_file_and_lock, failed_transact_discards_everything,
+            bulk_deletes_roll_back, epoch_increment_rolls_back, reads_own_writes_in_get,
+            reads_own_writes_in_list, uncommitted_writes_are_invisible, reads_are_repeatable,
+            lost_update_is_a_conflict, write_skew_is_prevented, concurrent_epoch_increments_are_exact,
+            concurrent_read_modify_write_loses_nothing, overwrite_moves_index_entries,
+            overwrite_keeps_entries_equal_across_indexes, ids_with_separators_round_trip,
+            prefix_ids_stay_apart, integer_extremes_round_trip,
+            timestamp_extremes_round_trip, lock_id_validation, file_validation,
+            query_validation, timestamp_validation,
+            arbiter_denies_conflicts_and_changes_nothing, arbiter_applies_share_reservations,
+            arbiter_upgrades_and_downgrades_sub_ranges, arbiter_merges_same_type_neighbours,
+            release_range_splits_and_trims, arbiter_handles_u64_edges, test_lock_writes_nothing,
+            recovery_cycle, concurrent_acquisitions_never_double_grant,
+            node_state_round_trips, nodes_recover_independently, simultaneous_node_recoveries_stay_apart,
+            pages_walk_everything,
+        );
+    };
+}
+
+/// Generates the reopen checks for a persistent backend (fjall, PostgreSQL).
+#[macro_export]
+macro_rules! persistence_tests {
+    ($harness:expr) => {
+        $crate::__conformance_each!($harness;
+            reopen_keeps_files_locks_and_indexes, reopen_keeps_rolled_back_writes_out,
+            reopen_keeps_epoch_and_flag, recovery_survives_reopen, nodes_survive_reopen,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_each {
+    ($harness:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let harness = $harness;
+                let Some(mut fixture) = $crate::conformance::Harness::create(&harness).await else {
+                    return;
+                };
+                $crate::conformance::$check(&mut *fixture).await;
+                fixture.teardown().await;
+            }
+        )*
+    };
+}
