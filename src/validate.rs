@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta};
-use crate::lock::{LockQuery, PersistedLock};
+use crate::lock::model::{LockQuery, PersistedLock};
 use crate::node::{EpochRecord, NodeState};
 use crate::time::Timestamp;
 
