@@ -30,6 +30,7 @@
 pub mod backend;
 mod copy;
 mod error;
+mod ext;
 mod file;
 mod handle;
 mod lock;
@@ -57,6 +58,10 @@ pub use copy::{
     store_is_empty,
 };
 pub use error::{Error, Result};
+pub use ext::{
+    ExtRecord, ExtStore, KeyRange, MAX_EXT_KEY_LEN, MAX_EXT_TABLE_LEN, MAX_EXT_VALUE_LEN,
+    prefix_successor,
+};
 pub use file::{FileHandle, FileKind, FileMeta, FileStore};
 pub use lock::arbiter::{
     Acquire, acquire_lock, reclaim_lock, reclaim_lock_as, release_range, test_lock,

@@ -5,6 +5,7 @@
 //! transaction usable.
 
 use crate::error::{Error, Result};
+use crate::ext::{KeyRange, MAX_EXT_KEY_LEN, MAX_EXT_TABLE_LEN, MAX_EXT_VALUE_LEN};
 use crate::file::{FileHandle, FileMeta};
 use crate::lock::model::{LockQuery, PersistedLock};
 use crate::node::{EpochRecord, NodeState};
@@ -99,6 +100,88 @@ pub fn query(query: &LockQuery) -> Result<()> {
         file_handle(file)?;
     }
     Ok(())
+}
+
+/// An extension table name: 1 to 64 bytes of `[a-z0-9_]`.
+pub fn ext_table(table: &str) -> Result<()> {
+    if table.is_empty() || table.len() > MAX_EXT_TABLE_LEN {
+        return Err(Error::Invalid(format!(
+            "table: {} bytes, 1 to {MAX_EXT_TABLE_LEN} allowed",
+            table.len()
+        )));
+    }
+    if let Some(bad) = table
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+    {
+        return Err(Error::Invalid(format!(
+            "table: {table:?} contains {bad:?}; only a-z, 0-9 and _ are allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// An extension key: 1 to 1024 bytes, any bytes.
+pub fn ext_key(field: &str, key: &[u8]) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_EXT_KEY_LEN {
+        return Err(Error::Invalid(format!(
+            "{field}: {} bytes, 1 to {MAX_EXT_KEY_LEN} allowed",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// An extension value: at most 1 MiB.
+pub fn ext_value(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_EXT_VALUE_LEN {
+        return Err(Error::Invalid(format!(
+            "value: {} bytes, at most {MAX_EXT_VALUE_LEN} allowed",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The bounds of an extension scan: each key in it at most 1024 bytes (a
+/// prefix or start may be empty), and a start not above its end.
+pub fn ext_range(range: &KeyRange) -> Result<()> {
+    let long = |field: &str, key: &[u8]| {
+        if key.len() > MAX_EXT_KEY_LEN {
+            Err(Error::Invalid(format!(
+                "{field}: {} bytes, at most {MAX_EXT_KEY_LEN} allowed",
+                key.len()
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    match range {
+        KeyRange::All => Ok(()),
+        KeyRange::Prefix(prefix) => long("prefix", prefix),
+        KeyRange::Between { start, end } => {
+            long("start", start)?;
+            if let Some(end) = end {
+                long("end", end)?;
+                if start > end {
+                    return Err(Error::Invalid(
+                        "range: start is above end".into(),
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Everything an extension scan takes: table, range, cursor and page size.
+pub fn ext_scan(table: &str, range: &KeyRange, after: Option<&[u8]>, limit: usize) -> Result<()> {
+    ext_table(table)?;
+    ext_range(range)?;
+    if let Some(after) = after {
+        ext_key("after", after)?;
+    }
+    page_limit(limit)
 }
 
 fn text(field: &str, value: &str, max: usize) -> Result<()> {

@@ -730,7 +730,7 @@ mod fjall_backend {
     }
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(all(feature = "postgres", feature = "conformance"))]
 mod postgres_backend {
     use super::*;
     use fsmeta::conformance::postgres::TestSchema;
@@ -1091,7 +1091,7 @@ fn replay(rt: &tokio::runtime::Runtime, backend: &dyn Backend, steps: &[Step]) {
 
 /// Runs `f` on the PostgreSQL backend in a fresh schema,
 /// which it drops afterwards, even when `f` panics. Without a server: see [`postgres_backend::Postgres::connect`].
-#[cfg(feature = "postgres")]
+#[cfg(all(feature = "postgres", feature = "conformance"))]
 fn with_postgres(rt: &tokio::runtime::Runtime, f: impl FnOnce(&dyn Backend)) {
     let Some(backend) = rt.block_on(postgres_backend::Postgres::connect()) else {
         return;
@@ -1121,7 +1121,7 @@ fn model_fjall() {
     check("fjall", &runtime(), &fjall_backend::Fjall);
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(all(feature = "postgres", feature = "conformance"))]
 #[test]
 fn model_postgres() {
     let rt = runtime();
@@ -1160,7 +1160,7 @@ fn replay_all(name: &str, steps: &[Step]) {
     attempt("memory", &|| replay(&rt, &Memory, steps));
     #[cfg(feature = "fjall")]
     attempt("fjall", &|| replay(&rt, &fjall_backend::Fjall, steps));
-    #[cfg(feature = "postgres")]
+    #[cfg(all(feature = "postgres", feature = "conformance"))]
     attempt("PostgreSQL", &|| {
         with_postgres(&rt, |backend| replay(&rt, backend, steps))
     });
