@@ -17,6 +17,8 @@
 pub mod load;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod reclaim;
+pub use reclaim::*;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use uuid::Uuid;
 use crate::{
     Acquire, ByteRange, EpochRecord, Error, FileHandle, FileKind, FileMeta, LockOwner, LockQuery,
     LockType, MetadataStore, MetadataStoreExt, MetadataTransaction, NodeState, PersistedLock,
-    Result, ShareReservation, Timestamp,
+    Reclaim, Result, ShareReservation, Timestamp,
 };
 
 /// Makes fresh, empty stores for the checks.
@@ -84,6 +86,10 @@ macro_rules! conformance_tests {
             recovery_cycle, concurrent_acquisitions_never_double_grant,
             node_state_round_trips, nodes_recover_independently, simultaneous_node_recoveries_stay_apart,
             pages_walk_everything,
+            reclaim_compares_ranges_by_meaning, reclaim_is_idempotent_and_says_why,
+            reclaim_stamps_only_the_nodes_own_epoch, acquire_rejects_a_foreign_lock_id,
+            acquire_with_an_own_lock_id_replaces_posix_style,
+            share_reservations_survive_byte_range_requests,
         );
     };
 }
@@ -161,21 +167,21 @@ pub fn sample_lock(file: &FileHandle, owner: &str, client: &str, share: &str) ->
     }
 }
 
-fn by_id(mut locks: Vec<PersistedLock>) -> Vec<PersistedLock> {
+pub(crate) fn by_id(mut locks: Vec<PersistedLock>) -> Vec<PersistedLock> {
     locks.sort_by_key(|l| l.id);
     locks
 }
 
-async fn begin(t: &dyn TestStore) -> Box<dyn MetadataTransaction> {
+pub(crate) async fn begin(t: &dyn TestStore) -> Box<dyn MetadataTransaction> {
     t.store().begin().await.expect("begin")
 }
 
-async fn commit(tx: Box<dyn MetadataTransaction>) {
+pub(crate) async fn commit(tx: Box<dyn MetadataTransaction>) {
     tx.commit().await.expect("commit");
 }
 
 /// Commits `files` and `locks` in one transaction.
-async fn seed(t: &dyn TestStore, files: &[FileMeta], locks: &[PersistedLock]) {
+pub(crate) async fn seed(t: &dyn TestStore, files: &[FileMeta], locks: &[PersistedLock]) {
     let mut tx = begin(t).await;
     for f in files {
         tx.put_file(f).await.expect("put_file");
@@ -190,15 +196,15 @@ async fn read_file(t: &dyn TestStore, h: &FileHandle) -> Option<FileMeta> {
     begin(t).await.get_file(h).await.expect("get_file")
 }
 
-async fn read_lock(t: &dyn TestStore, id: Uuid) -> Option<PersistedLock> {
+pub(crate) async fn read_lock(t: &dyn TestStore, id: Uuid) -> Option<PersistedLock> {
     begin(t).await.get_lock(id).await.expect("get_lock")
 }
 
-async fn all_locks(t: &dyn TestStore, q: &LockQuery) -> Vec<PersistedLock> {
+pub(crate) async fn all_locks(t: &dyn TestStore, q: &LockQuery) -> Vec<PersistedLock> {
     begin(t).await.list_locks(q).await.expect("list_locks")
 }
 
-fn assert_invalid<T: std::fmt::Debug>(what: &str, r: Result<T>) {
+pub(crate) fn assert_invalid<T: std::fmt::Debug>(what: &str, r: Result<T>) {
     assert!(
         matches!(r, Err(Error::Invalid(_))),
         "{what}: expected Error::Invalid, got {r:?}"
@@ -1537,7 +1543,7 @@ pub async fn reopen_keeps_epoch_and_flag(t: &mut dyn TestStore) {
 // ---------------------------------------------------------------------------
 // Lock arbitration and recovery (generic code, checked on every backend)
 
-fn request(
+pub(crate) fn request(
     file: &FileHandle,
     owner: &str,
     lock_type: LockType,
@@ -1552,7 +1558,7 @@ fn request(
     }
 }
 
-async fn acquire(t: &dyn TestStore, lock: &PersistedLock) -> Acquire {
+pub(crate) async fn acquire(t: &dyn TestStore, lock: &PersistedLock) -> Acquire {
     let store = t.store();
     store
         .transact(|tx| Box::pin(async move { crate::acquire_lock(tx, lock).await }))
@@ -1561,7 +1567,11 @@ async fn acquire(t: &dyn TestStore, lock: &PersistedLock) -> Acquire {
 }
 
 /// The owner's locks on a file as (type, offset, length), in offset order.
-async fn shape(t: &dyn TestStore, file: &FileHandle, owner: &str) -> Vec<(LockType, u64, u64)> {
+pub(crate) async fn shape(
+    t: &dyn TestStore,
+    file: &FileHandle,
+    owner: &str,
+) -> Vec<(LockType, u64, u64)> {
     let mut locks: Vec<_> = all_locks(
         t,
         &LockQuery {
@@ -1878,30 +1888,38 @@ pub async fn recovery_cycle(t: &mut dyn TestStore) {
     };
     assert_eq!(
         reclaim(fresh_id).await,
-        Acquire::Granted,
+        Reclaim::Granted,
         "reclaim matches by content, not id"
     );
-    reclaim(PersistedLock {
-        length: 11,
-        ..kept.clone()
-    })
-    .await
-    .expect_denied();
-    reclaim(PersistedLock {
-        lock_type: LockType::Shared,
-        ..kept.clone()
-    })
-    .await
-    .expect_denied();
-    reclaim(PersistedLock {
-        client_id: "impostor".into(),
-        ..kept.clone()
-    })
-    .await
-    .expect_denied();
-    reclaim(request(&f, "a", LockType::Exclusive, 500, 1))
-        .await
-        .expect_denied();
+    for (what, wrong) in [
+        (
+            "another length",
+            PersistedLock {
+                length: 11,
+                ..kept.clone()
+            },
+        ),
+        (
+            "another type",
+            PersistedLock {
+                lock_type: LockType::Shared,
+                ..kept.clone()
+            },
+        ),
+        (
+            "another client",
+            PersistedLock {
+                client_id: "impostor".into(),
+                ..kept.clone()
+            },
+        ),
+        (
+            "a range nobody held",
+            request(&f, "a", LockType::Exclusive, 500, 1),
+        ),
+    ] {
+        assert_eq!(reclaim(wrong).await, Reclaim::NoSuchLock, "{what}");
+    }
     assert_eq!(
         read_lock(t, kept.id).await,
         Some(PersistedLock {
@@ -1910,7 +1928,11 @@ pub async fn recovery_cycle(t: &mut dyn TestStore) {
         }),
         "restamped in place"
     );
-    reclaim(kept.clone()).await.expect_denied(); // already reclaimed: its epoch is current
+    assert_eq!(
+        reclaim(kept.clone()).await,
+        Reclaim::Granted,
+        "a retransmitted reclaim: already reclaimed in the current epoch"
+    );
     assert_eq!(
         all_locks(t, &LockQuery::by_owner("a")).await.len(),
         1,
@@ -2227,16 +2249,27 @@ pub async fn nodes_recover_independently(t: &mut dyn TestStore) {
                 .unwrap()
         }
     };
-    reclaim_as("node-b", b_locks[0].clone())
-        .await
-        .expect_denied(); // live epoch: not reclaimable
+    assert_eq!(
+        reclaim_as("node-a", b_locks[0].clone()).await,
+        Reclaim::NoSuchLock,
+        "B's live epoch: its locks are not reclaimable"
+    );
+    assert_eq!(
+        reclaim_as("node-b", b_locks[0].clone()).await,
+        Reclaim::Granted,
+        "the holder's own lock in its node's current epoch: a retransmit, nothing written"
+    );
+    assert_eq!(
+        read_lock(t, b_locks[0].id).await.as_ref(),
+        Some(&b_locks[0])
+    );
     assert_eq!(
         reclaim_as("node-a", a_locks[0].clone()).await,
-        Acquire::Granted
+        Reclaim::Granted
     );
     assert_eq!(
         reclaim_as("node-b", a_locks[1].clone()).await,
-        Acquire::Granted,
+        Reclaim::Granted,
         "fail-over reclaim"
     );
     assert_eq!(

@@ -79,6 +79,7 @@ enum Expect {
     UnsupportedFormat,
     LockNotFound,
     FileNotFound,
+    NodeNotStarted,
     /// `verify()` reports this kind of problem (the store itself reads on).
     Finding(ProblemKind),
 }
@@ -91,6 +92,7 @@ fn classify(r: &fsmeta::Result<()>) -> String {
         Err(Error::UnsupportedFormat { .. }) => "UnsupportedFormat".into(),
         Err(Error::LockNotFound(_)) => "LockNotFound".into(),
         Err(Error::FileNotFound(_)) => "FileNotFound".into(),
+        Err(Error::NodeNotStarted { .. }) => "NodeNotStarted".into(),
         Err(other) => format!("{other:?}"),
     }
 }
@@ -476,7 +478,7 @@ fn input_rows() -> Vec<Row> {
         ),
         row(
             "reclaim_lock_as a node that never began recovery",
-            Invalid,
+            NodeNotStarted,
             Tx(tx_op!(|tx| fsmeta::reclaim_lock_as(
                 tx,
                 "never-started",
