@@ -43,9 +43,8 @@ pub enum Reclaim {
     /// current epoch. Also the answer to a retransmitted reclaim of a lock
     /// already reclaimed (nothing is written the second time).
     Granted,
-    /// No stored lock matches the request: the client did not hold it
-    /// (NFSv4 `NFS4ERR_RECLAIM_BAD`, NLM `LCK_DENIED_GRACE_PERIOD`'s reclaim
-    /// failure). Nothing was written.
+    /// No stored lock matches the request: the client did not hold it, or
+    /// not in a dead epoch (NFSv4 `NFS4ERR_RECLAIM_BAD`). Nothing was written.
     NoSuchLock,
     /// A matching lock exists, but stored locks of other owners conflict with
     /// it (NFSv4 `NFS4ERR_DENIED`); they are listed as stored, in id order.
@@ -104,17 +103,9 @@ async fn decide(
         && (under_id.file_id != request.file_id || !same_owner(&under_id, request))
     {
         return Err(Error::Invalid(format!(
-            "id: lock {} belongs to {} owner {:?} of client {:?} on file {}; a request may \
-             reuse only the id of its owner's lock on the same file",
-            request.id,
-            if under_id.file_id == request.file_id {
-                "the"
-            } else {
-                "another file's"
-            },
-            under_id.owner_id,
-            under_id.client_id,
-            under_id.file_id,
+            "id: {} is the id of a lock of owner {:?} (client {:?}) on file {}; a request \
+             may reuse only the id of its own owner's lock on the same file",
+            request.id, under_id.owner_id, under_id.client_id, under_id.file_id,
         )));
     }
     let stored = tx.list_locks(&LockQuery::by_file(&request.file_id)).await?;
