@@ -109,6 +109,7 @@ async fn main() -> Result<()> {
                 let holders: Vec<&str> = conflicts.iter().map(|c| c.client_id.as_str()).collect();
                 format!("denied, held by {holders:?}")
             }
+            other => format!("{other:?}"),
         }
     );
 
@@ -128,6 +129,10 @@ async fn main() -> Result<()> {
         .transact(|tx| Box::pin(async move { reclaim_lock(tx, r).await }))
         .await?;
     println!("   alice reclaim: {answer:?}");
+    let answer = store
+        .transact(|tx| Box::pin(async move { reclaim_lock(tx, r).await }))
+        .await?;
+    println!("   alice's reclaim again (the reply was lost): {answer:?}");
     let forged = PersistedLock {
         length: 1 << 20,
         ..reclaim.clone()
@@ -138,10 +143,9 @@ async fn main() -> Result<()> {
         .await?;
     println!(
         "   a reclaim of a lock nobody held: {}",
-        if answer == Acquire::Granted {
-            "granted (unexpected!)"
-        } else {
-            "denied"
+        match answer {
+            Reclaim::NoSuchLock => "no such lock (NFS4ERR_RECLAIM_BAD)".to_owned(),
+            other => format!("{other:?} (unexpected!)"),
         }
     );
 

@@ -566,7 +566,10 @@ mod tests {
             .await
             .expect("put");
         let refused = copy_store(&from, &to, &CopyOptions::default(), |_| {}).await;
-        assert!(matches!(refused, Err(Error::DestinationNotEmpty { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Error::DestinationNotEmpty { .. })),
+            "{refused:?}"
+        );
         assert_eq!(
             digest(&to).await.expect("digest").files,
             1,

@@ -10,7 +10,7 @@
 //! covered: a concurrent insert into that range makes one of the two
 //! transactions fail with [`Error::Conflict`](crate::Error::Conflict).
 //!
-//! ```
+//! ```ignore
 //! # use fsmeta::*;
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
 //! let store = MemoryStore::new();
@@ -22,7 +22,7 @@
 //! let entries = tx.ext_scan("dirents", &KeyRange::Prefix(b"\x00\x01/".to_vec()), None, 100).await?;
 //! assert_eq!(entries.len(), 2);
 //! # Ok(()) }
-//! ```
+//! ```ignore
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

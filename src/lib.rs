@@ -64,7 +64,7 @@ pub use ext::{
 };
 pub use file::{FileHandle, FileKind, FileMeta, FileStore};
 pub use lock::arbiter::{
-    Acquire, acquire_lock, reclaim_lock, reclaim_lock_as, release_range, test_lock,
+    Acquire, Reclaim, acquire_lock, reclaim_lock, reclaim_lock_as, release_range, test_lock,
 };
 pub use lock::{
     ByteRange, EnhancedLock, LockOwner, LockQuery, LockStore, LockType, PersistedLock,

@@ -164,9 +164,7 @@ pub fn ext_range(range: &KeyRange) -> Result<()> {
             if let Some(end) = end {
                 long("end", end)?;
                 if start > end {
-                    return Err(Error::Invalid(
-                        "range: start is above end".into(),
-                    ));
+                    return Err(Error::Invalid("range: start is above end".into()));
                 }
             }
             Ok(())

@@ -80,6 +80,7 @@ enum Expect {
     EpochExhausted,
     LockNotFound,
     FileNotFound,
+    NodeNotStarted,
     /// `verify()` reports this kind of problem (the store itself reads on).
     Finding(ProblemKind),
 }
@@ -93,6 +94,7 @@ fn classify(r: &fsmeta::Result<()>) -> String {
         Err(Error::EpochExhausted) => "EpochExhausted".into(),
         Err(Error::LockNotFound(_)) => "LockNotFound".into(),
         Err(Error::FileNotFound(_)) => "FileNotFound".into(),
+        Err(Error::NodeNotStarted { .. }) => "NodeNotStarted".into(),
         Err(other) => format!("{other:?}"),
     }
 }
@@ -478,7 +480,7 @@ fn input_rows() -> Vec<Row> {
         ),
         row(
             "reclaim_lock_as a node that never began recovery",
-            Invalid,
+            NodeNotStarted,
             Tx(tx_op!(|tx| fsmeta::reclaim_lock_as(
                 tx,
                 "never-started",

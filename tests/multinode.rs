@@ -216,6 +216,7 @@ mod multinode {
                                         assert!(!conflicts.is_empty());
                                         denied += 1;
                                     }
+                                    other => panic!("unexpected answer {other:?}"),
                                 }
                             }
                             (granted, denied, conflicts)
@@ -275,7 +276,11 @@ mod multinode {
                     .await
                     .expect("reclaim");
                 tx.commit().await.expect("commit");
-                println!("granted={}", answer == Acquire::Granted);
+                println!(
+                    "granted={} no_such_lock={}",
+                    answer == Reclaim::Granted,
+                    answer == Reclaim::NoSuchLock
+                );
             }
             "end-grace" => {
                 let n = end_grace_as(&store, arg(0), arg(1).parse().expect("epoch"))
@@ -362,9 +367,10 @@ mod multinode {
             BTreeSet::from([a_lock1.as_str(), a_lock2.as_str()]),
             "exactly A's old locks"
         );
+        let answer = fields(&run(schema, "reclaim", &["node-a", &b_lock])[0]);
         assert_eq!(
-            fields(&run(schema, "reclaim", &["node-a", &b_lock])[0])["granted"],
-            "false",
+            (answer["granted"].as_str(), answer["no_such_lock"].as_str()),
+            ("false", "true"),
             "B's lock is live"
         );
         assert_eq!(

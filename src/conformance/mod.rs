@@ -30,6 +30,7 @@ mod persistence;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod queries;
+mod reclaim;
 mod recovery;
 mod roundtrip;
 mod sample;
@@ -43,6 +44,7 @@ pub use nodes::*;
 pub use pages::*;
 pub use persistence::*;
 pub use queries::*;
+pub use reclaim::*;
 pub use recovery::*;
 pub use roundtrip::*;
 pub use sample::*;
@@ -108,6 +110,10 @@ macro_rules! conformance_tests {
             recovery_cycle, concurrent_acquisitions_never_double_grant,
             node_state_round_trips, nodes_recover_independently, simultaneous_node_recoveries_stay_apart,
             pages_walk_everything,
+            reclaim_compares_ranges_by_meaning, reclaim_is_idempotent_and_says_why,
+            reclaim_stamps_only_the_nodes_own_epoch, acquire_rejects_a_foreign_lock_id,
+            acquire_with_an_own_lock_id_replaces_posix_style,
+            share_reservations_survive_byte_range_requests,
         );
     };
 }

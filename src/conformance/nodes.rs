@@ -5,12 +5,11 @@ use std::collections::BTreeSet;
 
 use super::TestStore;
 use super::sample::{
-    ExpectDenied, T0, acquire, all_locks, assert_invalid, begin, by_id, commit, handle, read_lock,
-    request,
+    T0, acquire, all_locks, assert_invalid, begin, by_id, commit, handle, read_lock, request,
 };
 use crate::{
     Acquire, EpochRecord, FileHandle, LockQuery, LockType, MetadataStoreExt, MetadataTransaction,
-    NodeState, PersistedLock, Timestamp,
+    NodeState, PersistedLock, Reclaim, Timestamp,
 };
 
 /// A new store has epoch 0; each committed increment adds exactly one.
@@ -209,16 +208,27 @@ pub async fn nodes_recover_independently(t: &mut dyn TestStore) {
                 .unwrap()
         }
     };
-    reclaim_as("node-b", b_locks[0].clone())
-        .await
-        .expect_denied(); // live epoch: not reclaimable
+    assert_eq!(
+        reclaim_as("node-a", b_locks[0].clone()).await,
+        Reclaim::NoSuchLock,
+        "B's live epoch: its locks are not reclaimable"
+    );
+    assert_eq!(
+        reclaim_as("node-b", b_locks[0].clone()).await,
+        Reclaim::Granted,
+        "the holder's own lock in its node's current epoch: a retransmit, nothing written"
+    );
+    assert_eq!(
+        read_lock(t, b_locks[0].id).await.as_ref(),
+        Some(&b_locks[0])
+    );
     assert_eq!(
         reclaim_as("node-a", a_locks[0].clone()).await,
-        Acquire::Granted
+        Reclaim::Granted
     );
     assert_eq!(
         reclaim_as("node-b", a_locks[1].clone()).await,
-        Acquire::Granted,
+        Reclaim::Granted,
         "fail-over reclaim"
     );
     assert_eq!(

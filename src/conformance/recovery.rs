@@ -3,10 +3,8 @@
 use uuid::Uuid;
 
 use super::TestStore;
-use super::sample::{
-    ExpectDenied, acquire, all_locks, begin, by_id, commit, handle, read_lock, request,
-};
-use crate::{Acquire, LockQuery, LockType, MetadataStoreExt, PersistedLock, Timestamp};
+use super::sample::{acquire, all_locks, begin, by_id, commit, handle, read_lock, request};
+use crate::{LockQuery, LockType, MetadataStoreExt, PersistedLock, Reclaim, Timestamp};
 
 /// The clean-shutdown flag is true on a new store and keeps what was committed.
 pub async fn clean_shutdown_flag_round_trips(t: &mut dyn TestStore) {
@@ -82,30 +80,38 @@ pub async fn recovery_cycle(t: &mut dyn TestStore) {
     };
     assert_eq!(
         reclaim(fresh_id).await,
-        Acquire::Granted,
+        Reclaim::Granted,
         "reclaim matches by content, not id"
     );
-    reclaim(PersistedLock {
-        length: 11,
-        ..kept.clone()
-    })
-    .await
-    .expect_denied();
-    reclaim(PersistedLock {
-        lock_type: LockType::Shared,
-        ..kept.clone()
-    })
-    .await
-    .expect_denied();
-    reclaim(PersistedLock {
-        client_id: "impostor".into(),
-        ..kept.clone()
-    })
-    .await
-    .expect_denied();
-    reclaim(request(&f, "a", LockType::Exclusive, 500, 1))
-        .await
-        .expect_denied();
+    for (what, wrong) in [
+        (
+            "another length",
+            PersistedLock {
+                length: 11,
+                ..kept.clone()
+            },
+        ),
+        (
+            "another type",
+            PersistedLock {
+                lock_type: LockType::Shared,
+                ..kept.clone()
+            },
+        ),
+        (
+            "another client",
+            PersistedLock {
+                client_id: "impostor".into(),
+                ..kept.clone()
+            },
+        ),
+        (
+            "a range nobody held",
+            request(&f, "a", LockType::Exclusive, 500, 1),
+        ),
+    ] {
+        assert_eq!(reclaim(wrong).await, Reclaim::NoSuchLock, "{what}");
+    }
     assert_eq!(
         read_lock(t, kept.id).await,
         Some(PersistedLock {
@@ -114,7 +120,11 @@ pub async fn recovery_cycle(t: &mut dyn TestStore) {
         }),
         "restamped in place"
     );
-    reclaim(kept.clone()).await.expect_denied(); // already reclaimed: its epoch is current
+    assert_eq!(
+        reclaim(kept.clone()).await,
+        Reclaim::Granted,
+        "a retransmitted reclaim: already reclaimed in the current epoch"
+    );
     assert_eq!(
         all_locks(t, &LockQuery::by_owner("a")).await.len(),
         1,

@@ -45,6 +45,14 @@ impl ByteRange {
         }
     }
 
+    /// True when both ranges cover exactly the same bytes: the same `offset`
+    /// and the same [`last`](ByteRange::last) byte. Unlike `==`, which compares
+    /// the raw `length`, this treats length 0 and NFSv4's all-ones length (and
+    /// any length that saturates) as the same "to end of file".
+    pub const fn same_bytes(&self, other: &ByteRange) -> bool {
+        self.offset == other.offset && self.last() == other.last()
+    }
+
     /// True when the range runs to end of file.
     pub const fn reaches_eof(&self) -> bool {
         self.last() == u64::MAX
