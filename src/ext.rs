@@ -22,7 +22,7 @@
 //! let entries = tx.ext_scan("dirents", &KeyRange::Prefix(b"\x00\x01/".to_vec()), None, 100).await?;
 //! assert_eq!(entries.len(), 2);
 //! # Ok(()) }
-//! ```ignore
+//! ```
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
