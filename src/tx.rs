@@ -25,6 +25,15 @@ pub trait MetadataTransaction: FileStore + LockStore + NodeStore {
     async fn commit(self: Box<Self>) -> Result<()>;
     /// Discards every write of this transaction.
     async fn rollback(self: Box<Self>) -> Result<()>;
+
+    /// The backend's own transaction object, for that backend's `native`
+    /// function to downcast (`fsmeta::postgres::native`,
+    /// `fsmeta::fjall::native`): hosts call those, not this. `None` for
+    /// backends without a native handle (memory: its extension is
+    /// [`ExtStore`](crate::ExtStore)).
+    fn as_any(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
+        None
+    }
 }
 
 /// A store of file metadata and locks: the entry point of every backend.
