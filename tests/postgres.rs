@@ -529,7 +529,7 @@ async fn u64_max_is_stored_as_its_true_value() {
     assert_eq!(tx.increment_server_epoch().await.unwrap(), u64::MAX);
     let r = tx.increment_server_epoch().await;
     assert!(
-        matches!(r, Err(Error::Invalid(_))),
+        matches!(r, Err(Error::EpochExhausted)),
         "epoch past u64::MAX: {r:?}"
     );
     assert_eq!(
@@ -727,6 +727,101 @@ async fn rows_that_break_the_model_are_corrupt() {
     fx.cleanup().await;
 }
 
+/// `verify` decodes every row on its own: each bad row of each table is a
+/// problem (a bad file row does not hide the bad lock after it), healthy
+/// rows are counted, and nothing is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_every_bad_row_and_keeps_walking() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let files: Vec<_> = [&b"f1"[..], b"f2", b"f3"]
+        .iter()
+        .map(|h| sample_file(h, "s"))
+        .collect();
+    let locks: Vec<_> = ["o1", "o2", "o3"]
+        .iter()
+        .map(|o| sample_lock(&files[0].handle, o, "c", "s"))
+        .collect();
+    let mut tx = begin(&store).await;
+    for f in &files {
+        tx.put_file(f).await.unwrap();
+    }
+    tx.put_locks(&locks).await.unwrap();
+    let node = fsmeta::NodeState {
+        node_id: "n1".into(),
+        epoch: 3,
+        clean_shutdown: true,
+    };
+    tx.put_node(&node).await.unwrap();
+    tx.put_epoch_record(&fsmeta::EpochRecord {
+        epoch: 3,
+        node_id: "n1".into(),
+        started_at: Timestamp::from_micros(1_700_000_000_000_000),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.verify().await.unwrap().is_healthy());
+
+    let db = fx.sql().await;
+    for (table, constraint) in [
+        ("files", "files_kind_check"),
+        ("locks", "locks_offset_check"),
+        ("nodes", "nodes_epoch_check"),
+        ("epoch_records", "epoch_records_started_at_check"),
+    ] {
+        sql_exec(
+            &db,
+            &format!("ALTER TABLE {table} DROP CONSTRAINT {constraint}"),
+        )
+        .await;
+    }
+    // Out of range (decodes, breaks the model) and undecodable (NaN, infinity).
+    sql_exec(&db, "UPDATE files SET kind = 9 WHERE handle = 'f1'::bytea").await;
+    sql_exec(
+        &db,
+        &format!(
+            "UPDATE locks SET \"offset\" = 'NaN' WHERE id = '{}'",
+            locks[1].id
+        ),
+    )
+    .await;
+    sql_exec(&db, "UPDATE nodes SET epoch = -5").await;
+    sql_exec(&db, "UPDATE epoch_records SET started_at = 'infinity'").await;
+
+    let report = store.verify().await.expect("verify runs to the end");
+    assert_eq!(
+        (report.files, report.locks),
+        (3, 3),
+        "every row examined: {report:?}"
+    );
+    let mut found: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| (p.location.clone(), p.kind))
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        ("files/6631".to_owned(), fsmeta::ProblemKind::InvalidRecord),
+        (
+            format!("locks/{}", locks[1].id),
+            fsmeta::ProblemKind::Undecodable,
+        ),
+        ("nodes/n1".to_owned(), fsmeta::ProblemKind::InvalidRecord),
+        (
+            "epoch_records/3".to_owned(),
+            fsmeta::ProblemKind::Undecodable,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{:#?}", report.problems);
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
 /// `connect_with`: odd schema names are quoted identifiers, `migrate: false`
 /// leaves the schema alone, a zero pool is refused, `open()` takes a URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -838,6 +933,119 @@ async fn conflict_on_a_statement_is_classified() {
     // The aborted transaction only reports errors now; rolling back is clean.
     t2.rollback().await.expect("rollback after a conflict");
     assert_eq!(begin(&store).await.server_epoch().await.unwrap(), 1);
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// A statement that lost a serialization race aborts the transaction on the
+/// server: a later write is not silently dropped while `commit` says Ok.
+/// Every later operation and `commit` are `Conflict` (so `transact` reruns
+/// it), and nothing of the transaction is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_after_a_failed_statement_is_an_error() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let f = sample_file(b"aborted", "s");
+    let lock = sample_lock(&f.handle, "o", "c", "s");
+    let mut t1 = begin(&store).await;
+    let mut t2 = begin(&store).await;
+    assert_eq!(t2.server_epoch().await.unwrap(), 0, "t2 takes its snapshot");
+    t2.put_file(&f).await.unwrap();
+    assert_eq!(t1.increment_server_epoch().await.unwrap(), 1);
+    t1.commit().await.unwrap();
+    // t1 changed the row after t2's snapshot: 40001 on the statement.
+    let r = t2.increment_server_epoch().await;
+    assert!(is_conflict(&r), "the second increment: {r:?}");
+    // The caller ignores that error and goes on.
+    let later = t2.put_lock(&lock).await;
+    assert!(is_conflict(&later), "put_lock after the failure: {later:?}");
+    let read = t2.get_file(&f.handle).await;
+    assert!(is_conflict(&read), "get_file after the failure: {read:?}");
+    let commit = t2.commit().await;
+    assert!(is_conflict(&commit), "commit after the failure: {commit:?}");
+
+    let mut tx = begin(&store).await;
+    assert_eq!(
+        tx.get_file(&f.handle).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(tx.get_lock(lock.id).await.unwrap(), None, "nothing stored");
+    assert_eq!(tx.server_epoch().await.unwrap(), 1);
+    drop(tx);
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// A failure that is not a conflict (here a CHECK the store does not know
+/// about) aborts the transaction too: later operations and `commit` are
+/// errors naming the first failure, not retryable, and nothing is stored.
+/// Errors fsmeta raises itself before sending (`Invalid`) and "not found"
+/// answers leave the transaction usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_after_a_check_violation_is_an_error() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    sql_exec(
+        &db,
+        "ALTER TABLE files ADD CONSTRAINT files_small_check CHECK (size < 5000)",
+    )
+    .await;
+    let small = sample_file(b"small", "s");
+    let mut big = sample_file(b"big", "s");
+    big.size = 10_000;
+    let lock = sample_lock(&small.handle, "o", "c", "s");
+
+    let mut tx = begin(&store).await;
+    // Errors about the caller's input: the transaction stays usable.
+    assert!(matches!(
+        tx.put_file(&sample_file(b"bad", "")).await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        tx.delete_lock(uuid::Uuid::new_v4()).await,
+        Err(Error::LockNotFound(_))
+    ));
+    tx.put_file(&small).await.expect("still usable");
+    let r = tx.put_file(&big).await;
+    assert!(
+        matches!(&r, Err(Error::Backend(_))),
+        "the CHECK violation: {r:?}"
+    );
+    let later = tx.put_lock(&lock).await;
+    match &later {
+        Err(e @ Error::Backend(_)) => {
+            assert!(!e.is_retryable());
+            assert!(
+                e.to_string().contains("put_file"),
+                "names the first failure: {e}"
+            );
+        }
+        other => panic!("put_lock after the failure: {other:?}"),
+    }
+    let commit = tx.commit().await;
+    match &commit {
+        Err(e @ Error::Backend(_)) => assert!(
+            e.to_string().contains("put_file") && e.to_string().contains("files_small_check"),
+            "names the first failure: {e}"
+        ),
+        other => panic!("commit after the failure must be an error: {other:?}"),
+    }
+
+    let mut tx = begin(&store).await;
+    assert_eq!(
+        tx.get_file(&small.handle).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(tx.get_lock(lock.id).await.unwrap(), None, "nothing stored");
+    drop(tx);
+    db.close().await.ok();
     drop(store);
     fx.cleanup().await;
 }
