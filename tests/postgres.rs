@@ -351,6 +351,93 @@ async fn migrations_are_idempotent_and_reversible() {
     fx.cleanup().await;
 }
 
+/// Expand/contract: `connect` only adds, so the column migration 2 replaced
+/// (`server_state.clean_shutdown`) is still there for servers of the previous
+/// release, which read and write it; the explicit contract step drops it,
+/// once, and later connects do not bring it back. Its `down` restores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_only_expands_and_contract_drops() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    let has_column = "SELECT count(*)::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = 'server_state' \
+         AND column_name = 'clean_shutdown'";
+    assert_eq!(sql_text(&db, has_column).await.as_deref(), Some("1"));
+    // A server of the previous release, as it reads and writes the flag.
+    sql_exec(
+        &db,
+        "UPDATE server_state SET clean_shutdown = false WHERE id = 1",
+    )
+    .await;
+    assert_eq!(
+        sql_text(
+            &db,
+            "SELECT clean_shutdown::text || ' ' || epoch::text FROM server_state WHERE id = 1"
+        )
+        .await
+        .as_deref(),
+        Some("false 0")
+    );
+    // The new release works beside it.
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    store.migrate().await.expect("migrate again");
+    assert_eq!(
+        sql_text(&db, has_column).await.as_deref(),
+        Some("1"),
+        "still there"
+    );
+
+    // Every server upgraded: the operator's contract step.
+    store.contract().await.expect("contract");
+    assert_eq!(
+        sql_text(&db, has_column).await.as_deref(),
+        Some("0"),
+        "dropped"
+    );
+    store.contract().await.expect("contract again is a no-op");
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM fsmeta_contract_migrations")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    // A reconnect (expand only) neither fails nor re-adds it; the store works.
+    let again = PostgresStore::connect_with(fx.schema().url(), fx.schema().options())
+        .await
+        .expect("connect after contract");
+    assert_eq!(sql_text(&db, has_column).await.as_deref(), Some("0"));
+    let mut tx = begin(&again).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 2);
+    assert!(fsmeta::clean_shutdown(&mut *tx).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
+            .await
+            .as_deref(),
+        Some(MIGRATIONS)
+    );
+    drop(again);
+
+    // Down puts the column back, filled from the default node's flag.
+    migration::ContractMigrator::down(&db, None)
+        .await
+        .expect("contract down");
+    assert_eq!(
+        sql_text(&db, "SELECT clean_shutdown::text FROM server_state")
+            .await
+            .as_deref(),
+        Some("true")
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
 /// Several servers connecting to a new schema at once: one migrates, the
 /// others wait for it and find nothing to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

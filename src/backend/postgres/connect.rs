@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use migration::{Migrator, MigratorTrait};
+use migration::{ContractMigrator, Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, IsolationLevel,
     Statement, TransactionTrait,
@@ -37,8 +37,9 @@ pub struct PgOptions {
     /// `None` leaves the server's default (normally `public`). With `migrate`,
     /// the schema is created if missing.
     pub schema: Option<String>,
-    /// Run the migrations (create or upgrade the tables) while connecting
-    /// (default `true`). Turn it off when an operator runs the `migration`
+    /// Run the expand migrations (create the tables, or add what this release
+    /// needs) while connecting (default `true`). They only add: the drops
+    /// wait for [`PostgresStore::contract`]. Turn it off when an operator runs the `migration`
     /// CLI instead, or the database role may not create tables.
     pub migrate: bool,
     /// How long `begin` waits for a free connection before failing (default 30 s).
@@ -158,14 +159,35 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Applies every pending migration (what `connect` does unless
-    /// [`PgOptions::migrate`] is off). A no-op when the schema is current.
+    /// Applies every pending expand migration ([`migration::Migrator`]:
+    /// what `connect` does unless [`PgOptions::migrate`] is off). A no-op
+    /// when the schema is current.
+    ///
+    /// These migrations only add, so servers of the previous release keep
+    /// working on the migrated schema (a rolling upgrade); what they replaced
+    /// is removed by [`PostgresStore::contract`], run explicitly.
     ///
     /// Safe to run from several servers at once: a transaction-scoped
     /// advisory lock per schema lets one migrate while the others wait, then
     /// find nothing left to do.
     pub async fn migrate(&self) -> Result<()> {
-        let op = "migrate";
+        self.run_migrations("migrate", false).await
+    }
+
+    /// The contract step of an upgrade: applies the pending expand migrations,
+    /// then the contract migrations ([`migration::ContractMigrator`]), which
+    /// drop what older releases still use (today
+    /// `server_state.clean_shutdown`). Run it once, after every server of
+    /// the cluster runs this release; `connect` never does. A no-op when
+    /// nothing is left to drop. Serialized with `migrate` by the same
+    /// advisory lock.
+    pub async fn contract(&self) -> Result<()> {
+        self.run_migrations("contract", true).await
+    }
+
+    /// The expand migrations, then the contract ones when `contract`, in one
+    /// transaction under the schema's advisory lock.
+    async fn run_migrations(&self, op: &'static str, contract: bool) -> Result<()> {
         // READ COMMITTED, not the pool's SERIALIZABLE: after waiting for the
         // advisory lock, the next statement must see what the lock holder
         // committed (a serializable snapshot would predate it).
@@ -192,8 +214,13 @@ impl PostgresStore {
                 .map_err(|e| db_error(op, e))?;
         }
         // Each migration runs in a savepoint of this transaction, so all of
-        // them commit together with the migration table's records.
+        // them commit together with the migration tables' records.
         Migrator::up(&tx, None).await.map_err(|e| db_error(op, e))?;
+        if contract {
+            ContractMigrator::up(&tx, None)
+                .await
+                .map_err(|e| db_error(op, e))?;
+        }
         tx.commit().await.map_err(|e| db_error(op, e))
     }
 

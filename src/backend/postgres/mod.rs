@@ -1,7 +1,11 @@
 //! The PostgreSQL backend: several file servers share one database.
 //!
 //! Built on SeaORM (sqlx underneath); the schema comes from the `migration`
-//! crate (sea-orm-migration), which [`PostgresStore::connect`] runs at start-up.
+//! crate (sea-orm-migration). [`PostgresStore::connect`] runs its expand
+//! migrations at start-up, which only add; the contract migrations, which
+//! drop what older releases still use, run only when an operator calls
+//! [`PostgresStore::contract`] after upgrading every server (a rolling
+//! upgrade never breaks a server that is not upgraded yet).
 //!
 //! # Isolation
 //!
