@@ -909,6 +909,33 @@ async fn verify_reports_every_bad_row_and_keeps_walking() {
     fx.cleanup().await;
 }
 
+/// `sqlstate_of` reads the server's SQLSTATE through fsmeta's error mapping:
+/// a missing table is 42P01 whatever the message says; errors fsmeta raises
+/// itself have none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlstate_of_names_a_missing_table() {
+    use fsmeta::backend::postgres::{UNDEFINED_TABLE, sqlstate_of};
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    sql_exec(&db, "DROP TABLE files").await;
+    let mut tx = begin(&store).await;
+    let invalid = tx.put_file(&sample_file(b"f", "")).await.unwrap_err();
+    assert_eq!(sqlstate_of(&invalid), None, "{invalid}");
+    let missing = tx.get_file(&handle(b"f")).await.unwrap_err();
+    assert_eq!(
+        sqlstate_of(&missing).as_deref(),
+        Some(UNDEFINED_TABLE),
+        "{missing}"
+    );
+    drop(tx);
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
 /// `connect_with`: odd schema names are quoted identifiers, `migrate: false`
 /// leaves the schema alone, a zero pool is refused, `open()` takes a URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

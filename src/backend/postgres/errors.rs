@@ -83,7 +83,8 @@ fn chain_sqlstate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
 /// without matching message text (which depends on the server's locale).
 pub fn sqlstate_of(error: &Error) -> Option<String> {
     match error {
-        Error::Backend(_) => chain_sqlstate(error),
+        // `Error::Backend` does not expose its payload as `source()`: start there.
+        Error::Backend(inner) => chain_sqlstate(inner.as_ref()),
         _ => None,
     }
 }
