@@ -909,6 +909,65 @@ async fn verify_reports_every_bad_row_and_keeps_walking() {
     fx.cleanup().await;
 }
 
+/// `delete_locks` (one `DELETE … IN` per chunk of ids): repeated and missing
+/// ids are skipped, the count is of locks deleted, more ids than one
+/// statement takes are split, and it is part of the transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_locks_deletes_exactly_the_stored_ids() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let f = handle(b"f");
+    let locks: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|o| sample_lock(&f, o, "c", "s"))
+        .collect();
+    let mut tx = begin(&store).await;
+    tx.put_locks(&locks).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.delete_locks(&[]).await.unwrap(), 0);
+    let ids = [locks[0].id, locks[0].id, uuid::Uuid::new_v4(), locks[1].id];
+    assert_eq!(tx.delete_locks(&ids).await.unwrap(), 2);
+    let left: Vec<_> = tx
+        .list_locks(&LockQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    let mut expected = vec![locks[2].id, locks[3].id];
+    expected.sort();
+    assert_eq!(left, expected, "reads its own deletes");
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        begin(&store)
+            .await
+            .list_locks(&LockQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        4,
+        "rolled back"
+    );
+
+    // More ids than one statement carries; the stored ones at both ends.
+    let mut many: Vec<_> = (0..25_000).map(|_| uuid::Uuid::new_v4()).collect();
+    many.insert(0, locks[2].id);
+    many.push(locks[3].id);
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.delete_locks(&many).await.unwrap(), 2);
+    tx.commit().await.unwrap();
+    let mut tx = begin(&store).await;
+    let left = tx.list_locks(&LockQuery::default()).await.unwrap();
+    assert_eq!(left.len(), 2, "{left:?}");
+    drop(tx);
+    drop(store);
+    fx.cleanup().await;
+}
+
 /// `sqlstate_of` reads the server's SQLSTATE through fsmeta's error mapping:
 /// a missing table is 42P01 whatever the message says; errors fsmeta raises
 /// itself have none.

@@ -14,7 +14,7 @@
 //! round trip a transaction starts with (no `SET TRANSACTION`). PostgreSQL's
 //! serializable snapshot isolation never blocks readers; when it cannot order
 //! two transactions it fails one with SQLSTATE `40001` (or `40P01` for a
-//! deadlock). Both become [`Error::Conflict`], on any statement or at commit,
+//! deadlock). Both become [`crate::Error::Conflict`], on any statement or at commit,
 //! and [`crate::MetadataStoreExt::transact`] retries them.
 //!
 //! # Column types
