@@ -903,6 +903,38 @@ mod postgres {
         assert!(run.stderr.contains("no fsmeta tables"), "{}", run.stderr);
     }
 
+    /// "No fsmeta tables" is told by SQLSTATE 42P01, not by the words "does
+    /// not exist": a store whose tables are there but damaged (a missing
+    /// column, 42703, whose message says "does not exist" too) is reported as
+    /// the failure it is.
+    #[test]
+    fn a_missing_column_is_not_a_missing_table() {
+        let Some(schema) = Schema::new() else { return };
+        block_on(async {
+            let store = schema.store().await;
+            store.close().await.expect("close");
+        });
+        block_on(sql(
+            &schema.url,
+            "ALTER TABLE server_state RENAME COLUMN epoch TO epoch_renamed",
+        ))
+        .expect("rename a column");
+        let run = on(&schema.url, &["epoch"]);
+        assert_ne!(run.code, 0, "{}", run.stderr);
+        assert!(!run.stderr.contains("no fsmeta tables"), "{}", run.stderr);
+        assert!(run.stderr.contains("epoch"), "{}", run.stderr);
+    }
+
+    /// A password given as a URL query parameter never reaches a message.
+    #[test]
+    fn a_password_parameter_is_not_printed() {
+        let Some(schema) = Schema::new() else { return };
+        let url = format!("{}&password=hunter2", schema.url);
+        let run = on(&url, &["locks"]).expect(2);
+        assert!(run.stderr.contains("no fsmeta tables"), "{}", run.stderr);
+        assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    }
+
     /// fjall → PostgreSQL → fjall with more than 10 000 locks: every record
     /// arrives unchanged.
     #[test]

@@ -351,6 +351,93 @@ async fn migrations_are_idempotent_and_reversible() {
     fx.cleanup().await;
 }
 
+/// Expand/contract: `connect` only adds, so the column migration 2 replaced
+/// (`server_state.clean_shutdown`) is still there for servers of the previous
+/// release, which read and write it; the explicit contract step drops it,
+/// once, and later connects do not bring it back. Its `down` restores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_only_expands_and_contract_drops() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    let has_column = "SELECT count(*)::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = 'server_state' \
+         AND column_name = 'clean_shutdown'";
+    assert_eq!(sql_text(&db, has_column).await.as_deref(), Some("1"));
+    // A server of the previous release, as it reads and writes the flag.
+    sql_exec(
+        &db,
+        "UPDATE server_state SET clean_shutdown = false WHERE id = 1",
+    )
+    .await;
+    assert_eq!(
+        sql_text(
+            &db,
+            "SELECT clean_shutdown::text || ' ' || epoch::text FROM server_state WHERE id = 1"
+        )
+        .await
+        .as_deref(),
+        Some("false 0")
+    );
+    // The new release works beside it.
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    store.migrate().await.expect("migrate again");
+    assert_eq!(
+        sql_text(&db, has_column).await.as_deref(),
+        Some("1"),
+        "still there"
+    );
+
+    // Every server upgraded: the operator's contract step.
+    store.contract().await.expect("contract");
+    assert_eq!(
+        sql_text(&db, has_column).await.as_deref(),
+        Some("0"),
+        "dropped"
+    );
+    store.contract().await.expect("contract again is a no-op");
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM fsmeta_contract_migrations")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    // A reconnect (expand only) neither fails nor re-adds it; the store works.
+    let again = PostgresStore::connect_with(fx.schema().url(), fx.schema().options())
+        .await
+        .expect("connect after contract");
+    assert_eq!(sql_text(&db, has_column).await.as_deref(), Some("0"));
+    let mut tx = begin(&again).await;
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 2);
+    assert!(fsmeta::clean_shutdown(&mut *tx).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
+            .await
+            .as_deref(),
+        Some(MIGRATIONS)
+    );
+    drop(again);
+
+    // Down puts the column back, filled from the default node's flag.
+    migration::ContractMigrator::down(&db, None)
+        .await
+        .expect("contract down");
+    assert_eq!(
+        sql_text(&db, "SELECT clean_shutdown::text FROM server_state")
+            .await
+            .as_deref(),
+        Some("true")
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
 /// Several servers connecting to a new schema at once: one migrates, the
 /// others wait for it and find nothing to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -727,6 +814,187 @@ async fn rows_that_break_the_model_are_corrupt() {
     fx.cleanup().await;
 }
 
+/// `verify` decodes every row on its own: each bad row of each table is a
+/// problem (a bad file row does not hide the bad lock after it), healthy
+/// rows are counted, and nothing is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_every_bad_row_and_keeps_walking() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let files: Vec<_> = [&b"f1"[..], b"f2", b"f3"]
+        .iter()
+        .map(|h| sample_file(h, "s"))
+        .collect();
+    let locks: Vec<_> = ["o1", "o2", "o3"]
+        .iter()
+        .map(|o| sample_lock(&files[0].handle, o, "c", "s"))
+        .collect();
+    let mut tx = begin(&store).await;
+    for f in &files {
+        tx.put_file(f).await.unwrap();
+    }
+    tx.put_locks(&locks).await.unwrap();
+    let node = fsmeta::NodeState {
+        node_id: "n1".into(),
+        epoch: 3,
+        clean_shutdown: true,
+    };
+    tx.put_node(&node).await.unwrap();
+    tx.put_epoch_record(&fsmeta::EpochRecord {
+        epoch: 3,
+        node_id: "n1".into(),
+        started_at: Timestamp::from_micros(1_700_000_000_000_000),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.verify().await.unwrap().is_healthy());
+
+    let db = fx.sql().await;
+    for (table, constraint) in [
+        ("files", "files_kind_check"),
+        ("locks", "locks_offset_check"),
+        ("nodes", "nodes_epoch_check"),
+        ("epoch_records", "epoch_records_started_at_check"),
+    ] {
+        sql_exec(
+            &db,
+            &format!("ALTER TABLE {table} DROP CONSTRAINT {constraint}"),
+        )
+        .await;
+    }
+    // Out of range (decodes, breaks the model) and undecodable (NaN, infinity).
+    sql_exec(&db, "UPDATE files SET kind = 9 WHERE handle = 'f1'::bytea").await;
+    sql_exec(
+        &db,
+        &format!(
+            "UPDATE locks SET \"offset\" = 'NaN' WHERE id = '{}'",
+            locks[1].id
+        ),
+    )
+    .await;
+    sql_exec(&db, "UPDATE nodes SET epoch = -5").await;
+    sql_exec(&db, "UPDATE epoch_records SET started_at = 'infinity'").await;
+
+    let report = store.verify().await.expect("verify runs to the end");
+    assert_eq!(
+        (report.files, report.locks),
+        (3, 3),
+        "every row examined: {report:?}"
+    );
+    let mut found: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| (p.location.clone(), p.kind))
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        ("files/6631".to_owned(), fsmeta::ProblemKind::InvalidRecord),
+        (
+            format!("locks/{}", locks[1].id),
+            fsmeta::ProblemKind::Undecodable,
+        ),
+        ("nodes/n1".to_owned(), fsmeta::ProblemKind::InvalidRecord),
+        (
+            "epoch_records/3".to_owned(),
+            fsmeta::ProblemKind::Undecodable,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{:#?}", report.problems);
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// `delete_locks` (one `DELETE … IN` per chunk of ids): repeated and missing
+/// ids are skipped, the count is of locks deleted, more ids than one
+/// statement takes are split, and it is part of the transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_locks_deletes_exactly_the_stored_ids() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let f = handle(b"f");
+    let locks: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|o| sample_lock(&f, o, "c", "s"))
+        .collect();
+    let mut tx = begin(&store).await;
+    tx.put_locks(&locks).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.delete_locks(&[]).await.unwrap(), 0);
+    let ids = [locks[0].id, locks[0].id, uuid::Uuid::new_v4(), locks[1].id];
+    assert_eq!(tx.delete_locks(&ids).await.unwrap(), 2);
+    let left: Vec<_> = tx
+        .list_locks(&LockQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    let mut expected = vec![locks[2].id, locks[3].id];
+    expected.sort();
+    assert_eq!(left, expected, "reads its own deletes");
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        begin(&store)
+            .await
+            .list_locks(&LockQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        4,
+        "rolled back"
+    );
+
+    // More ids than one statement carries; the stored ones at both ends.
+    let mut many: Vec<_> = (0..25_000).map(|_| uuid::Uuid::new_v4()).collect();
+    many.insert(0, locks[2].id);
+    many.push(locks[3].id);
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.delete_locks(&many).await.unwrap(), 2);
+    tx.commit().await.unwrap();
+    let mut tx = begin(&store).await;
+    let left = tx.list_locks(&LockQuery::default()).await.unwrap();
+    assert_eq!(left.len(), 2, "{left:?}");
+    drop(tx);
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// `sqlstate_of` reads the server's SQLSTATE through fsmeta's error mapping:
+/// a missing table is 42P01 whatever the message says; errors fsmeta raises
+/// itself have none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlstate_of_names_a_missing_table() {
+    use fsmeta::backend::postgres::{UNDEFINED_TABLE, sqlstate_of};
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    sql_exec(&db, "DROP TABLE files").await;
+    let mut tx = begin(&store).await;
+    let invalid = tx.put_file(&sample_file(b"f", "")).await.unwrap_err();
+    assert_eq!(sqlstate_of(&invalid), None, "{invalid}");
+    let missing = tx.get_file(&handle(b"f")).await.unwrap_err();
+    assert_eq!(
+        sqlstate_of(&missing).as_deref(),
+        Some(UNDEFINED_TABLE),
+        "{missing}"
+    );
+    drop(tx);
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
 /// `connect_with`: odd schema names are quoted identifiers, `migrate: false`
 /// leaves the schema alone, a zero pool is refused, `open()` takes a URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -838,6 +1106,119 @@ async fn conflict_on_a_statement_is_classified() {
     // The aborted transaction only reports errors now; rolling back is clean.
     t2.rollback().await.expect("rollback after a conflict");
     assert_eq!(begin(&store).await.server_epoch().await.unwrap(), 1);
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// A statement that lost a serialization race aborts the transaction on the
+/// server: a later write is not silently dropped while `commit` says Ok.
+/// Every later operation and `commit` are `Conflict` (so `transact` reruns
+/// it), and nothing of the transaction is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_after_a_failed_statement_is_an_error() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let f = sample_file(b"aborted", "s");
+    let lock = sample_lock(&f.handle, "o", "c", "s");
+    let mut t1 = begin(&store).await;
+    let mut t2 = begin(&store).await;
+    assert_eq!(t2.server_epoch().await.unwrap(), 0, "t2 takes its snapshot");
+    t2.put_file(&f).await.unwrap();
+    assert_eq!(t1.increment_server_epoch().await.unwrap(), 1);
+    t1.commit().await.unwrap();
+    // t1 changed the row after t2's snapshot: 40001 on the statement.
+    let r = t2.increment_server_epoch().await;
+    assert!(is_conflict(&r), "the second increment: {r:?}");
+    // The caller ignores that error and goes on.
+    let later = t2.put_lock(&lock).await;
+    assert!(is_conflict(&later), "put_lock after the failure: {later:?}");
+    let read = t2.get_file(&f.handle).await;
+    assert!(is_conflict(&read), "get_file after the failure: {read:?}");
+    let commit = t2.commit().await;
+    assert!(is_conflict(&commit), "commit after the failure: {commit:?}");
+
+    let mut tx = begin(&store).await;
+    assert_eq!(
+        tx.get_file(&f.handle).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(tx.get_lock(lock.id).await.unwrap(), None, "nothing stored");
+    assert_eq!(tx.server_epoch().await.unwrap(), 1);
+    drop(tx);
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// A failure that is not a conflict (here a CHECK the store does not know
+/// about) aborts the transaction too: later operations and `commit` are
+/// errors naming the first failure, not retryable, and nothing is stored.
+/// Errors fsmeta raises itself before sending (`Invalid`) and "not found"
+/// answers leave the transaction usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_after_a_check_violation_is_an_error() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    sql_exec(
+        &db,
+        "ALTER TABLE files ADD CONSTRAINT files_small_check CHECK (size < 5000)",
+    )
+    .await;
+    let small = sample_file(b"small", "s");
+    let mut big = sample_file(b"big", "s");
+    big.size = 10_000;
+    let lock = sample_lock(&small.handle, "o", "c", "s");
+
+    let mut tx = begin(&store).await;
+    // Errors about the caller's input: the transaction stays usable.
+    assert!(matches!(
+        tx.put_file(&sample_file(b"bad", "")).await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        tx.delete_lock(uuid::Uuid::new_v4()).await,
+        Err(Error::LockNotFound(_))
+    ));
+    tx.put_file(&small).await.expect("still usable");
+    let r = tx.put_file(&big).await;
+    assert!(
+        matches!(&r, Err(Error::Backend(_))),
+        "the CHECK violation: {r:?}"
+    );
+    let later = tx.put_lock(&lock).await;
+    match &later {
+        Err(e @ Error::Backend(_)) => {
+            assert!(!e.is_retryable());
+            assert!(
+                e.to_string().contains("put_file"),
+                "names the first failure: {e}"
+            );
+        }
+        other => panic!("put_lock after the failure: {other:?}"),
+    }
+    let commit = tx.commit().await;
+    match &commit {
+        Err(e @ Error::Backend(_)) => assert!(
+            e.to_string().contains("put_file") && e.to_string().contains("files_small_check"),
+            "names the first failure: {e}"
+        ),
+        other => panic!("commit after the failure must be an error: {other:?}"),
+    }
+
+    let mut tx = begin(&store).await;
+    assert_eq!(
+        tx.get_file(&small.handle).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(tx.get_lock(lock.id).await.unwrap(), None, "nothing stored");
+    drop(tx);
+    db.close().await.ok();
     drop(store);
     fx.cleanup().await;
 }

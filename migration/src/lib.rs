@@ -1,28 +1,51 @@
-//! Schema migrations for fsmeta's PostgreSQL backend.
+//! Schema migrations for fsmeta's PostgreSQL backend, in two sets
+//! (expand/contract), so that a cluster can be upgraded one server at a time.
 //!
-//! [`Migrator`] is what `fsmeta::PostgresStore::connect` runs at start-up; the
-//! `migration` binary (feature `cli`) runs the same migrations by hand:
+//! - [`Migrator`], the **expand** set, is what `fsmeta::PostgresStore::connect`
+//!   runs at start-up. Its migrations only add (tables, columns, indexes,
+//!   copied data): servers of the previous release keep working on the
+//!   expanded schema.
+//! - [`ContractMigrator`], the **contract** set, removes what the expand set
+//!   replaced (a column an older release still reads). Nothing runs it
+//!   implicitly: an operator runs it once every server is upgraded
+//!   (`fsmeta::PostgresStore::contract`, or the `contract` binary below). It
+//!   keeps its own history table, [`CONTRACT_TABLE`], so the two sets never
+//!   disturb each other.
+//!
+//! The `migration` binary (feature `cli`) runs the expand set by hand, the
+//! `contract` binary the contract set (both take sea-orm-migration's
+//! arguments: `up`, `down`, `status`, `-s SCHEMA`, `-u URL`):
 //!
 //! ```text
 //! DATABASE_URL=postgres://user@host/db cargo run -p migration --features cli -- up
 //! DATABASE_URL=postgres://user@host/db cargo run -p migration --features cli -- -s my_schema status
+//! DATABASE_URL=postgres://user@host/db cargo run -p migration --features cli --bin contract -- -s my_schema up
 //! ```
 //!
 //! Migrations are append-only: a released migration is never edited, a schema
 //! change is a new `mYYYYMMDD_HHMMSS_*.rs` file added to the end of
-//! [`Migrator::migrations`].
+//! [`Migrator::migrations`] (it adds) or [`ContractMigrator::migrations`] (it
+//! drops; and the expand migration that made the drop possible comes first).
+//! The one exception, migration 2, lost its column drop to the contract set
+//! because running it at connect broke rolling upgrades.
 pub use sea_orm_migration::prelude::*;
 
 mod columns;
 mod m20261127_000001_create_tables;
 mod m20261127_000002_nodes;
+mod m20261201_000003_drop_server_state_clean_shutdown;
 
 /// The node that owns a store written before nodes existed (`fsmeta::DEFAULT_NODE`;
 /// a test checks they agree): migration 2 gives it the store's epoch and
 /// clean-shutdown flag.
 pub const LEGACY_NODE_ID: &str = "default";
 
-/// The ordered list of fsmeta's migrations.
+/// The history table of [`ContractMigrator`] (the expand set's is
+/// sea-orm-migration's default, `seaql_migrations`).
+pub const CONTRACT_TABLE: &str = "fsmeta_contract_migrations";
+
+/// The expand set: the ordered list of fsmeta's migrations that only add,
+/// run at every connect.
 pub struct Migrator;
 
 #[async_trait::async_trait]
@@ -32,5 +55,24 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_create_tables::Migration),
             Box::new(m20261127_000002_nodes::Migration),
         ]
+    }
+}
+
+/// The contract set: the ordered list of migrations that drop what an older
+/// release still uses, run only when an operator asks, after every server of
+/// the cluster was upgraded. Each checks that the expand migrations it
+/// depends on have run.
+pub struct ContractMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for ContractMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(
+            m20261201_000003_drop_server_state_clean_shutdown::Migration,
+        )]
+    }
+
+    fn migration_table_name() -> DynIden {
+        Alias::new(CONTRACT_TABLE).into_iden()
     }
 }

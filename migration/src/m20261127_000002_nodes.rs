@@ -6,21 +6,30 @@
 //!   (`NUMERIC(20,0)`, as every u64) and clean-shutdown flag.
 //! - `epoch_records`: one row per epoch handed out (`epoch` `NUMERIC(20,0)`
 //!   primary key), with the node and the start time.
-//! - `server_state` keeps only the global epoch counter: its
-//!   `clean_shutdown` column moves to the default node. A store that was used
-//!   before nodes existed (epoch above 0, or an unclean flag) becomes the
-//!   default node's: the node gets the store's epoch and flag, so a server
-//!   that crashed before the upgrade still recovers as unclean. An unused
-//!   store gets no node row, exactly like a new one.
+//! - The clean-shutdown flag moves from `server_state` to the default node.
+//!   A store that was used before nodes existed (epoch above 0, or an unclean
+//!   flag) becomes the default node's: the node gets the store's epoch and
+//!   flag, so a server that crashed before the upgrade still recovers as
+//!   unclean. An unused store gets no node row, exactly like a new one.
+//!
+//! This is an *expand* migration: it only adds. `server_state.clean_shutdown`
+//! stays, so servers of the previous release, which still read and write it,
+//! keep working during a rolling upgrade; new servers no longer use it. Its
+//! drop is the contract migration
+//! `m20261201_000003_drop_server_state_clean_shutdown`, run explicitly once
+//! every server is upgraded (see [`crate::ContractMigrator`]). (The first
+//! release of this migration dropped the column itself; a database migrated
+//! by it simply has nothing left for the contract step to drop.)
 //!
 //! `down` reverses it: the default node's flag goes back into
-//! `server_state.clean_shutdown`, and the two tables are dropped.
+//! `server_state.clean_shutdown` (re-added if a contract step dropped it),
+//! and the two tables are dropped.
 use sea_orm_migration::prelude::*;
 
 use crate::LEGACY_NODE_ID;
 use crate::columns::{node_id_col, timestamp_col, u64_col};
 
-/// Creates `nodes` and `epoch_records`, moves the clean flag to the default node.
+/// Creates `nodes` and `epoch_records`, copies the clean flag to the default node.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -104,14 +113,6 @@ impl MigrationTrait for Migration {
                     .on_conflict(OnConflict::column(Nodes::NodeId).do_nothing().to_owned())
                     .to_owned(),
             )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(ServerState::Table)
-                    .drop_column(ServerState::CleanShutdown)
-                    .to_owned(),
-            )
             .await
     }
 
@@ -120,7 +121,7 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table(ServerState::Table)
-                    .add_column(
+                    .add_column_if_not_exists(
                         ColumnDef::new(ServerState::CleanShutdown)
                             .boolean()
                             .not_null()

@@ -99,7 +99,10 @@ async fn open_postgres(
             tx.server_epoch().await
         };
         if let Err(e) = probe.await {
-            let missing = e.to_string().contains("does not exist");
+            // By SQLSTATE, not by message text (which the server's locale
+            // translates, and which a missing column or function shares).
+            let missing = fsmeta::backend::postgres::sqlstate_of(&e).as_deref()
+                == Some(fsmeta::backend::postgres::UNDEFINED_TABLE);
             return Err(if missing {
                 CliError::usage(format!(
                     "{shown} has no fsmeta tables (wrong database or search_path?); \
@@ -124,20 +127,38 @@ async fn open_postgres(
     ))
 }
 
-/// The URL with its password replaced by `***`, for messages.
+/// The URL with its passwords replaced by `***`, for messages: the one in
+/// the userinfo (`user:password@`) and every `password=` query parameter
+/// (libpq accepts both; the parameter name in any case). The rest is kept.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
         },
-        None => url.to_owned(),
-    }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _value)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => param.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 #[cfg(test)]
@@ -152,5 +173,27 @@ mod tests {
         );
         assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
         assert_eq!(redact("fjall:/var/lib/x"), "fjall:/var/lib/x");
+    }
+
+    #[test]
+    fn password_query_parameters_are_redacted() {
+        assert_eq!(
+            redact("postgres://u@db/x?password=s3cr3t&sslmode=require"),
+            "postgres://u@db/x?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("postgresql://db/x?sslmode=require&PassWord=a%26b&application_name=fsmeta"),
+            "postgresql://db/x?sslmode=require&PassWord=***&application_name=fsmeta"
+        );
+        assert_eq!(
+            redact("postgres://u:p@db?password=q"),
+            "postgres://u:***@db?password=***"
+        );
+        // Other parameters, even ones that end in "password", are kept.
+        assert_eq!(
+            redact("postgres://u@db/x?passwordless=1&options=-csearch_path%3Dfsmeta"),
+            "postgres://u@db/x?passwordless=1&options=-csearch_path%3Dfsmeta"
+        );
+        assert_eq!(redact("postgres://db/x?"), "postgres://db/x?");
     }
 }

@@ -2,7 +2,7 @@
 //! `migration` crate; these only describe it to the query builder, in the
 //! database's own types (`NUMERIC` as `Decimal`, `BIGINT` as `i64`, …).
 //! Conversion to fsmeta's model, and the checks that a stored row obeys it,
-//! live in the parent module.
+//! live in `super::rows`.
 
 pub(super) mod epoch_records;
 pub(super) mod files;

@@ -1,5 +1,7 @@
 //! The single-row `server_state` table (`id = 1`): the global epoch counter.
-//! (Its `clean_shutdown` column moved to the default node in migration 2.)
+//! (Its `clean_shutdown` column moved to the default node in migration 2;
+//! the column itself stays, unread, for servers of older releases until the
+//! contract step drops it.)
 
 use sea_orm::entity::prelude::*;
 

@@ -1,0 +1,148 @@
+//! [`NodeStore`] on PostgreSQL: the global epoch counter (`server_state`),
+//! `nodes` and `epoch_records`.
+
+use async_trait::async_trait;
+use sea_orm::prelude::Decimal;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::entity::{epoch_records, nodes, server_state};
+use super::rows::{
+    epoch_record_from_row, epoch_record_row, node_from_row, node_row, select_epoch_records,
+    u64_from_db,
+};
+use super::tx::PgTx;
+use crate::error::{Error, Result};
+use crate::node::{EpochRecord, NodeState, NodeStore};
+use crate::validate;
+
+#[async_trait]
+impl NodeStore for PgTx {
+    async fn server_epoch(&mut self) -> Result<u64> {
+        let state = self.state("server_epoch").await?;
+        u64_from_db("server_state.epoch", state.epoch)
+    }
+
+    async fn increment_server_epoch(&mut self) -> Result<u64> {
+        let op = "increment_server_epoch";
+        self.usable(op)?;
+        use server_state::Column as C;
+        // One statement, so concurrent increments cannot lose one: under
+        // SERIALIZABLE the second writer of the row gets 40001 and retries.
+        // The `epoch < u64::MAX` guard keeps the CHECK from firing (which would
+        // abort the transaction); a saturated epoch is reported below instead.
+        let updated = server_state::Entity::update_many()
+            .col_expr(C::Epoch, Expr::col(C::Epoch).add(1))
+            .filter(C::Id.eq(server_state::ROW_ID))
+            .filter(C::Epoch.lt(Decimal::from(u64::MAX)))
+            .exec_with_returning(&self.tx)
+            .await
+            .map_err(|e| self.fail(op, e))?;
+        match updated.into_iter().next() {
+            Some(row) => u64_from_db("server_state.epoch", row.epoch),
+            None => {
+                let state = self.state(op).await?;
+                if u64_from_db("server_state.epoch", state.epoch)? == u64::MAX {
+                    Err(Error::EpochExhausted)
+                } else {
+                    Err(Error::Corrupt(
+                        "server_state: the epoch row was not updated".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn advance_server_epoch(&mut self, at_least: u64) -> Result<u64> {
+        let op = "advance_server_epoch";
+        self.usable(op)?;
+        use server_state::Column as C;
+        // One conditional UPDATE: it writes only when the counter is below
+        // `at_least`, and its read of the row takes part in SERIALIZABLE
+        // conflict detection like `increment_server_epoch`'s.
+        let updated = server_state::Entity::update_many()
+            .col_expr(C::Epoch, Expr::value(Decimal::from(at_least)))
+            .filter(C::Id.eq(server_state::ROW_ID))
+            .filter(C::Epoch.lt(Decimal::from(at_least)))
+            .exec_with_returning(&self.tx)
+            .await
+            .map_err(|e| self.fail(op, e))?;
+        match updated.into_iter().next() {
+            Some(row) => u64_from_db("server_state.epoch", row.epoch),
+            None => u64_from_db("server_state.epoch", self.state(op).await?.epoch),
+        }
+    }
+
+    async fn get_node(&mut self, node_id: &str) -> Result<Option<NodeState>> {
+        let op = "get_node";
+        self.usable(op)?;
+        validate::id("node_id", node_id)?;
+        nodes::Entity::find_by_id(node_id.to_owned())
+            .one(&self.tx)
+            .await
+            .map_err(|e| self.fail(op, e))?
+            .map(node_from_row)
+            .transpose()
+    }
+
+    async fn put_node(&mut self, node: &NodeState) -> Result<()> {
+        let op = "put_node";
+        self.usable(op)?;
+        validate::node(node)?;
+        use nodes::Column as C;
+        nodes::Entity::insert(node_row(node))
+            .on_conflict(
+                OnConflict::column(C::NodeId)
+                    .update_columns([C::Epoch, C::CleanShutdown])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.tx)
+            .await
+            .map_err(|e| self.fail(op, e))?;
+        Ok(())
+    }
+
+    async fn list_nodes(&mut self) -> Result<Vec<NodeState>> {
+        let op = "list_nodes";
+        self.usable(op)?;
+        // `node_id` is in the C collation: bytewise order, like `String`'s.
+        nodes::Entity::find()
+            .order_by_asc(nodes::Column::NodeId)
+            .all(&self.tx)
+            .await
+            .map_err(|e| self.fail(op, e))?
+            .into_iter()
+            .map(node_from_row)
+            .collect()
+    }
+
+    async fn put_epoch_record(&mut self, record: &EpochRecord) -> Result<()> {
+        let op = "put_epoch_record";
+        self.usable(op)?;
+        validate::epoch_record(record)?;
+        use epoch_records::Column as C;
+        epoch_records::Entity::insert(epoch_record_row(record)?)
+            .on_conflict(
+                OnConflict::column(C::Epoch)
+                    .update_columns([C::NodeId, C::StartedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.tx)
+            .await
+            .map_err(|e| self.fail(op, e))?;
+        Ok(())
+    }
+
+    async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>> {
+        let op = "list_epoch_records";
+        self.usable(op)?;
+        select_epoch_records()
+            .order_by_asc(epoch_records::Column::Epoch)
+            .all(&self.tx)
+            .await
+            .map_err(|e| self.fail(op, e))?
+            .into_iter()
+            .map(epoch_record_from_row)
+            .collect()
+    }
+}

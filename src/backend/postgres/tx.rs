@@ -1,0 +1,144 @@
+//! [`PgTx`]: one SERIALIZABLE transaction on a pooled connection, and the
+//! rule that it never reports a commit the server did not make.
+//!
+//! # Aborted transactions
+//!
+//! Once a statement fails on the server (a serialization failure, a CHECK,
+//! a timeout, a lost connection), PostgreSQL aborts the transaction: every
+//! later statement is refused and `COMMIT` is answered `ROLLBACK`, which the
+//! driver reports as success. So the first such failure is remembered, and
+//! from then on every operation and [`MetadataTransaction::commit`] fail
+//! without sending anything: with [`Error::Conflict`] when the first failure
+//! was a serialization failure or deadlock (so `transact` reruns the whole
+//! transaction), otherwise with an [`Error::Backend`] naming that failure.
+//! `commit` returns `Ok` only when the server committed.
+//!
+//! Errors fsmeta raises before sending anything ([`Error::Invalid`],
+//! `LockNotFound`, `FileNotFound` learnt from a row count) and stored values
+//! that fail to decode ([`Error::Corrupt`]: the server answered normally)
+//! leave the transaction usable.
+
+use async_trait::async_trait;
+use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
+
+use super::entity::server_state;
+use super::errors::{db_error, is_conflict, is_decode_error};
+use super::rows::missing_state;
+use crate::error::{Error, Result};
+use crate::tx::MetadataTransaction;
+
+/// One PostgreSQL transaction. Dropping SeaORM's `DatabaseTransaction`
+/// without commit queues a `ROLLBACK` that runs before the connection is reused.
+pub(super) struct PgTx {
+    /// The open transaction.
+    pub(super) tx: DatabaseTransaction,
+    /// The first statement that failed on the server, if one did: the
+    /// server has aborted the transaction.
+    aborted: Option<Aborted>,
+}
+
+/// What made the server abort a transaction.
+#[derive(Clone, Debug)]
+struct Aborted {
+    /// The operation whose statement failed.
+    op: &'static str,
+    /// Whether it was a serialization failure or deadlock (retryable).
+    conflict: bool,
+    /// The failure, as the driver reported it.
+    detail: String,
+}
+
+/// The error of an operation on a transaction an earlier failure aborted.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the transaction was aborted by the server when {first_op} failed ({detail}); \
+     nothing it wrote will be committed: roll it back"
+)]
+struct TransactionAborted {
+    first_op: &'static str,
+    detail: String,
+}
+
+impl Aborted {
+    /// The error `op` returns on the aborted transaction.
+    fn error(&self, op: &'static str) -> Error {
+        if self.conflict {
+            Error::Conflict(format!(
+                "{op}: the transaction was aborted by a serialization failure in {}: {}",
+                self.op, self.detail
+            ))
+        } else {
+            Error::backend(
+                op,
+                TransactionAborted {
+                    first_op: self.op,
+                    detail: self.detail.clone(),
+                },
+            )
+        }
+    }
+}
+
+impl PgTx {
+    /// Wraps a transaction just begun.
+    pub(super) fn new(tx: DatabaseTransaction) -> Self {
+        PgTx { tx, aborted: None }
+    }
+
+    /// `Ok` unless an earlier statement failed on the server; every
+    /// operation calls it before sending anything.
+    pub(super) fn usable(&self, op: &'static str) -> Result<()> {
+        match &self.aborted {
+            Some(aborted) => Err(aborted.error(op)),
+            None => Ok(()),
+        }
+    }
+
+    /// Maps a failed statement of `op` to fsmeta's error and, unless the
+    /// server answered normally (a value that does not decode), remembers
+    /// that the transaction is aborted.
+    pub(super) fn fail(&mut self, op: &'static str, e: DbErr) -> Error {
+        if self.aborted.is_none() && !is_decode_error(&e) {
+            self.aborted = Some(Aborted {
+                op,
+                conflict: is_conflict(&e),
+                detail: e.to_string(),
+            });
+        }
+        db_error(op, e)
+    }
+
+    /// The `server_state` row; `Corrupt` when it was deleted.
+    pub(super) async fn state(&mut self, op: &'static str) -> Result<server_state::Model> {
+        self.usable(op)?;
+        server_state::Entity::find_by_id(server_state::ROW_ID)
+            .one(&self.tx)
+            .await
+            .map_err(|e| self.fail(op, e))?
+            .ok_or_else(missing_state)
+    }
+}
+
+#[async_trait]
+impl MetadataTransaction for PgTx {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        if let Some(aborted) = &self.aborted {
+            // `COMMIT` would be answered `ROLLBACK`, and reported as success.
+            let error = aborted.error("commit");
+            if let Err(e) = self.tx.rollback().await {
+                tracing::debug!(error = %e, "fsmeta: rollback of an aborted transaction failed");
+            }
+            return Err(error);
+        }
+        // Serialization failures are often detected only here (SSI checks
+        // dangerous structures at commit): they are `Conflict` like on a statement.
+        self.tx.commit().await.map_err(|e| db_error("commit", e))
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        self.tx
+            .rollback()
+            .await
+            .map_err(|e| db_error("rollback", e))
+    }
+}
