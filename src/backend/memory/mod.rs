@@ -12,7 +12,7 @@
 //! Layout: `table.rs` is the one generic indexed table (records by key plus
 //! secondary indexes); `files.rs`, `locks.rs` and `nodes.rs` each declare one
 //! family over it (key, index extractors, read-set and commit-record
-//! bookkeeping: [`Bookkeeping`]) and implement its trait; this file holds the
+//! bookkeeping: `Bookkeeping`) and implement its trait; this file holds the
 //! store, `begin` and `commit`.
 
 use std::collections::{BTreeMap, VecDeque};
