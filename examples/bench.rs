@@ -13,6 +13,7 @@
 //! cargo run --release --example bench              # full: 1M-lock stores
 //! cargo run --release --example bench -- --quick   # smoke run, under a minute
 //! cargo run --release --example bench -- --only P1,P3 --backends memory,fjall
+//! cargo run --release --example bench -- --quick --only P4-OLD-TX --backends memory
 //! ```
 //!
 //! PostgreSQL: `FSMETA_BENCH_POSTGRES_URL` (or `FSMETA_TEST_POSTGRES_URL`,
@@ -574,6 +575,78 @@ async fn p4(cfg: &Cfg, small: &MemoryStore, big: &MemoryStore) -> Res {
     Ok(())
 }
 
+/// Commits made in each P4-old-tx run; the last `P4_OLD_MEASURED` are timed.
+const P4_OLD_COMMITS: u64 = 10_000;
+const P4_OLD_MEASURED: u64 = 1_000;
+
+/// What stays open while a P4-old-tx run commits.
+#[derive(Clone, Copy, PartialEq)]
+enum Bystander {
+    /// One transaction begun before the first commit and kept open to the end
+    /// (`copy_store`'s source snapshot): the commit log keeps every commit.
+    Old,
+    /// A fresh transaction begun before each commit and dropped after it: the
+    /// same commit path (replay plus log record), a log of one record.
+    Fresh,
+    /// Nothing: each commit is alone and publishes its working tables.
+    None,
+}
+
+/// Commit cost while an old transaction stays open (issue 14 item 7):
+/// validation must examine only the commits after the committer's snapshot,
+/// so the 10,000th commit costs what the 1st does.
+async fn p4_old_tx(cfg: &Cfg) -> Res {
+    async fn run(bystander: Bystander) -> Res<f64> {
+        let store = MemoryStore::new();
+        let old = match bystander {
+            Bystander::Old => Some(store.begin().await?),
+            _ => None,
+        };
+        let mut secs = 0.0;
+        for j in 0..P4_OLD_COMMITS {
+            let lock = extra_lock(4, "p4-old-client", 0, j);
+            let fresh = match bystander {
+                Bystander::Fresh => Some(store.begin().await?),
+                _ => None,
+            };
+            let started = Instant::now();
+            let mut tx = store.begin().await?;
+            tx.put_lock(&lock).await?;
+            tx.commit().await?;
+            if j >= P4_OLD_COMMITS - P4_OLD_MEASURED {
+                secs += started.elapsed().as_secs_f64();
+            }
+            drop(fresh);
+        }
+        drop(old);
+        Ok(secs / P4_OLD_MEASURED as f64)
+    }
+    let (mut old, mut fresh, mut none) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..cfg.p4_rounds.min(5) {
+        old.push(run(Bystander::Old).await?);
+        fresh.push(run(Bystander::Fresh).await?);
+        none.push(run(Bystander::None).await?);
+    }
+    let (old, fresh, none) = (median(old), median(fresh), median(none));
+    report(
+        "P4-memory-old-tx",
+        old / fresh,
+        Goal::AtMost(1.5),
+        &format!(
+            "begin+put_lock+commit, commits {}..{}: one transaction open since before commit 0 {}, \
+             a fresh one open {}, none open {} (old/none {:.2}; median of {} rounds)",
+            P4_OLD_COMMITS - P4_OLD_MEASURED,
+            P4_OLD_COMMITS,
+            us(old),
+            us(fresh),
+            us(none),
+            old / none,
+            cfg.p4_rounds.min(5)
+        ),
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // P6: reopen a fjall store and list every lock, vs a raw scan
 
@@ -960,6 +1033,9 @@ async fn pg_footprint(cfg: &Cfg, schema: &str, n: u64) -> Res {
 // The run
 
 async fn run_memory(cfg: &Cfg) -> Res {
+    if cfg.wants("P4") || cfg.wants("P4-OLD-TX") {
+        p4_old_tx(cfg).await?;
+    }
     if cfg.wants("P4") {
         let small = MemoryStore::new();
         let big = MemoryStore::new();

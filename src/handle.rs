@@ -25,11 +25,6 @@ impl FileHandle {
         FileHandle(bytes)
     }
 
-    /// A value below every valid handle, for the lower bound of a range scan.
-    pub(crate) fn min() -> Self {
-        FileHandle(Vec::new())
-    }
-
     /// The handle's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

@@ -1,0 +1,203 @@
+//! The lock family: `PersistedLock` by id, indexed by file, owner, client,
+//! share and epoch.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::table::{Family, Table};
+use super::{Bookkeeping, MemoryTx};
+use crate::error::{Error, Result};
+use crate::file::FileHandle;
+use crate::lock::{LockQuery, LockStore, PersistedLock};
+use crate::validate;
+
+/// The lock family.
+pub(super) struct Locks;
+
+impl Family for Locks {
+    type Key = Uuid;
+    type Record = PersistedLock;
+    type Indexes = LockIndexes;
+    const NAME: &'static str = "locks";
+    fn key(lock: &PersistedLock) -> &Uuid {
+        &lock.id
+    }
+}
+
+memory_index!(ByFile: Locks => FileHandle, |l| &l.file_id);
+memory_index!(ByOwner: Locks => str, |l| &l.owner_id);
+memory_index!(ByClient: Locks => str, |l| &l.client_id);
+memory_index!(ByShare: Locks => str, |l| &l.share_name);
+memory_index!(ByEpoch: Locks => u64, |l| &l.server_epoch);
+memory_indexes!(pub(super) struct LockIndexes for Locks {
+    by_file: ByFile,
+    by_owner: ByOwner,
+    by_client: ByClient,
+    by_share: ByShare,
+    by_epoch: ByEpoch,
+});
+
+/// A stored lock, shared by the record map, every index and every snapshot.
+type LockRef = Arc<PersistedLock>;
+
+/// One lock write of a transaction.
+pub(super) enum Write {
+    Put(LockRef),
+    Delete(Uuid),
+}
+
+/// What a transaction read of the locks: ids it looked up, queries it ran.
+#[derive(Default)]
+pub(super) struct Reads {
+    ids: HashSet<Uuid>,
+    queries: Vec<LockQuery>,
+}
+
+/// The locks a commit changed: record before, record after.
+#[derive(Default)]
+pub(super) struct Changes(Vec<(Option<LockRef>, Option<LockRef>)>);
+
+impl Bookkeeping for Locks {
+    type Tables = Table<Locks>;
+    type Write = Write;
+    type Reads = Reads;
+    type Changes = Changes;
+
+    fn replay(table: &mut Table<Locks>, write: Write, changes: &mut Changes) {
+        match write {
+            Write::Put(lock) => {
+                let old = table.put(lock.clone());
+                changes.0.push((old, Some(lock)));
+            }
+            Write::Delete(id) => {
+                let old = table.delete(&id);
+                changes.0.push((old, None));
+            }
+        }
+    }
+
+    fn invalidates(changes: &Changes, reads: &Reads) -> bool {
+        changes.0.iter().any(|(old, new)| {
+            [old, new].into_iter().flatten().any(|lock| {
+                reads.ids.contains(&lock.id) || reads.queries.iter().any(|q| q.matches(lock))
+            })
+        })
+    }
+}
+
+/// Every stored lock matching `query`, in id order, found through its most
+/// selective index (all locks when it sets no field).
+fn matching(table: &Table<Locks>, query: &LockQuery) -> Result<Vec<LockRef>> {
+    let candidates = if let Some(file) = &query.file_id {
+        table.find(|ix| &ix.by_file, file)?
+    } else if let Some(client) = &query.client_id {
+        table.find(|ix| &ix.by_client, client.as_str())?
+    } else if let Some(owner) = &query.owner_id {
+        table.find(|ix| &ix.by_owner, owner.as_str())?
+    } else if let Some(share) = &query.share_name {
+        table.find(|ix| &ix.by_share, share.as_str())?
+    } else if let Some(below) = query.server_epoch_below {
+        let mut locks =
+            table.find_range(|ix| &ix.by_epoch, Bound::Unbounded, Bound::Excluded(&below))?;
+        locks.sort_unstable_by_key(|l| l.id);
+        locks
+    } else {
+        return Ok(table.iter().filter(|l| query.matches(l)).cloned().collect());
+    };
+    Ok(candidates
+        .into_iter()
+        .filter(|l| query.matches(l))
+        .collect())
+}
+
+#[async_trait]
+impl LockStore for MemoryTx {
+    async fn put_lock(&mut self, lock: &PersistedLock) -> Result<()> {
+        validate::lock(lock)?;
+        let lock = Arc::new(lock.clone());
+        self.working.locks.put(lock.clone());
+        self.writes.locks.push(Write::Put(lock));
+        Ok(())
+    }
+
+    async fn get_lock(&mut self, id: Uuid) -> Result<Option<PersistedLock>> {
+        self.reads.locks.ids.insert(id);
+        Ok(self.working.locks.get(&id).map(|l| PersistedLock::clone(l)))
+    }
+
+    async fn delete_lock(&mut self, id: Uuid) -> Result<()> {
+        self.reads.locks.ids.insert(id);
+        self.working
+            .locks
+            .delete(&id)
+            .ok_or(Error::LockNotFound(id))?;
+        self.writes.locks.push(Write::Delete(id));
+        Ok(())
+    }
+
+    async fn list_locks_page(
+        &mut self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<PersistedLock>> {
+        validate::page_limit(limit)?;
+        self.reads.locks.queries.push(LockQuery::default());
+        Ok(self
+            .working
+            .locks
+            .page(after.as_ref(), limit)
+            .iter()
+            .map(|l| PersistedLock::clone(l))
+            .collect())
+    }
+
+    async fn list_locks(&mut self, query: &LockQuery) -> Result<Vec<PersistedLock>> {
+        validate::query(query)?;
+        self.reads.locks.queries.push(query.clone());
+        Ok(matching(&self.working.locks, query)?
+            .iter()
+            .map(|l| PersistedLock::clone(l))
+            .collect())
+    }
+
+    async fn delete_locks_by_client(&mut self, client_id: &str) -> Result<u64> {
+        validate::id("client_id", client_id)?;
+        self.delete_matching(LockQuery::by_client(client_id))
+    }
+
+    async fn delete_locks_by_file(&mut self, file: &FileHandle) -> Result<u64> {
+        validate::file_handle(file)?;
+        self.delete_matching(LockQuery::by_file(file))
+    }
+
+    /// One lookup and delete per id: costs what it deletes.
+    async fn delete_locks(&mut self, ids: &[Uuid]) -> Result<u64> {
+        let mut deleted = 0;
+        for &id in ids {
+            self.reads.locks.ids.insert(id);
+            if self.working.locks.delete(&id).is_some() {
+                self.writes.locks.push(Write::Delete(id));
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+impl MemoryTx {
+    /// Deletes every lock matching `query`, found through its index: costs
+    /// what it deletes, not the store's size.
+    fn delete_matching(&mut self, query: LockQuery) -> Result<u64> {
+        let locks = matching(&self.working.locks, &query)?;
+        self.reads.locks.queries.push(query);
+        for lock in &locks {
+            self.working.locks.delete(&lock.id);
+            self.writes.locks.push(Write::Delete(lock.id));
+        }
+        Ok(locks.len() as u64)
+    }
+}

@@ -1,0 +1,221 @@
+//! Unit tests of the memory backend's internals: damage planted in the tables
+//! and the commit log's validation window. The behaviour every backend shares
+//! is checked by the conformance suite (`tests/memory.rs`).
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::MemoryStore;
+use crate::error::Error;
+use crate::file::{FileHandle, FileKind, FileMeta};
+use crate::lock::{LockQuery, LockType, PersistedLock, ShareReservation};
+use crate::time::Timestamp;
+use crate::tx::MetadataStore;
+use crate::verify::ProblemKind;
+
+thread_local! {
+    static EXAMINED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts one commit-log record examined by validation (on this thread).
+pub(super) fn examined() {
+    EXAMINED.with(|c| c.set(c.get() + 1));
+}
+
+fn take_examined() -> usize {
+    EXAMINED.with(|c| c.replace(0))
+}
+
+fn file(n: u8, share: &str) -> FileMeta {
+    FileMeta {
+        handle: FileHandle::new(vec![n]).unwrap(),
+        share_name: share.to_owned(),
+        kind: FileKind::Regular,
+        mode: 0o644,
+        uid: 1,
+        gid: 1,
+        nlink: 1,
+        size: 0,
+        atime: Timestamp::from_micros(0),
+        mtime: Timestamp::from_micros(0),
+        ctime: Timestamp::from_micros(0),
+    }
+}
+
+fn lock(n: u8) -> PersistedLock {
+    PersistedLock {
+        id: Uuid::from_u128(n as u128 + 1),
+        share_name: "share".into(),
+        file_id: FileHandle::new(vec![n]).unwrap(),
+        owner_id: "owner".into(),
+        client_id: "client".into(),
+        lock_type: LockType::Exclusive,
+        offset: 0,
+        length: 10,
+        share_reservation: ShareReservation::None,
+        acquired_at: Timestamp::from_micros(0),
+        server_epoch: 1,
+    }
+}
+
+async fn store_with(files: &[FileMeta], locks: &[PersistedLock]) -> MemoryStore {
+    let store = MemoryStore::new();
+    let mut tx = store.begin().await.unwrap();
+    for f in files {
+        tx.put_file(f).await.unwrap();
+    }
+    for l in locks {
+        tx.put_lock(l).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    store
+}
+
+/// Issue 14 item 12: an index entry whose record is gone is `Corrupt`, not
+/// skipped (`list_files` used to `filter_map` it away).
+#[tokio::test]
+async fn list_files_with_a_dangling_index_entry_is_corrupt() {
+    let store = store_with(&[file(1, "s"), file(2, "s")], &[]).await;
+    {
+        let mut shared = store.lock_shared();
+        let handle = FileHandle::new(vec![2]).unwrap();
+        // The record goes; its share-index entry stays.
+        shared.tables.files.records_mut().remove(&handle);
+    }
+    let mut tx = store.begin().await.unwrap();
+    match tx.list_files("s").await {
+        Err(Error::Corrupt(msg)) => assert!(msg.contains("by_share") || msg.contains("ByShare")),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    drop(tx);
+    let report = store.verify().await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::StaleIndexEntry),
+        "{report:?}"
+    );
+}
+
+/// The same for every index of the lock family, and for an entry that points
+/// to a replaced (old) version of its record.
+#[tokio::test]
+async fn lock_queries_with_a_dangling_or_stale_entry_are_corrupt() {
+    let store = store_with(&[], &[lock(1), lock(2)]).await;
+    {
+        let mut shared = store.lock_shared();
+        let stale = Arc::new(lock(1));
+        // An entry for a lock that has no record.
+        let ghost = Arc::new(lock(9));
+        let indexes = shared.tables.locks.indexes_mut();
+        indexes.by_client.insert(&ghost);
+        // An entry holding another allocation than the stored record.
+        indexes.by_file.remove(&stale);
+        indexes.by_file.insert(&stale);
+    }
+    let mut tx = store.begin().await.unwrap();
+    for query in [
+        LockQuery::by_client("client"),
+        LockQuery::by_file(&FileHandle::new(vec![1]).unwrap()),
+    ] {
+        let result = tx.list_locks(&query).await;
+        assert!(
+            matches!(result, Err(Error::Corrupt(_))),
+            "{query:?}: {result:?}"
+        );
+    }
+    assert!(matches!(
+        tx.delete_locks_by_client("client").await,
+        Err(Error::Corrupt(_))
+    ));
+    // Indexes without damage still answer.
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_owner("owner"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    drop(tx);
+    let report = store.verify().await.unwrap();
+    let stale = report
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::StaleIndexEntry)
+        .count();
+    // The ghost in by_client, the old allocation in by_file.
+    assert_eq!(stale, 2, "{report:?}");
+}
+
+/// A record without its index entry is reported by `verify`.
+#[tokio::test]
+async fn verify_reports_a_missing_index_entry() {
+    let store = store_with(&[file(1, "s")], &[lock(1)]).await;
+    assert!(store.verify().await.unwrap().is_healthy());
+    {
+        let mut shared = store.lock_shared();
+        let stored = shared
+            .tables
+            .locks
+            .get(&Uuid::from_u128(2))
+            .cloned()
+            .unwrap();
+        shared.tables.locks.indexes_mut().by_epoch.remove(&stored);
+    }
+    let report = store.verify().await.unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert_eq!(report.problems[0].kind, ProblemKind::MissingIndexEntry);
+}
+
+/// Issue 14 item 7: while an old transaction stays open the log keeps every
+/// later commit, but validating a new transaction examines only the commits
+/// after its own snapshot (none here), not the whole log. Before the binary
+/// search, the commit below examined all 100 records.
+#[tokio::test]
+async fn validation_examines_only_commits_after_the_snapshot() {
+    let store = MemoryStore::new();
+    let old = store.begin().await.unwrap();
+    for n in 0..100u8 {
+        let mut tx = store.begin().await.unwrap();
+        tx.put_lock(&lock(n)).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(store.lock_shared().log.len(), 100);
+    take_examined();
+
+    let mut tx = store.begin().await.unwrap();
+    let mut racer = store.begin().await.unwrap();
+    tx.put_lock(&lock(200)).await.unwrap();
+    racer.get_lock(lock(200).id).await.unwrap();
+    racer.put_lock(&lock(201)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(take_examined(), 0, "nothing committed since tx's snapshot");
+    // The racer saw neither the 100 commits' absence nor tx: it examines tx's record only.
+    assert!(matches!(racer.commit().await, Err(Error::Conflict(_))));
+    assert_eq!(take_examined(), 1);
+    drop(old);
+    assert!(store.lock_shared().log.is_empty());
+}
+
+/// The search itself: the first record after each snapshot.
+#[tokio::test]
+async fn first_after_finds_the_first_later_commit() {
+    let store = MemoryStore::new();
+    let _old = store.begin().await.unwrap();
+    for n in 0..10u8 {
+        let mut tx = store.begin().await.unwrap();
+        tx.put_lock(&lock(n)).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let shared = store.lock_shared();
+    let versions: Vec<u64> = shared.log.iter().map(|r| r.version).collect();
+    assert_eq!(versions, (1..=10).collect::<Vec<_>>());
+    for snapshot in 0..=11 {
+        let first = shared.first_after(snapshot);
+        assert!(shared.log.range(..first).all(|r| r.version <= snapshot));
+        assert!(shared.log.range(first..).all(|r| r.version > snapshot));
+    }
+}
