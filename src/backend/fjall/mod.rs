@@ -4,7 +4,9 @@
 //! keyspace per record kind (`files`, `locks`, `meta`) and one per secondary
 //! index (`files_by_share`, `locks_by_file`, `locks_by_owner`,
 //! `locks_by_client`, `locks_by_share`, `locks_by_epoch`); `keys.rs` draws
-//! every key. Values are postcard behind a one-byte format version
+//! every key. Each record family (`files.rs`, `locks.rs`, `nodes.rs`) only
+//! declares its keyspace, key, codec and index extractors; one generic
+//! indexed table (`table.rs`) stores them all. Values are postcard behind a one-byte format version
 //! (`codec.rs`); `meta` records the store's format version, and a store written
 //! by a newer format is refused with [`Error::UnsupportedFormat`]. `meta` also
 //! holds the global server epoch, node states and epoch records.
@@ -49,10 +51,14 @@
 
 mod check;
 mod codec;
+mod files;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod keys;
+mod locks;
+mod nodes;
+mod table;
 mod tx;
 
 use std::fmt;
