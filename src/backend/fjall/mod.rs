@@ -39,8 +39,9 @@
 //!
 //! [`MetadataStore::verify`] decodes every record and `meta` value and checks
 //! every index entry against its record and every record against its index
-//! entries; [`MetadataStore::repair`] rebuilds the indexes from the records
-//! (see `check.rs` for what it will not touch).
+//! entries; [`MetadataStore::repair`] rebuilds the indexes from the records,
+//! in small retried transactions, so it can run while the server does (see
+//! `check.rs` for how, and for what it will not touch).
 //!
 //! # Durability
 //!
@@ -387,10 +388,14 @@ impl MetadataStore for FjallStore {
         blocking("verifying the store", move || inner.verify_blocking()).await
     }
 
-    /// Removes stale index entries and adds missing ones, in one transaction
-    /// ([`Error::Conflict`] if a writer raced it: nothing changed, run it
-    /// again). Records are never changed; see [`MetadataStore::verify`] for
-    /// the ones that are bad. Runs on the blocking pool.
+    /// Removes stale index entries and adds missing ones, safe while writers
+    /// run: in chunks of at most a few hundred keys of one keyspace, each its
+    /// own transaction, retried with backoff (and halved) when a writer
+    /// conflicts with it. [`Error::Conflict`] only if one chunk keeps
+    /// conflicting for 30 seconds; the chunks before it stay repaired, and
+    /// running repair again finishes the job. Records are never changed; see
+    /// [`MetadataStore::verify`] for the ones that are bad. Runs on the
+    /// blocking pool.
     async fn repair(&self) -> Result<u64> {
         let inner = self.inner.clone();
         blocking("repairing the indexes", move || inner.repair_blocking()).await
