@@ -537,6 +537,63 @@ async fn verify_finds_planted_damage_and_repair_fixes_indexes() {
     );
 }
 
+/// verify reports every damaged record it reaches and keeps walking: a bad
+/// file value does not hide a bad lock value, nor either a bad `meta` entry.
+#[tokio::test]
+async fn verify_reports_every_damaged_record_in_every_keyspace() {
+    use fsmeta::ProblemKind::*;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files: Vec<_> = (0..3u8).map(|i| sample_file(&[b'f', i], "s")).collect();
+    let locks: Vec<_> = files
+        .iter()
+        .map(|f| sample_lock(&f.handle, "o", "c", "s"))
+        .collect();
+    {
+        let store = FjallStore::open(dir.path()).expect("open");
+        let mut tx = begin(&store).await;
+        for f in &files {
+            tx.put_file(f).await.expect("put_file");
+        }
+        tx.put_locks(&locks).await.expect("put_locks");
+        tx.commit().await.expect("commit");
+    }
+    raw_insert(
+        dir.path(),
+        "files",
+        &[(files[0].handle.as_bytes(), b"\x01")],
+    );
+    raw_insert(
+        dir.path(),
+        "locks",
+        &[(locks[1].id.as_bytes(), b"\x02\x00")],
+    );
+    raw_insert(
+        dir.path(),
+        "meta",
+        &[(b"node/n1", b"\x01\x05"), (b"epoch/\x01", b"\x01")],
+    );
+
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    let report = store.verify().await.expect("verify");
+    assert_eq!(
+        (report.files, report.locks),
+        (3, 3),
+        "every record is counted"
+    );
+    let found = |kind, keyspace: &str| {
+        report
+            .problems
+            .iter()
+            .filter(|p| p.kind == kind && p.location.contains(&format!("`{keyspace}`")))
+            .count()
+    };
+    assert_eq!(found(Undecodable, "files"), 1, "{:#?}", report.problems);
+    assert_eq!(found(Undecodable, "locks"), 1, "{:#?}", report.problems);
+    assert_eq!(found(Undecodable, "meta"), 1, "{:#?}", report.problems);
+    assert_eq!(found(InvalidRecord, "meta"), 1, "{:#?}", report.problems);
+    assert_eq!(report.problems.len(), 4, "{:#?}", report.problems);
+}
+
 /// repair works in small retried transactions, so a writer committing lock
 /// writes the whole time does not make it fail: it fixes exactly the planted
 /// damage and the store verifies healthy afterwards. (A repair that is one
