@@ -187,7 +187,7 @@ pub fn keys(data: &[u8]) {
     }
 }
 
-/// Valid inputs for [`values`] and [`keys`] (selector byte included): a seed
+/// Valid inputs for [`values`] and [`keys()`] (selector byte included): a seed
 /// corpus, and the starting points of `tests/fuzz_decoders.rs`'s mutations.
 pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     use crate::lock::{LockType, PersistedLock, ShareReservation};
