@@ -1,47 +1,54 @@
 //! `verify` and `repair` for the fjall backend: fjall keeps its own indexes,
-//! so besides decoding every record it checks both directions between
-//! records and index entries.
+//! so besides decoding every record they check both directions between
+//! records and index entries, table by table, through [`Table::check`].
 //!
-//! The walk streams: records and index entries are visited in key order and
-//! each cross-check is a point read, so memory stays flat however large the
-//! store is. Only the findings are collected.
+//! `verify` walks the whole store in one snapshot and streams: records and
+//! index entries are visited in key order and each cross-check is a point
+//! read, so memory stays flat however large the store is. Only the findings
+//! are collected, and a bad record never stops the walk: every problem it can
+//! reach is reported.
 //!
-//! What `repair` does and does not do: it removes stale index entries and
-//! adds missing ones for every record that decodes, in one transaction. It
-//! never deletes or rewrites a record: an undecodable or invalid record is
-//! left for the operator (the report names its key), and index entries that
-//! point at one are left alone, since what they should say is unknown.
+//! `repair` removes stale index entries and adds missing ones for every
+//! record that decodes. It runs while the server runs: the store is walked in
+//! chunks of at most [`CHUNK_MAX`] keys of one keyspace, each checked and
+//! fixed in its own short transaction whose read set is exactly that key range
+//! (plus the point reads of its cross-checks), so a concurrent writer only
+//! conflicts with the chunk it touches. A chunk that conflicts is retried
+//! after a jittered, growing pause and at half the size; a chunk with nothing
+//! to fix commits nothing. Each chunk is serializable on its own: an entry it
+//! removes and the record it found missing, or a record and the entry it
+//! adds, were read in the same transaction, so a writer that changed either
+//! in between makes the chunk conflict rather than undo that write.
+//!
+//! What `repair` never does: delete or rewrite a record. An undecodable or
+//! invalid record is left for the operator (the report names its key), and
+//! index entries that point at one are left alone, since what they should say
+//! is unknown.
 
-use fjall::{OptimisticTxKeyspace, Readable, UserKey};
-use uuid::Uuid;
+use std::ops::Bound;
+use std::time::{Duration, Instant};
 
-use super::codec::{self, Fault, FaultKind};
-use super::keys::{self, names};
-use super::tx::{LOCK_INDEX_NAMES, lock_index_entries};
-use super::{Inner, Keyspaces, commit};
+use fjall::Readable;
+
+use super::codec::FaultKind;
+use super::files::Files;
+use super::keys;
+use super::locks::Locks;
+use super::nodes::{self, Epochs, Nodes};
+use super::table::{Family, Finding, KeyRange, Part, Table, read_error};
+use super::{Inner, commit};
 use crate::error::{Error, Result};
-use crate::file::{FileHandle, FileMeta};
-use crate::lock::PersistedLock;
 use crate::verify::{Problem, ProblemKind, VerifyReport};
 
-/// One thing the walk found wrong.
-enum Finding {
-    /// A record (or meta value) that is bad; repair cannot fix it.
-    Record(Fault),
-    /// An index entry that names no record, or a record that does not carry its value.
-    Stale {
-        index: OptimisticTxKeyspace,
-        name: &'static str,
-        key: UserKey,
-        detail: String,
-    },
-    /// A record without one of its index entries.
-    Missing {
-        index: OptimisticTxKeyspace,
-        name: &'static str,
-        key: Vec<u8>,
-    },
-}
+/// The most keys one repair transaction checks.
+const CHUNK_MAX: usize = 512;
+/// The first pause after a chunk conflicts (before jitter); it doubles per retry.
+const BACKOFF_INITIAL: Duration = Duration::from_millis(1);
+/// The longest pause between two attempts at one chunk (before jitter).
+const BACKOFF_MAX: Duration = Duration::from_millis(100);
+/// How long one chunk may keep conflicting before repair gives up with
+/// [`Error::Conflict`] (the chunks before it stay repaired: run it again).
+const CHUNK_PATIENCE: Duration = Duration::from_secs(30);
 
 impl Finding {
     fn problem(&self) -> Problem {
@@ -70,255 +77,105 @@ impl Finding {
     }
 }
 
-/// Walks the whole store as `reader` sees it.
-struct Walk<'a, R> {
-    reader: &'a R,
-    ks: &'a Keyspaces,
-    files: u64,
-    locks: u64,
-    findings: Vec<Finding>,
-}
-
-/// I/O error while walking `keyspace`.
-fn io(keyspace: &str) -> impl FnOnce(fjall::Error) -> Error + '_ {
-    move |e| Error::backend(format!("fjall: verifying keyspace `{keyspace}`"), e)
-}
-
-impl<'a, R: Readable> Walk<'a, R> {
-    fn run(reader: &'a R, ks: &'a Keyspaces) -> Result<Self> {
-        let mut walk = Walk {
-            reader,
-            ks,
-            files: 0,
-            locks: 0,
-            findings: Vec::new(),
-        };
-        walk.files()?;
-        walk.files_by_share()?;
-        walk.locks()?;
-        walk.lock_indexes()?;
-        walk.meta()?;
-        Ok(walk)
-    }
-
-    fn exists(&self, ks: &OptimisticTxKeyspace, name: &str, key: &[u8]) -> Result<bool> {
-        self.reader.contains_key(ks, key).map_err(io(name))
-    }
-
-    /// The file under `handle`: `Ok(None)` when absent *or* bad (bad records are
-    /// reported by the record walk, not again here).
-    fn file(&self, handle: &FileHandle) -> Result<Option<FileMeta>> {
-        let value = self
-            .reader
-            .get(&self.ks.files, handle.as_bytes())
-            .map_err(io(names::FILES))?;
-        Ok(value.and_then(|v| codec::decode_file(handle, &v).ok()))
-    }
-
-    /// Like [`Walk::file`], for locks; the outer `Option` is "a record is stored".
-    fn lock(&self, id: Uuid) -> Result<Option<Option<PersistedLock>>> {
-        let value = self
-            .reader
-            .get(&self.ks.locks, keys::lock(id))
-            .map_err(io(names::LOCKS))?;
-        Ok(value.map(|v| codec::decode_lock(id, &v).ok()))
-    }
-
-    fn files(&mut self) -> Result<()> {
-        for guard in self.reader.iter(&self.ks.files) {
-            let (key, value) = guard.into_inner().map_err(io(names::FILES))?;
-            self.files += 1;
-            let Ok(handle) = FileHandle::new(key.as_ref()) else {
-                self.findings.push(Finding::Record(Fault {
-                    kind: FaultKind::Invalid,
-                    location: keys::describe(names::FILES, &key),
-                    detail: "a file key must be a 1..=128-byte handle".into(),
-                }));
-                continue;
-            };
-            match codec::decode_file(&handle, &value) {
-                Err(fault) => self.findings.push(Finding::Record(fault)),
-                Ok(file) => {
-                    let entry = keys::file_by_share(&file.share_name, &handle)?;
-                    if !self.exists(&self.ks.files_by_share, names::FILES_BY_SHARE, &entry)? {
-                        self.findings.push(Finding::Missing {
-                            index: self.ks.files_by_share.clone(),
-                            name: names::FILES_BY_SHARE,
-                            key: entry,
-                        });
-                    }
-                }
-            }
+/// Checks every part of family `F`'s table in `r`; returns its record count.
+fn verify_table<F: Family>(
+    r: &impl Readable,
+    inner: &Inner,
+    out: &mut Vec<Finding>,
+) -> Result<u64> {
+    let table = Table::<F>::new(&inner.ks);
+    let mut records = 0;
+    for part in Table::<F>::parts() {
+        let visited = table.check(r, part, Table::<F>::scope(part), out)?;
+        if part == Part::Records {
+            records = visited;
         }
-        Ok(())
     }
-
-    fn files_by_share(&mut self) -> Result<()> {
-        for guard in self.reader.iter(&self.ks.files_by_share) {
-            let key = guard.key().map_err(io(names::FILES_BY_SHARE))?;
-            let handle = keys::split_file_by_share(&key).and_then(|(_, h)| FileHandle::new(h).ok());
-            let stale = match handle {
-                None => Some("not a length-prefixed share followed by a handle".to_owned()),
-                Some(handle) => match self.reader.contains_key(&self.ks.files, handle.as_bytes()) {
-                    Err(e) => return Err(io(names::FILES)(e)),
-                    Ok(false) => Some(format!("no file {handle} is stored")),
-                    // A bad record is reported once, by the record walk.
-                    Ok(true) => match self.file(&handle)? {
-                        Some(file) if keys::file_by_share(&file.share_name, &handle)? != *key => {
-                            Some(format!("file {handle} is on share {:?}", file.share_name))
-                        }
-                        _ => None,
-                    },
-                },
-            };
-            if let Some(detail) = stale {
-                let index = self.ks.files_by_share.clone();
-                self.findings.push(Finding::Stale {
-                    index,
-                    name: names::FILES_BY_SHARE,
-                    key,
-                    detail,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn locks(&mut self) -> Result<()> {
-        for guard in self.reader.iter(&self.ks.locks) {
-            let (key, value) = guard.into_inner().map_err(io(names::LOCKS))?;
-            self.locks += 1;
-            let Ok(id) = keys::lock_id(&key) else {
-                self.findings.push(Finding::Record(Fault {
-                    kind: FaultKind::Invalid,
-                    location: keys::describe(names::LOCKS, &key),
-                    detail: "a lock key must be a 16-byte id".into(),
-                }));
-                continue;
-            };
-            match codec::decode_lock(id, &value) {
-                Err(fault) => self.findings.push(Finding::Record(fault)),
-                Ok(lock) => {
-                    for ((index, entry), name) in lock_index_entries(self.ks, &lock)?
-                        .into_iter()
-                        .zip(LOCK_INDEX_NAMES)
-                    {
-                        if !self.exists(index, name, &entry)? {
-                            self.findings.push(Finding::Missing {
-                                index: index.clone(),
-                                name,
-                                key: entry,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Every lock index entry must name a stored lock whose own entry in that
-    /// index is exactly this key (which also checks the key's structure).
-    fn lock_indexes(&mut self) -> Result<()> {
-        let ks = self.ks;
-        let indexes = [
-            &ks.locks_by_file,
-            &ks.locks_by_owner,
-            &ks.locks_by_client,
-            &ks.locks_by_share,
-            &ks.locks_by_epoch,
-        ];
-        for (position, (index, name)) in indexes.into_iter().zip(LOCK_INDEX_NAMES).enumerate() {
-            for guard in self.reader.iter(index) {
-                let key = guard.key().map_err(io(name))?;
-                let id = key
-                    .len()
-                    .checked_sub(16)
-                    .and_then(|start| keys::lock_id_after(name, &key, start).ok());
-                let stale = match id {
-                    None => Some("too short to end in a lock id".to_owned()),
-                    Some(id) => match self.lock(id)? {
-                        None => Some(format!("no lock {id} is stored")),
-                        // A bad record is reported once, by the record walk.
-                        Some(None) => None,
-                        Some(Some(lock)) => {
-                            let expected = lock_index_entries(ks, &lock)?
-                                .into_iter()
-                                .nth(position)
-                                .map(|(_, k)| k);
-                            (expected.as_deref() != Some(key.as_ref())).then(|| {
-                                format!("lock {id} does not carry the value this entry indexes")
-                            })
-                        }
-                    },
-                };
-                if let Some(detail) = stale {
-                    self.findings.push(Finding::Stale {
-                        index: index.clone(),
-                        name,
-                        key,
-                        detail,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Every `meta` value decodes and every key is one this build knows.
-    fn meta(&mut self) -> Result<()> {
-        for guard in self.reader.iter(&self.ks.meta) {
-            let (key, value) = guard.into_inner().map_err(io(names::META))?;
-            let checked: Result<(), Fault> = if *key == *keys::META_FORMAT_VERSION {
-                // Checked (and found readable) when the store was opened.
-                Ok(())
-            } else if *key == *keys::META_SERVER_EPOCH {
-                codec::decode_epoch(&value).map(drop)
-            } else if key.starts_with(keys::META_NODE_PREFIX) {
-                keys::node_id(&key)
-                    .map_err(|e| invalid(&key, e))
-                    .and_then(|id| codec::decode_node(id, &key, &value).map(drop))
-            } else if key.starts_with(keys::META_EPOCH_PREFIX) {
-                keys::epoch_of_record(&key)
-                    .map_err(|e| invalid(&key, e))
-                    .and_then(|epoch| codec::decode_epoch_record(epoch, &key, &value).map(drop))
-            } else {
-                Err(invalid(&key, "a key this version of fsmeta does not know"))
-            };
-            if let Err(fault) = checked {
-                self.findings.push(Finding::Record(fault));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An invalid-record fault for a `meta` key.
-fn invalid(key: &[u8], detail: impl std::fmt::Display) -> Fault {
-    Fault {
-        kind: FaultKind::Invalid,
-        location: keys::describe(names::META, key),
-        detail: detail.to_string(),
-    }
+    Ok(records)
 }
 
 impl Inner {
     /// Checks the whole store in one snapshot; changes nothing. Blocking.
     pub(super) fn verify_blocking(&self) -> Result<VerifyReport> {
         let snapshot = self.db.read_tx();
-        let walk = Walk::run(&snapshot, &self.ks)?;
+        let mut findings = Vec::new();
+        let files = verify_table::<Files>(&snapshot, self, &mut findings)?;
+        let locks = verify_table::<Locks>(&snapshot, self, &mut findings)?;
+        verify_table::<Nodes>(&snapshot, self, &mut findings)?;
+        verify_table::<Epochs>(&snapshot, self, &mut findings)?;
+        nodes::check_meta(&snapshot, &self.ks, &mut findings)?;
         Ok(VerifyReport {
-            files: walk.files,
-            locks: walk.locks,
-            problems: walk.findings.iter().map(Finding::problem).collect(),
+            files,
+            locks,
+            problems: findings.iter().map(Finding::problem).collect(),
         })
     }
 
-    /// Removes stale index entries and adds missing ones, in one transaction;
+    /// Removes stale index entries and adds missing ones, chunk by chunk;
     /// returns how many entries changed. Blocking.
     pub(super) fn repair_blocking(&self) -> Result<u64> {
+        // Nodes and epoch records have no indexes: nothing to rebuild.
+        Ok(self.repair_table::<Files>()? + self.repair_table::<Locks>()?)
+    }
+
+    fn repair_table<F: Family>(&self) -> Result<u64> {
+        let table = Table::<F>::new(&self.ks);
+        let mut changed = 0;
+        for part in Table::<F>::parts() {
+            changed += self.repair_part(&table, part)?;
+        }
+        Ok(changed)
+    }
+
+    /// Repairs one part (records or one index) in chunks, in key order.
+    fn repair_part<F: Family>(&self, table: &Table<'_, F>, part: Part) -> Result<u64> {
+        let (keyspace, name) = table.part_keyspace(part);
+        let (mut start, scope_end) = Table::<F>::scope(part);
+        let mut size = CHUNK_MAX;
+        let mut changed = 0;
+        let mut retry = Retry::new();
+        loop {
+            // The chunk's last key, from a fresh snapshot: the chunk's
+            // transaction then reads exactly (start, end], so only a write
+            // inside that range (or to a key it cross-checks) conflicts.
+            let mut end = None;
+            for guard in self
+                .db
+                .read_tx()
+                .range(keyspace, (start.clone(), scope_end.clone()))
+                .take(size)
+            {
+                end = Some(guard.key().map_err(read_error(name))?);
+            }
+            let Some(end) = end else { return Ok(changed) };
+            let chunk = (start.clone(), Bound::Included(end.to_vec()));
+            match self.repair_chunk(table, part, chunk) {
+                Ok(fixed) => {
+                    changed += fixed;
+                    start = Bound::Excluded(end.to_vec());
+                    size = (size * 2).min(CHUNK_MAX);
+                    retry = Retry::new();
+                }
+                Err(e @ Error::Conflict(_)) => {
+                    retry.pause(e)?;
+                    size = (size / 2).max(1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Checks and fixes the keys of `part` in `range`, in one transaction;
+    /// returns how many index entries it added or removed.
+    fn repair_chunk<F: Family>(
+        &self,
+        table: &Table<'_, F>,
+        part: Part,
+        range: KeyRange,
+    ) -> Result<u64> {
         let mut tx = Inner::write_tx(&self.db, self.durability)?;
-        let findings = Walk::run(&tx, &self.ks)?.findings;
+        let mut findings = Vec::new();
+        table.check(&tx, part, range, &mut findings)?;
         let mut changed = 0;
         for finding in findings {
             match finding {
@@ -333,8 +190,44 @@ impl Inner {
                 }
             }
         }
-        // A repair racing a writer conflicts and changes nothing: run it again.
+        if changed == 0 {
+            // Read only: nothing to write, so nothing to conflict.
+            tx.rollback();
+            return Ok(0);
+        }
         commit(tx)?;
         Ok(changed)
+    }
+}
+
+/// Jittered exponential backoff for one chunk, bounded in time.
+struct Retry {
+    started: Instant,
+    attempt: u32,
+}
+
+impl Retry {
+    fn new() -> Self {
+        Retry {
+            started: Instant::now(),
+            attempt: 0,
+        }
+    }
+
+    /// Sleeps before the next attempt, or gives up with `error` once the
+    /// chunk has kept conflicting for [`CHUNK_PATIENCE`].
+    fn pause(&mut self, error: Error) -> Result<()> {
+        if self.started.elapsed() >= CHUNK_PATIENCE {
+            return Err(error);
+        }
+        let bound = BACKOFF_INITIAL
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(BACKOFF_MAX);
+        self.attempt += 1;
+        let micros = u64::try_from(bound.as_micros()).unwrap_or(u64::MAX);
+        let pause = Duration::from_micros(fastrand::u64(micros / 2..=micros));
+        tracing::debug!(attempt = self.attempt, ?pause, %error, "fsmeta: fjall repair chunk conflicted, retrying");
+        std::thread::sleep(pause);
+        Ok(())
     }
 }

@@ -165,11 +165,32 @@ pub(super) fn epoch_of_record(key: &[u8]) -> Result<u64> {
         })
 }
 
-/// A `files_by_share` key split into share bytes and handle bytes, if well formed.
-pub(super) fn split_file_by_share(key: &[u8]) -> Option<(&[u8], &[u8])> {
+/// A `len16(component) | rest` key split into component and rest, if well
+/// formed (`rest` not empty): an entry of `files_by_share` or of a
+/// `len16`-keyed lock index.
+pub(super) fn split_len16(key: &[u8]) -> Option<(&[u8], &[u8])> {
     let (len, rest) = key.split_first_chunk::<2>()?;
     let len = usize::from(u16::from_be_bytes(*len));
     (rest.len() > len).then(|| rest.split_at(len))
+}
+
+/// The record key a `len16(component) | record key` index entry names.
+pub(super) fn after_len16(key: &[u8]) -> Option<&[u8]> {
+    split_len16(key).map(|(_, rest)| rest)
+}
+
+/// The record key a `be64(value) | record key` index entry names.
+pub(super) fn after_be64(key: &[u8]) -> Option<&[u8]> {
+    key.get(8..).filter(|rest| !rest.is_empty())
+}
+
+/// The smallest key above every key that starts with `prefix` (the exclusive
+/// end of a prefix scan); `None` when there is none (empty or all `0xff`).
+pub(super) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b != 0xff)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1;
+    Some(end)
 }
 
 /// The lock id at the end of an index key that starts with `prefix_len`
@@ -188,19 +209,6 @@ pub(super) fn lock_id_after(keyspace: &str, key: &[u8], prefix_len: usize) -> Re
 /// The lock id of a `locks` key.
 pub(super) fn lock_id(key: &[u8]) -> Result<Uuid> {
     lock_id_after(names::LOCKS, key, 0)
-}
-
-/// The file handle at the end of a `files_by_share` key.
-pub(super) fn handle_after(key: &[u8], prefix_len: usize) -> Result<FileHandle> {
-    key.get(prefix_len..)
-        .and_then(|bytes| FileHandle::new(bytes).ok())
-        .ok_or_else(|| {
-            corrupt_key(
-                names::FILES_BY_SHARE,
-                key,
-                "expected the share prefix followed by a 1..=128-byte handle",
-            )
-        })
 }
 
 /// Human-readable location of a key, for error messages.
@@ -257,17 +265,15 @@ mod tests {
             lock_id_after("t", &[0, 1, 9, 1, 2], 3),
             Err(Error::Corrupt(_))
         ));
-        assert!(matches!(
-            handle_after(&[0, 1, b'a'], 3),
-            Err(Error::Corrupt(_))
-        ));
+        assert_eq!(after_len16(&[0, 1, b'a']), None);
+        assert_eq!(after_be64(&[0; 8]), None);
+        assert_eq!(prefix_end(b"node/"), Some(b"node0".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff"), None);
         assert!(matches!(node_id(b"node/\xff"), Err(Error::Corrupt(_))));
-        assert_eq!(
-            split_file_by_share(b"\x00\x01sH"),
-            Some((&b"s"[..], &b"H"[..]))
-        );
-        assert_eq!(split_file_by_share(b"\x00\x01s"), None);
-        assert_eq!(split_file_by_share(b"\x00"), None);
+        assert_eq!(split_len16(b"\x00\x01sH"), Some((&b"s"[..], &b"H"[..])));
+        assert_eq!(split_len16(b"\x00\x01s"), None);
+        assert_eq!(split_len16(b"\x00"), None);
         assert!(matches!(
             epoch_of_record(b"epoch/\x01"),
             Err(Error::Corrupt(_))

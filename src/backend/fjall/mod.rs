@@ -4,7 +4,9 @@
 //! keyspace per record kind (`files`, `locks`, `meta`) and one per secondary
 //! index (`files_by_share`, `locks_by_file`, `locks_by_owner`,
 //! `locks_by_client`, `locks_by_share`, `locks_by_epoch`); `keys.rs` draws
-//! every key. Values are postcard behind a one-byte format version
+//! every key. Each record family (`files.rs`, `locks.rs`, `nodes.rs`) only
+//! declares its keyspace, key, codec and index extractors; one generic
+//! indexed table (`table.rs`) stores them all. Values are postcard behind a one-byte format version
 //! (`codec.rs`); `meta` records the store's format version, and a store written
 //! by a newer format is refused with [`Error::UnsupportedFormat`]. `meta` also
 //! holds the global server epoch, node states and epoch records.
@@ -37,8 +39,9 @@
 //!
 //! [`MetadataStore::verify`] decodes every record and `meta` value and checks
 //! every index entry against its record and every record against its index
-//! entries; [`MetadataStore::repair`] rebuilds the indexes from the records
-//! (see `check.rs` for what it will not touch).
+//! entries; [`MetadataStore::repair`] rebuilds the indexes from the records,
+//! in small retried transactions, so it can run while the server does (see
+//! `check.rs` for how, and for what it will not touch).
 //!
 //! # Durability
 //!
@@ -49,10 +52,14 @@
 
 mod check;
 mod codec;
+mod files;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod keys;
+mod locks;
+mod nodes;
+mod table;
 mod tx;
 
 use std::fmt;
@@ -381,10 +388,14 @@ impl MetadataStore for FjallStore {
         blocking("verifying the store", move || inner.verify_blocking()).await
     }
 
-    /// Removes stale index entries and adds missing ones, in one transaction
-    /// ([`Error::Conflict`] if a writer raced it: nothing changed, run it
-    /// again). Records are never changed; see [`MetadataStore::verify`] for
-    /// the ones that are bad. Runs on the blocking pool.
+    /// Removes stale index entries and adds missing ones, safe while writers
+    /// run: in chunks of at most a few hundred keys of one keyspace, each its
+    /// own transaction, retried with backoff (and halved) when a writer
+    /// conflicts with it. [`Error::Conflict`] only if one chunk keeps
+    /// conflicting for 30 seconds; the chunks before it stay repaired, and
+    /// running repair again finishes the job. Records are never changed; see
+    /// [`MetadataStore::verify`] for the ones that are bad. Runs on the
+    /// blocking pool.
     async fn repair(&self) -> Result<u64> {
         let inner = self.inner.clone();
         blocking("repairing the indexes", move || inner.repair_blocking()).await
