@@ -258,7 +258,8 @@ async fn p1(cfg: &Cfg, durability: Durability) -> Res {
             cfg.p1_batch,
             Goal::AtLeast(0.8),
         ),
-        Durability::Sync => (
+        // Sync, and any mode added later: reported only.
+        _ => (
             "P1-fjall-write-sync",
             PersistMode::SyncAll,
             cfg.p1_sync_batch,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::ext::ExtStore;
 use crate::file::FileStore;
 use crate::lock::LockStore;
 use crate::node::NodeStore;
@@ -18,7 +19,7 @@ use crate::verify::verify_transaction;
 ///
 /// Dropping it without `commit` rolls it back.
 #[async_trait]
-pub trait MetadataTransaction: FileStore + LockStore + NodeStore {
+pub trait MetadataTransaction: FileStore + LockStore + NodeStore + ExtStore {
     /// Makes every write of this transaction visible and durable, atomically.
     /// [`crate::Error::Conflict`] when a concurrent transaction made it impossible
     /// to serialize: nothing was written, run the whole transaction again.
@@ -50,9 +51,11 @@ pub trait MetadataStore: Send + Sync {
         verify_records(self).await
     }
 
-    /// Rebuilds the backend's own indexes from the records, in one transaction;
-    /// returns how many index entries were added or removed. Backends whose
-    /// indexes the database maintains (memory, PostgreSQL) have nothing to rebuild.
+    /// Rebuilds the backend's own indexes from the records; returns how many
+    /// index entries were added or removed. fjall works in bounded, retried
+    /// chunks (one key range per transaction), so it is safe while the
+    /// server runs. Backends whose indexes the database maintains (memory,
+    /// PostgreSQL) have nothing to rebuild.
     async fn repair(&self) -> Result<u64> {
         Ok(0)
     }

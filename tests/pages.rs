@@ -130,6 +130,31 @@ impl NodeStore for BrokenTx {
 }
 
 #[async_trait]
+impl ExtStore for BrokenTx {
+    async fn ext_put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.inner.ext_put(table, key, value).await
+    }
+    async fn ext_get(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.ext_get(table, key).await
+    }
+    async fn ext_delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
+        self.inner.ext_delete(table, key).await
+    }
+    async fn ext_scan(
+        &mut self,
+        table: &str,
+        range: &KeyRange,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<ExtRecord>> {
+        self.inner.ext_scan(table, range, after, limit).await
+    }
+    async fn ext_tables(&mut self) -> Result<Vec<String>> {
+        self.inner.ext_tables().await
+    }
+}
+
+#[async_trait]
 impl MetadataTransaction for BrokenTx {
     async fn commit(self: Box<Self>) -> Result<()> {
         self.inner.commit().await

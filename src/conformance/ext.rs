@@ -80,13 +80,22 @@ pub async fn ext_tables_are_independent(t: &mut dyn TestStore) {
     ext_seed(t, "dir", &[rec(b"k", b"in dir")]).await;
     ext_seed(t, "dirents", &[rec(b"k", b"in dirents"), rec(b"k2", b"x")]).await;
     assert_eq!(ext_get(t, "dir", b"k").await, Some(b"in dir".to_vec()));
-    assert_eq!(ext_get(t, "dirents", b"k").await, Some(b"in dirents".to_vec()));
-    assert_eq!(scan_all(t, "dir", &KeyRange::All).await, [rec(b"k", b"in dir")]);
+    assert_eq!(
+        ext_get(t, "dirents", b"k").await,
+        Some(b"in dirents".to_vec())
+    );
+    assert_eq!(
+        scan_all(t, "dir", &KeyRange::All).await,
+        [rec(b"k", b"in dir")]
+    );
     assert_eq!(scan_all(t, "dirents", &KeyRange::All).await.len(), 2);
     let mut tx = begin(t).await;
     assert!(tx.ext_delete("dir", b"k").await.unwrap());
     commit(tx).await;
-    assert_eq!(ext_get(t, "dirents", b"k").await, Some(b"in dirents".to_vec()));
+    assert_eq!(
+        ext_get(t, "dirents", b"k").await,
+        Some(b"in dirents".to_vec())
+    );
 }
 
 /// A prefix scan covers exactly the keys that start with it: `[1,2]` covers
@@ -108,7 +117,12 @@ pub async fn ext_scan_prefix_boundaries(t: &mut dyn TestStore) {
     let got = |r: Vec<ExtRecord>| r.into_iter().map(|r| r.key).collect::<Vec<_>>();
     assert_eq!(
         got(scan_all(t, "t", &KeyRange::Prefix(vec![1, 2])).await),
-        [vec![1, 2], vec![1, 2, 0], vec![1, 2, 3], vec![1, 2, 0xff, 0xff]]
+        [
+            vec![1, 2],
+            vec![1, 2, 0],
+            vec![1, 2, 3],
+            vec![1, 2, 0xff, 0xff]
+        ]
     );
     assert_eq!(
         got(scan_all(t, "t", &KeyRange::Prefix(vec![1])).await).len(),
@@ -132,11 +146,23 @@ pub async fn ext_scan_prefix_boundaries(t: &mut dyn TestStore) {
 /// `All` and `Between` scans come back in bytewise key order, `end` exclusive.
 pub async fn ext_scan_ranges_in_key_order(t: &mut dyn TestStore) {
     let keys: [&[u8]; 6] = [&[0], &[0, 0], &[5], &[9, 9], &[10], &[0x80]];
-    ext_seed(t, "t", &keys.iter().map(|k| rec(k, b"")).collect::<Vec<_>>()).await;
+    ext_seed(
+        t,
+        "t",
+        &keys.iter().map(|k| rec(k, b"")).collect::<Vec<_>>(),
+    )
+    .await;
     let got = |r: Vec<ExtRecord>| r.into_iter().map(|r| r.key).collect::<Vec<_>>();
     assert_eq!(
         got(scan_all(t, "t", &KeyRange::All).await),
-        [vec![0], vec![0, 0], vec![5], vec![9, 9], vec![10], vec![0x80]],
+        [
+            vec![0],
+            vec![0, 0],
+            vec![5],
+            vec![9, 9],
+            vec![10],
+            vec![0x80]
+        ],
         "bytewise order"
     );
     let between = KeyRange::Between {
@@ -173,10 +199,7 @@ pub async fn ext_scan_pages_with_cursor(t: &mut dyn TestStore) {
     let range = KeyRange::Prefix(vec![7]);
     let (mut seen, mut after): (Vec<ExtRecord>, Option<Vec<u8>>) = (Vec::new(), None);
     loop {
-        let page = tx
-            .ext_scan("t", &range, after.as_deref(), 5)
-            .await
-            .unwrap();
+        let page = tx.ext_scan("t", &range, after.as_deref(), 5).await.unwrap();
         assert!(page.len() <= 5);
         let Some(last) = page.last() else { break };
         after = Some(last.key.clone());
@@ -188,9 +211,17 @@ pub async fn ext_scan_pages_with_cursor(t: &mut dyn TestStore) {
     }
     assert_eq!(seen, records);
     // A cursor between keys and one past the end.
-    let page = tx.ext_scan("t", &range, Some(&[7u8, 0, 3, 0][..]), 2).await.unwrap();
+    let page = tx
+        .ext_scan("t", &range, Some(&[7u8, 0, 3, 0][..]), 2)
+        .await
+        .unwrap();
     assert_eq!(page, records[4..6]);
-    assert!(tx.ext_scan("t", &range, Some(&[7u8, 0xff][..]), 5).await.unwrap().is_empty());
+    assert!(
+        tx.ext_scan("t", &range, Some(&[7u8, 0xff][..]), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A transaction's scans and gets see its own puts and deletes.
@@ -287,8 +318,20 @@ pub async fn ext_phantom_in_scanned_range_conflicts(t: &mut dyn TestStore) {
     let range = KeyRange::Prefix(b"dir7/".to_vec());
     let mut first = begin(t).await;
     let mut second = begin(t).await;
-    assert!(first.ext_scan("dirents", &range, None, 100).await.unwrap().is_empty());
-    assert!(second.ext_scan("dirents", &range, None, 100).await.unwrap().is_empty());
+    assert!(
+        first
+            .ext_scan("dirents", &range, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        second
+            .ext_scan("dirents", &range, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let a = put_then_commit(first, b"dir7/a").await;
     let b = put_then_commit(second, b"dir7/b").await;
     assert_eq!(
@@ -296,7 +339,10 @@ pub async fn ext_phantom_in_scanned_range_conflicts(t: &mut dyn TestStore) {
         1,
         "exactly one commits: {a:?} / {b:?}"
     );
-    assert_conflict("the second inserter into a scanned range", if a.is_ok() { &b } else { &a });
+    assert_conflict(
+        "the second inserter into a scanned range",
+        if a.is_ok() { &b } else { &a },
+    );
     assert_eq!(scan_all(t, "dirents", &range).await.len(), 1);
 }
 
@@ -314,7 +360,11 @@ pub async fn ext_lost_update_is_a_conflict(t: &mut dyn TestStore) {
     };
     let a = write(first, 1).await;
     let b = write(second, 2).await;
-    assert_eq!([&a, &b].iter().filter(|o| o.is_ok()).count(), 1, "{a:?} / {b:?}");
+    assert_eq!(
+        [&a, &b].iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{a:?} / {b:?}"
+    );
     assert_conflict("the second writer", if a.is_ok() { &b } else { &a });
 }
 
@@ -324,7 +374,9 @@ pub async fn ext_extremes_round_trip(t: &mut dyn TestStore) {
     let every_byte: Vec<u8> = (0..=255u8).collect();
     let longest = vec![0xffu8; MAX_EXT_KEY_LEN];
     let nul = vec![0u8];
-    let big: Vec<u8> = (0..MAX_EXT_VALUE_LEN).map(|i| (i * 31 % 251) as u8).collect();
+    let big: Vec<u8> = (0..MAX_EXT_VALUE_LEN)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
     let records = vec![
         rec(&nul, b""),
         rec(&every_byte, &every_byte),
@@ -345,7 +397,15 @@ pub async fn ext_extremes_round_trip(t: &mut dyn TestStore) {
 pub async fn ext_validation(t: &mut dyn TestStore) {
     let mut tx = begin(t).await;
     let long_table = "t".repeat(65);
-    for table in ["", long_table.as_str(), "Inodes", "in-odes", "in odes", "a\0", "ü"] {
+    for table in [
+        "",
+        long_table.as_str(),
+        "Inodes",
+        "in-odes",
+        "in odes",
+        "a\0",
+        "ü",
+    ] {
         assert_invalid(
             &format!("table {table:?}"),
             tx.ext_put(table, b"k", b"v").await,
@@ -367,22 +427,33 @@ pub async fn ext_validation(t: &mut dyn TestStore) {
         tx.ext_put("t", b"k", &vec![0; MAX_EXT_VALUE_LEN + 1]).await,
     );
     assert_invalid("limit 0", tx.ext_scan("t", &KeyRange::All, None, 0).await);
-    assert_invalid("empty cursor", tx.ext_scan("t", &KeyRange::All, Some(&b""[..]), 1).await);
+    assert_invalid(
+        "empty cursor",
+        tx.ext_scan("t", &KeyRange::All, Some(&b""[..]), 1).await,
+    );
     assert_invalid(
         "long prefix",
-        tx.ext_scan("t", &KeyRange::Prefix(too_long.clone()), None, 1).await,
+        tx.ext_scan("t", &KeyRange::Prefix(too_long.clone()), None, 1)
+            .await,
     );
     let backwards = KeyRange::Between {
         start: vec![2],
         end: Some(vec![1]),
     };
-    assert_invalid("start above end", tx.ext_scan("t", &backwards, None, 1).await);
+    assert_invalid(
+        "start above end",
+        tx.ext_scan("t", &backwards, None, 1).await,
+    );
     tx.ext_put("t", b"k", b"still usable").await.unwrap();
     commit(tx).await;
     assert_eq!(ext_get(t, "t", b"k").await, Some(b"still usable".to_vec()));
     assert_eq!(ext_get(t, &longest_table, b"k").await, Some(b"v".to_vec()));
     let tables = begin(t).await.ext_tables().await.unwrap();
-    assert_eq!(tables, [longest_table.as_str(), "t"], "nothing else was written");
+    assert_eq!(
+        tables,
+        [longest_table.as_str(), "t"],
+        "nothing else was written"
+    );
 }
 
 /// `ext_tables` lists the tables holding records, in name order; a table
@@ -409,7 +480,11 @@ pub async fn ext_tables_lists_non_empty_tables(t: &mut dyn TestStore) {
 /// Extension records survive closing and reopening a persistent store;
 /// rolled-back ones stay out.
 pub async fn ext_records_survive_reopen(t: &mut dyn TestStore) {
-    let records = vec![rec(&[0, 1], b"one"), rec(&[0, 1, 2], &[0xff; 300]), rec(&[9], b"")];
+    let records = vec![
+        rec(&[0, 1], b"one"),
+        rec(&[0, 1, 2], &[0xff; 300]),
+        rec(&[9], b""),
+    ];
     ext_seed(t, "dirents", &records).await;
     let mut tx = begin(t).await;
     tx.ext_put("dirents", &[5], b"rolled back").await.unwrap();

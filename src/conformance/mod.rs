@@ -20,6 +20,7 @@
 //! `fsmeta::conformance::<check>` names each one.
 
 mod arbiter;
+mod ext;
 mod files;
 mod isolation;
 pub mod load;
@@ -37,6 +38,7 @@ mod sample;
 mod validation;
 
 pub use arbiter::*;
+pub use ext::*;
 pub use files::*;
 pub use isolation::*;
 pub use locks::*;
@@ -114,6 +116,12 @@ macro_rules! conformance_tests {
             reclaim_stamps_only_the_nodes_own_epoch, acquire_rejects_a_foreign_lock_id,
             acquire_with_an_own_lock_id_replaces_posix_style,
             share_reservations_survive_byte_range_requests,
+            ext_put_get_upsert, ext_delete_reports_existence, ext_tables_are_independent,
+            ext_scan_prefix_boundaries, ext_scan_ranges_in_key_order, ext_scan_pages_with_cursor,
+            ext_reads_own_writes_in_scans, ext_uncommitted_writes_are_invisible,
+            ext_atomic_with_files_and_locks, ext_phantom_in_scanned_range_conflicts,
+            ext_lost_update_is_a_conflict, ext_extremes_round_trip, ext_validation,
+            ext_tables_lists_non_empty_tables,
         );
     };
 }
@@ -125,6 +133,7 @@ macro_rules! persistence_tests {
         $crate::__conformance_each!($harness;
             reopen_keeps_files_locks_and_indexes, reopen_keeps_rolled_back_writes_out,
             reopen_keeps_epoch_and_flag, recovery_survives_reopen, nodes_survive_reopen,
+            ext_records_survive_reopen,
         );
     };
 }

@@ -78,6 +78,7 @@ use crate::verify::VerifyReport;
 use keys::names;
 
 /// How hard a commit works to reach the disk before it returns.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Durability {
     /// Commit hands the transaction's journal batch to the operating system

@@ -32,6 +32,9 @@ impl FjallTx {
     }
 }
 
+// TRANSITIONAL: extension tables come in the next commits.
+impl crate::ext::ExtStore for FjallTx {}
+
 #[async_trait]
 impl MetadataTransaction for FjallTx {
     async fn commit(self: Box<Self>) -> Result<()> {

@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::tx::{MetadataStore, MetadataTransaction};
 use crate::report::VerifyReport;
 use crate::tx::verify_records;
+use crate::tx::{MetadataStore, MetadataTransaction};
 
 #[macro_use]
 mod table;
@@ -225,6 +225,9 @@ fn replay<B: Bookkeeping>(tables: &mut B::Tables, writes: Vec<B::Write>, changes
         B::replay(tables, write, changes);
     }
 }
+
+// TRANSITIONAL: extension tables come in the next commits.
+impl crate::ext::ExtStore for MemoryTx {}
 
 #[async_trait]
 impl MetadataTransaction for MemoryTx {
