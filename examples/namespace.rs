@@ -205,6 +205,21 @@ async fn main() -> Result<()> {
     let (a, b) = (owner("client-a"), owner("client-b"));
     let (a_ref, b_ref) = (&a, &b);
 
+    // A rerun on a persistent store (PostgreSQL) starts from an empty namespace.
+    store
+        .transact(|tx| {
+            Box::pin(async move {
+                for table in ["inodes", "dirents"] {
+                    for record in tx.ext_scan(table, &KeyRange::All, None, 10_000).await? {
+                        tx.ext_delete(table, &record.key).await?;
+                    }
+                }
+                tx.delete_locks_by_file(&handle_of(10)?).await?;
+                Ok(())
+            })
+        })
+        .await?;
+
     // 1. The namespace and a lock.
     let report = handle_of(10)?;
     let lock = PersistedLock {

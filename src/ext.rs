@@ -10,7 +10,7 @@
 //! covered: a concurrent insert into that range makes one of the two
 //! transactions fail with [`Error::Conflict`](crate::Error::Conflict).
 //!
-//! ```ignore
+//! ```
 //! # use fsmeta::*;
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
 //! let store = MemoryStore::new();

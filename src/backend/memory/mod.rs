@@ -10,7 +10,7 @@
 //! serializable, with [`Error::Conflict`] for the loser of a race.
 //!
 //! Layout: `table.rs` is the one generic indexed table (records by key plus
-//! secondary indexes); `files.rs`, `locks.rs` and `nodes.rs` each declare one
+//! secondary indexes); `files.rs`, `locks.rs`, `nodes.rs` and `ext.rs` each declare one
 //! family over it (key, index extractors, read-set and commit-record
 //! bookkeeping: `Bookkeeping`) and implement its trait; this file holds the
 //! store, `begin` and `commit`.
@@ -27,6 +27,7 @@ use crate::tx::{MetadataStore, MetadataTransaction};
 
 #[macro_use]
 mod table;
+mod ext;
 mod files;
 mod locks;
 mod nodes;
@@ -93,6 +94,7 @@ struct Tables {
     files: <files::Files as Bookkeeping>::Tables,
     locks: <locks::Locks as Bookkeeping>::Tables,
     nodes: <nodes::Nodes as Bookkeeping>::Tables,
+    ext: <ext::Ext as Bookkeeping>::Tables,
 }
 
 /// A transaction's writes, per family, in the order it made them.
@@ -101,11 +103,15 @@ struct Writes {
     files: Vec<<files::Files as Bookkeeping>::Write>,
     locks: Vec<<locks::Locks as Bookkeeping>::Write>,
     nodes: Vec<<nodes::Nodes as Bookkeeping>::Write>,
+    ext: Vec<<ext::Ext as Bookkeeping>::Write>,
 }
 
 impl Writes {
     fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.locks.is_empty() && self.nodes.is_empty()
+        self.files.is_empty()
+            && self.locks.is_empty()
+            && self.nodes.is_empty()
+            && self.ext.is_empty()
     }
 }
 
@@ -115,6 +121,7 @@ struct ReadSet {
     files: <files::Files as Bookkeeping>::Reads,
     locks: <locks::Locks as Bookkeeping>::Reads,
     nodes: <nodes::Nodes as Bookkeeping>::Reads,
+    ext: <ext::Ext as Bookkeeping>::Reads,
 }
 
 /// What one commit changed, as validation of later-committing transactions needs it.
@@ -124,6 +131,7 @@ struct CommitRecord {
     files: <files::Files as Bookkeeping>::Changes,
     locks: <locks::Locks as Bookkeeping>::Changes,
     nodes: <nodes::Nodes as Bookkeeping>::Changes,
+    ext: <ext::Ext as Bookkeeping>::Changes,
 }
 
 impl CommitRecord {
@@ -131,6 +139,7 @@ impl CommitRecord {
         files::Files::invalidates(&self.files, &reads.files)
             || locks::Locks::invalidates(&self.locks, &reads.locks)
             || nodes::Nodes::invalidates(&self.nodes, &reads.nodes)
+            || ext::Ext::invalidates(&self.ext, &reads.ext)
     }
 }
 
@@ -226,9 +235,6 @@ fn replay<B: Bookkeeping>(tables: &mut B::Tables, writes: Vec<B::Write>, changes
     }
 }
 
-// TRANSITIONAL: extension tables come in the next commits.
-impl crate::ext::ExtStore for MemoryTx {}
-
 #[async_trait]
 impl MetadataTransaction for MemoryTx {
     async fn commit(mut self: Box<Self>) -> Result<()> {
@@ -266,6 +272,7 @@ impl MetadataTransaction for MemoryTx {
         replay::<files::Files>(&mut tables.files, writes.files, &mut record.files);
         replay::<locks::Locks>(&mut tables.locks, writes.locks, &mut record.locks);
         replay::<nodes::Nodes>(&mut tables.nodes, writes.nodes, &mut record.nodes);
+        replay::<ext::Ext>(&mut tables.ext, writes.ext, &mut record.ext);
         shared.tables = tables;
         shared.version = record.version;
         shared.log.push_back(record);

@@ -359,6 +359,17 @@ impl<F: Family> Table<F> {
             .collect()
     }
 
+    /// The records with a key in `(lo, hi)`, in key order.
+    pub(super) fn range<'a>(
+        &'a self,
+        lo: Bound<&'a F::Key>,
+        hi: Bound<&'a F::Key>,
+    ) -> impl Iterator<Item = &'a Arc<F::Record>> + 'a {
+        self.records
+            .range::<_, F::Key>((lo, hi))
+            .map(|(_, record)| record)
+    }
+
     /// The records whose value in index `X` is `value`, in key order.
     pub(super) fn find<X: Index<F>>(
         &self,
