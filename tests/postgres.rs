@@ -73,8 +73,9 @@ async fn table_names(db: &DatabaseConnection) -> Vec<String> {
 }
 
 /// Every table of a migrated schema, sorted.
-const ALL_TABLES: [&str; 6] = [
+const ALL_TABLES: [&str; 7] = [
     "epoch_records",
+    "ext_records",
     "files",
     "locks",
     "nodes",
@@ -83,7 +84,7 @@ const ALL_TABLES: [&str; 6] = [
 ];
 
 /// How many migrations `Migrator` has.
-const MIGRATIONS: &str = "2";
+const MIGRATIONS: &str = "3";
 
 fn is_conflict<T>(r: &Result<T>) -> bool {
     matches!(r, Err(e @ Error::Conflict(_)) if e.is_retryable())

@@ -38,7 +38,7 @@
 //! - `connect`: [`PgOptions`], [`PostgresStore`] (connect, migrate, close, begin);
 //! - `tx`: the transaction, `commit`/`rollback`, and the rule that a
 //!   transaction the server aborted never commits;
-//! - `files`, `locks`, `nodes`: one record family each;
+//! - `files`, `locks`, `nodes`, `ext`: one record family each;
 //! - `rows`: rows ↔ model, the checked column reads;
 //! - `errors`: SQLSTATEs and the mapping of driver errors;
 //! - `verify`: the row-by-row check of a whole store;
@@ -47,6 +47,7 @@
 mod connect;
 mod entity;
 mod errors;
+mod ext;
 mod files;
 mod locks;
 mod nodes;

@@ -119,9 +119,6 @@ impl PgTx {
     }
 }
 
-// TRANSITIONAL: extension tables come in the next commits.
-impl crate::ext::ExtStore for PgTx {}
-
 #[async_trait]
 impl MetadataTransaction for PgTx {
     async fn commit(self: Box<Self>) -> Result<()> {
