@@ -910,6 +910,117 @@ async fn verify_reports_every_bad_row_and_keeps_walking() {
     fx.cleanup().await;
 }
 
+/// Extension rows edited past their CHECKs (bad table name, empty key,
+/// value over 1 MiB, NULL value) are `Error::Corrupt` on read, and `verify`
+/// reports each one and walks on to the healthy rows after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ext_rows_that_break_the_limits_are_corrupt_and_verified() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let mut tx = begin(&store).await;
+    for (table, key) in [
+        ("a", &b"k1"[..]),
+        ("a", b"k2"),
+        ("a", b"k3"),
+        ("b", b"k4"),
+        ("z", b"ok"),
+    ] {
+        tx.ext_put(table, key, b"v").await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert!(store.verify().await.unwrap().is_healthy());
+
+    let db = fx.sql().await;
+    for constraint in [
+        "ext_records_table_name_chars_check",
+        "ext_records_key_check",
+        "ext_records_value_check",
+    ] {
+        sql_exec(
+            &db,
+            &format!("ALTER TABLE ext_records DROP CONSTRAINT {constraint}"),
+        )
+        .await;
+    }
+    sql_exec(
+        &db,
+        "ALTER TABLE ext_records ALTER COLUMN value DROP NOT NULL",
+    )
+    .await;
+    sql_exec(
+        &db,
+        "UPDATE ext_records SET value = convert_to(repeat('x', 1048577), 'UTF8') \
+         WHERE key = 'k1'::bytea",
+    )
+    .await;
+    sql_exec(
+        &db,
+        "UPDATE ext_records SET key = ''::bytea WHERE key = 'k2'::bytea",
+    )
+    .await;
+    sql_exec(
+        &db,
+        "UPDATE ext_records SET value = NULL WHERE key = 'k3'::bytea",
+    )
+    .await;
+    sql_exec(
+        &db,
+        "UPDATE ext_records SET table_name = 'B-d' WHERE key = 'k4'::bytea",
+    )
+    .await;
+
+    let mut tx = begin(&store).await;
+    let corrupt = |what: &str, r: &Result<_>| {
+        assert!(matches!(r, Err(Error::Corrupt(_))), "{what}: {r:?}");
+    };
+    corrupt("oversized value", &tx.ext_get("a", b"k1").await.map(drop));
+    corrupt("NULL value", &tx.ext_get("a", b"k3").await.map(drop));
+    corrupt(
+        "scan over them",
+        &tx.ext_scan("a", &fsmeta::KeyRange::All, None, 10)
+            .await
+            .map(drop),
+    );
+    corrupt("bad table name", &tx.ext_tables().await.map(drop));
+    // Decoding failures leave the transaction usable.
+    assert_eq!(tx.ext_get("z", b"ok").await.unwrap(), Some(b"v".to_vec()));
+    tx.ext_put("z", b"new", b"still usable").await.unwrap();
+    tx.commit().await.expect("commit after Corrupt reads");
+
+    let report = store.verify().await.expect("verify runs to the end");
+    let mut found: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| (p.location.clone(), p.kind))
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        (
+            "ext_records/a/".to_owned(),
+            fsmeta::ProblemKind::InvalidRecord,
+        ),
+        (
+            "ext_records/a/6b31".to_owned(),
+            fsmeta::ProblemKind::InvalidRecord,
+        ),
+        (
+            "ext_records/a/6b33".to_owned(),
+            fsmeta::ProblemKind::Undecodable,
+        ),
+        (
+            "ext_records/B-d/6b34".to_owned(),
+            fsmeta::ProblemKind::InvalidRecord,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{:#?}", report.problems);
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
 /// `delete_locks` (one `DELETE … IN` per chunk of ids): repeated and missing
 /// ids are skipped, the count is of locks deleted, more ids than one
 /// statement takes are split, and it is part of the transaction.
