@@ -1400,3 +1400,256 @@ async fn throughput_put_file_put_lock() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// The native handle and a host's own migrations
+
+/// A host table beside fsmeta's, as a host's migration would create it.
+const HOST_TABLE: &str = "CREATE TABLE inodes (ino BIGINT PRIMARY KEY, \
+     size BIGINT NOT NULL CHECK (size >= 0))";
+
+async fn host_insert(tx: &mut (dyn MetadataTransaction + '_), ino: i64, size: i64) -> Result<()> {
+    let insert = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO inodes (ino, size) VALUES ($1, $2)",
+        [ino.into(), size.into()],
+    );
+    fsmeta::backend::postgres::native(tx)?
+        .execute_raw(insert)
+        .await
+        .map_err(fsmeta::backend::postgres::host_error)?;
+    Ok(())
+}
+
+/// The host's statements through `native` commit with fsmeta's writes and
+/// vanish with them on rollback and drop; the host sees its own writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_handle_writes_commit_and_roll_back_with_fsmeta() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    sql_exec(&db, HOST_TABLE).await;
+    let f = sample_file(b"ino-1", "s");
+    let lock = sample_lock(&f.handle, "o", "c", "s");
+
+    for finish in ["rollback", "drop"] {
+        let mut tx = begin(&store).await;
+        host_insert(&mut *tx, 1, 10).await.unwrap();
+        tx.put_lock(&lock).await.unwrap();
+        if finish == "rollback" {
+            tx.rollback().await.unwrap();
+        } else {
+            drop(tx);
+        }
+        assert_eq!(
+            sql_text(&db, "SELECT count(*)::text FROM inodes")
+                .await
+                .as_deref(),
+            Some("0"),
+            "after {finish}"
+        );
+        assert_eq!(begin(&store).await.get_lock(lock.id).await.unwrap(), None);
+    }
+
+    let mut tx = begin(&store).await;
+    host_insert(&mut *tx, 1, 10).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    let seen = fsmeta::backend::postgres::native(&mut *tx)
+        .unwrap()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT size::text FROM inodes WHERE ino = 1",
+        ))
+        .await
+        .unwrap()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap());
+    assert_eq!(seen.as_deref(), Some("10"), "reads its own writes");
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        sql_text(&db, "SELECT size::text FROM inodes WHERE ino = 1")
+            .await
+            .as_deref(),
+        Some("10")
+    );
+    assert_eq!(
+        begin(&store).await.get_lock(lock.id).await.unwrap(),
+        Some(lock)
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// A host statement that fails through the native handle aborts the server
+/// transaction behind fsmeta's back. The host ignores the error: `commit`
+/// must still be an error and nothing is stored, neither fsmeta's writes
+/// made before nor the host's. A failure inside a nested transaction
+/// (savepoint) the host rolls back leaves the transaction committable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_after_a_failed_native_statement_is_an_error() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    sql_exec(&db, HOST_TABLE).await;
+    sql_exec(&db, "INSERT INTO inodes VALUES (1, 0)").await;
+    let f = sample_file(b"ino-2", "s");
+    let lock = sample_lock(&f.handle, "o", "c", "s");
+
+    let mut tx = begin(&store).await;
+    tx.put_file(&f).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    tx.ext_put("dirents", b"/a", b"2").await.unwrap();
+    host_insert(&mut *tx, 2, 5).await.unwrap();
+    // A duplicate key: the server aborts the transaction.
+    let dup = host_insert(&mut *tx, 1, 5).await;
+    assert!(matches!(dup, Err(Error::Backend(_))), "{dup:?}");
+    // The host ignores that and commits.
+    let commit = tx.commit().await;
+    match &commit {
+        Err(e @ Error::Backend(_)) => {
+            assert!(!e.is_retryable());
+            assert!(e.to_string().contains("native"), "says why: {e}");
+        }
+        other => panic!("commit after a failed native statement: {other:?}"),
+    }
+    let mut check = begin(&store).await;
+    assert_eq!(
+        check.get_file(&f.handle).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(
+        check.get_lock(lock.id).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(check.ext_get("dirents", b"/a").await.unwrap(), None);
+    drop(check);
+    assert_eq!(
+        sql_text(&db, "SELECT string_agg(ino::text, ',') FROM inodes")
+            .await
+            .as_deref(),
+        Some("1"),
+        "the host's row is gone too"
+    );
+
+    // fsmeta statements after the host's failure fail too (the server refuses them).
+    let mut tx = begin(&store).await;
+    let _ = host_insert(&mut *tx, 1, 5).await;
+    assert!(tx.put_lock(&lock).await.is_err());
+    assert!(
+        fsmeta::backend::postgres::native(&mut *tx).is_err(),
+        "poisoned"
+    );
+    assert!(tx.commit().await.is_err());
+
+    // A CHECK violation inside a savepoint the host rolls back: still fine.
+    let mut tx = begin(&store).await;
+    tx.put_lock(&lock).await.unwrap();
+    {
+        use sea_orm::TransactionTrait;
+        let outer = fsmeta::backend::postgres::native(&mut *tx).unwrap();
+        let nested = outer.begin().await.unwrap();
+        let bad = nested
+            .execute_unprepared("INSERT INTO inodes VALUES (3, -1)")
+            .await;
+        assert!(bad.is_err(), "the CHECK fires");
+        nested.rollback().await.unwrap();
+        outer
+            .execute_unprepared("INSERT INTO inodes VALUES (3, 1)")
+            .await
+            .unwrap();
+    }
+    tx.commit()
+        .await
+        .expect("a rolled-back savepoint does not poison");
+    assert_eq!(
+        sql_text(
+            &db,
+            "SELECT string_agg(ino::text, ',' ORDER BY ino) FROM inodes"
+        )
+        .await
+        .as_deref(),
+        Some("1,3")
+    );
+    assert_eq!(
+        begin(&store).await.get_lock(lock.id).await.unwrap(),
+        Some(lock)
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// A serialization failure on a host statement, mapped with `host_error`,
+/// is a retryable `Conflict`: `transact` reruns the host's writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_conflicts_are_retried_by_transact() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    sql_exec(&db, HOST_TABLE).await;
+    sql_exec(&db, "INSERT INTO inodes VALUES (1, 0)").await;
+    let bump = "UPDATE inodes SET size = size + 1 WHERE ino = 1";
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let (attempts_ref, store_ref) = (&attempts, &store);
+    store
+        .transact(|tx| {
+            Box::pin(async move {
+                let n = attempts_ref.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let native = fsmeta::backend::postgres::native(tx)?;
+                native
+                    .execute_unprepared("SELECT size FROM inodes WHERE ino = 1")
+                    .await
+                    .map_err(fsmeta::backend::postgres::host_error)?;
+                if n == 0 {
+                    // Another server bumps the row after this snapshot.
+                    let mut other = store_ref.begin().await?;
+                    fsmeta::backend::postgres::native(&mut *other)?
+                        .execute_unprepared(bump)
+                        .await
+                        .map_err(fsmeta::backend::postgres::host_error)?;
+                    other.commit().await?;
+                }
+                fsmeta::backend::postgres::native(tx)?
+                    .execute_unprepared(bump)
+                    .await
+                    .map_err(fsmeta::backend::postgres::host_error)?;
+                Ok(())
+            })
+        })
+        .await
+        .expect("transact retries the conflict");
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(
+        sql_text(&db, "SELECT size::text FROM inodes")
+            .await
+            .as_deref(),
+        Some("2"),
+        "both bumps, none lost"
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// `native` on a transaction of another backend is `Invalid`, not a panic.
+#[tokio::test]
+async fn native_on_another_backend_is_invalid() {
+    let store = fsmeta::MemoryStore::new();
+    let mut tx = store.begin().await.unwrap();
+    match fsmeta::backend::postgres::native(&mut *tx) {
+        Err(Error::Invalid(why)) => assert!(why.contains("PostgreSQL"), "{why}"),
+        Err(other) => panic!("expected Invalid, got {other:?}"),
+        Ok(_) => panic!("expected Invalid, got a handle"),
+    }
+    tx.put_file(&sample_file(b"f", "s"))
+        .await
+        .expect("still usable");
+}

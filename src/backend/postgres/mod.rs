@@ -41,6 +41,7 @@
 //! - `files`, `locks`, `nodes`, `ext`: one record family each;
 //! - `rows`: rows ↔ model, the checked column reads;
 //! - `errors`: SQLSTATEs and the mapping of driver errors;
+//! - `native`: [`native`], the SeaORM transaction for the host's own statements;
 //! - `verify`: the row-by-row check of a whole store;
 //! - `entity`: the SeaORM entities, one per table.
 
@@ -50,6 +51,7 @@ mod errors;
 mod ext;
 mod files;
 mod locks;
+mod native;
 mod nodes;
 mod rows;
 mod tx;
@@ -57,3 +59,4 @@ mod verify;
 
 pub use connect::{PgOptions, PostgresStore};
 pub use errors::{UNDEFINED_TABLE, sqlstate_of};
+pub use native::{host_error, native};
