@@ -1653,3 +1653,174 @@ async fn native_on_another_backend_is_invalid() {
         .await
         .expect("still usable");
 }
+
+/// A host's own migration: its `inodes` table.
+mod host_migrations {
+    use migration::{
+        ColumnDef, DbErr, DeriveIden, MigrationName, MigrationTrait, MigratorTrait, SchemaManager,
+        Table, async_trait,
+    };
+
+    pub struct CreateInodes;
+
+    // (`DeriveMigrationName` would name it after this file.)
+    impl MigrationName for CreateInodes {
+        fn name(&self) -> &str {
+            "m20270101_000001_create_inodes"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum Inodes {
+        Table,
+        Ino,
+        Size,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateInodes {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table(Inodes::Table)
+                        .col(ColumnDef::new(Inodes::Ino).big_integer().primary_key())
+                        .col(ColumnDef::new(Inodes::Size).big_integer().not_null())
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_table(Table::drop().table(Inodes::Table).to_owned())
+                .await
+        }
+    }
+
+    /// The host's Migrator: fsmeta's migrations, then its own, one history table.
+    pub struct HostMigrator;
+
+    #[async_trait::async_trait]
+    impl MigratorTrait for HostMigrator {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            let mut all = fsmeta::PostgresStore::migrations();
+            all.push(Box::new(CreateInodes));
+            all
+        }
+    }
+}
+
+/// A host's `Migrator` listing fsmeta's migrations and its own builds both
+/// in the host's schema with one history table; fsmeta connects to it with
+/// `migrate: false` (and with `migrate: true`, which applies nothing and
+/// does not trip over the host's record), and a transaction writes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_migrator_includes_fsmeta_migrations() {
+    use host_migrations::HostMigrator;
+    let Some(url) = reachable().await else { return };
+    let schema = fresh_schema_name();
+    let db = sql_connection(&url, &schema).await;
+    sql_exec(
+        &db,
+        &format!(
+            "CREATE SCHEMA {}",
+            fsmeta::conformance::postgres::quote_ident(&schema)
+        ),
+    )
+    .await;
+    HostMigrator::up(&db, None)
+        .await
+        .expect("the host's migrations");
+    let mut expected: Vec<&str> = ALL_TABLES.to_vec();
+    expected.push("inodes");
+    expected.sort();
+    assert_eq!(table_names(&db).await, expected, "one history table");
+    let recorded = "SELECT count(*)::text FROM seaql_migrations";
+    let host_count = (MIGRATIONS.parse::<u32>().unwrap() + 1).to_string();
+    assert_eq!(sql_text(&db, recorded).await, Some(host_count.clone()));
+
+    let store = PostgresStore::connect_with(
+        &url,
+        PgOptions {
+            migrate: false,
+            ..options_for(&schema)
+        },
+    )
+    .await
+    .expect("connect without migrating");
+    let f = sample_file(b"ino-9", "s");
+    let lock = sample_lock(&f.handle, "o", "c", "s");
+    let mut tx = begin(&store).await;
+    host_insert(&mut *tx, 9, 4096).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    tx.ext_put("dirents", b"/nine", b"9").await.unwrap();
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert!(store.verify().await.unwrap().is_healthy());
+    drop(store);
+
+    // `migrate: true` on the host's schema: nothing to do, no error about
+    // the host's migration it does not know.
+    let store = PostgresStore::connect_with(&url, options_for(&schema))
+        .await
+        .expect("connect and migrate on a host-migrated schema");
+    assert_eq!(sql_text(&db, recorded).await, Some(host_count.clone()));
+    assert_eq!(
+        begin(&store).await.get_lock(lock.id).await.unwrap(),
+        Some(lock)
+    );
+    // And the host's Migrator is still content with the table fsmeta shares.
+    HostMigrator::up(&db, None)
+        .await
+        .expect("up again is a no-op");
+    assert_eq!(sql_text(&db, recorded).await, Some(host_count));
+    assert_eq!(
+        sql_text(&db, "SELECT size::text FROM inodes WHERE ino = 9")
+            .await
+            .as_deref(),
+        Some("4096")
+    );
+    drop(store);
+    db.close().await.ok();
+    drop_schema(&url, &schema).await.expect("drop schema");
+}
+
+/// fsmeta's own `migrate` applies the migrations a schema lacks, even when
+/// the history table records versions it does not know (a newer release's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_ignores_unknown_recorded_versions() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let db = fx.sql().await;
+    sql_exec(
+        &db,
+        "INSERT INTO seaql_migrations (version, applied_at) \
+         VALUES ('m20990101_000001_from_the_future', 0)",
+    )
+    .await;
+    sql_exec(&db, "DROP TABLE ext_records").await;
+    sql_exec(
+        &db,
+        "DELETE FROM seaql_migrations WHERE version = 'm20261201_000004_ext_records'",
+    )
+    .await;
+    let store = PostgresStore::connect_with(fx.schema().url(), fx.schema().options())
+        .await
+        .expect("connect migrates past the unknown version");
+    let mut tx = begin(&store).await;
+    tx.ext_put("t", b"k", b"v")
+        .await
+        .expect("ext_records is back");
+    tx.commit().await.unwrap();
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
+            .await
+            .as_deref(),
+        Some("4")
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
