@@ -504,7 +504,8 @@ async fn pre_node_store_becomes_the_default_node() {
     };
     let store = fx.pg();
     let db = fx.sql().await;
-    Migrator::down(&db, Some(1))
+    // Down past ext_records (migration 4) and nodes (migration 2).
+    Migrator::down(&db, Some(2))
         .await
         .expect("down to the pre-node schema");
     assert_eq!(
@@ -534,7 +535,7 @@ async fn pre_node_store_becomes_the_default_node() {
     assert_eq!(tx.server_epoch().await.unwrap(), 7);
     drop(tx);
 
-    Migrator::down(&db, Some(1)).await.expect("down again");
+    Migrator::down(&db, Some(2)).await.expect("down again");
     assert_eq!(
         sql_text(
             &db,
