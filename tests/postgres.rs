@@ -930,11 +930,13 @@ async fn ext_rows_that_break_the_limits_are_corrupt_and_verified() {
     ] {
         tx.ext_put(table, key, b"v").await.unwrap();
     }
+    tx.ext_put("y", b"k5", b"v").await.unwrap();
     tx.commit().await.unwrap();
     assert!(store.verify().await.unwrap().is_healthy());
 
     let db = fx.sql().await;
     for constraint in [
+        "ext_records_table_name_check",
         "ext_records_table_name_chars_check",
         "ext_records_key_check",
         "ext_records_value_check",
@@ -969,6 +971,15 @@ async fn ext_rows_that_break_the_limits_are_corrupt_and_verified() {
     sql_exec(
         &db,
         "UPDATE ext_records SET table_name = 'B-d' WHERE key = 'k4'::bytea",
+    )
+    .await;
+
+    sql_exec(
+        &db,
+        &format!(
+            "UPDATE ext_records SET table_name = '{}' WHERE key = 'k5'::bytea",
+            "y".repeat(65)
+        ),
     )
     .await;
 
@@ -1012,6 +1023,10 @@ async fn ext_rows_that_break_the_limits_are_corrupt_and_verified() {
         ),
         (
             "ext_records/B-d/6b34".to_owned(),
+            fsmeta::ProblemKind::InvalidRecord,
+        ),
+        (
+            format!("ext_records/{}/6b35", "y".repeat(65)),
             fsmeta::ProblemKind::InvalidRecord,
         ),
     ];
@@ -1823,5 +1838,59 @@ async fn migrate_ignores_unknown_recorded_versions() {
     );
     db.close().await.ok();
     drop(store);
+    fx.cleanup().await;
+}
+
+/// The CHECKs of `ext_records` as PostgreSQL enforces them, bypassing
+/// fsmeta's own validation: each limit is refused by the server itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ext_records_checks_are_enforced_by_the_server() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let db = fx.sql().await;
+    let long_name = "a".repeat(65);
+    let cases = [
+        (
+            "ext_records_table_name_check",
+            format!("'{long_name}', 'k'::bytea, ''::bytea"),
+        ),
+        // Both table-name CHECKs refuse an empty name; either may report it.
+        (
+            "ext_records_table_name_",
+            "'', 'k'::bytea, ''::bytea".to_owned(),
+        ),
+        (
+            "ext_records_table_name_chars_check",
+            "'Bad', 'k'::bytea, ''::bytea".to_owned(),
+        ),
+        (
+            "ext_records_key_check",
+            "'t', ''::bytea, ''::bytea".to_owned(),
+        ),
+        (
+            "ext_records_key_check",
+            "'t', convert_to(repeat('k', 1025), 'UTF8'), ''::bytea".to_owned(),
+        ),
+        (
+            "ext_records_value_check",
+            "'t', 'k'::bytea, convert_to(repeat('v', 1048577), 'UTF8')".to_owned(),
+        ),
+    ];
+    for (constraint, values) in cases {
+        let sql = format!("INSERT INTO ext_records (table_name, key, value) VALUES ({values})");
+        let err = db
+            .execute_unprepared(&sql)
+            .await
+            .expect_err("the server refuses it");
+        assert!(err.to_string().contains(constraint), "{constraint}: {err}");
+    }
+    let limits = format!(
+        "INSERT INTO ext_records VALUES ('{}', convert_to(repeat('k', 1024), 'UTF8'), \
+         convert_to(repeat('v', 1048576), 'UTF8'))",
+        "a_9".repeat(21) + "z"
+    );
+    sql_exec(&db, &limits).await;
+    db.close().await.ok();
     fx.cleanup().await;
 }

@@ -6,11 +6,11 @@
 //! ```sql
 //! CREATE TABLE ext_records (
 //!     table_name TEXT COLLATE "C" NOT NULL
-//!         CONSTRAINT ext_records_table_name_check CHECK (octet_length(table_name) BETWEEN 1 AND 64)
-//!         CONSTRAINT ext_records_table_name_chars_check CHECK (table_name ~ '^[a-z0-9_]+$'),
+//!         CONSTRAINT ext_records_table_name_check CHECK (octet_length(table_name) BETWEEN 1 AND 64),
 //!     key   BYTEA NOT NULL CONSTRAINT ext_records_key_check CHECK (octet_length(key) BETWEEN 1 AND 1024),
 //!     value BYTEA NOT NULL CONSTRAINT ext_records_value_check CHECK (octet_length(value) <= 1048576),
-//!     PRIMARY KEY (table_name, key)
+//!     CONSTRAINT ext_records_table_name_chars_check CHECK (table_name ~ '^[a-z0-9_]+$'),
+//!     CONSTRAINT ext_records_pkey PRIMARY KEY (table_name, key)
 //! );
 //! ```
 //!
@@ -66,8 +66,7 @@ impl MigrationTrait for Migration {
                             64,
                             false,
                         )
-                        .extra("COLLATE \"C\"")
-                        .check(chars),
+                        .extra("COLLATE \"C\""),
                     )
                     .col(sized_col(
                         ExtRecords::Key,
@@ -84,6 +83,8 @@ impl MigrationTrait for Migration {
                                 value_len.lte(1_048_576),
                             )),
                     )
+                    // A table constraint: a column takes one CHECK, the length's.
+                    .check(chars)
                     .primary_key(
                         Index::create()
                             .name("ext_records_pkey")
