@@ -1354,7 +1354,14 @@ async fn commit_after_a_check_violation_is_an_error() {
 // ---------------------------------------------------------------------------
 // Throughput (run by hand: `cargo test … --test postgres -- --ignored --nocapture throughput`)
 
-async fn throughput(connections: u32, synchronous_commit: bool, duration: Duration) -> f64 {
+/// Transactions per second of `put_file` (or, with `ext`, an `ext_put` of
+/// a 100-byte value) + `put_lock`, from `connections` workers.
+async fn throughput(
+    connections: u32,
+    synchronous_commit: bool,
+    duration: Duration,
+    ext: bool,
+) -> f64 {
     let url = reachable().await.expect("a PostgreSQL server");
     let schema = fresh_schema_name();
     let store = PostgresStore::connect_with(
@@ -1382,7 +1389,12 @@ async fn throughput(connections: u32, synchronous_commit: bool, duration: Durati
                 store
                     .transact(|tx| {
                         Box::pin(async move {
-                            tx.put_file(file).await?;
+                            if ext {
+                                tx.ext_put("inodes", file.handle.as_bytes(), &[7; 100])
+                                    .await?;
+                            } else {
+                                tx.put_file(file).await?;
+                            }
                             tx.put_lock(lock).await
                         })
                     })
@@ -1408,13 +1420,39 @@ async fn throughput(connections: u32, synchronous_commit: bool, duration: Durati
 async fn throughput_put_file_put_lock() {
     for synchronous_commit in [true, false] {
         for connections in [1, 8] {
-            let rate = throughput(connections, synchronous_commit, Duration::from_secs(5)).await;
+            let rate = throughput(
+                connections,
+                synchronous_commit,
+                Duration::from_secs(5),
+                false,
+            )
+            .await;
             println!(
                 "put_file + put_lock via transact, {connections} connection(s), \
                  synchronous_commit {synchronous_commit}: {rate:.0} tx/s"
             );
         }
     }
+}
+
+/// The cost of an extension record against a file record, in one run:
+/// `ext_put` + `put_lock` vs `put_file` + `put_lock`, one connection,
+/// synchronous commit, alternating rounds so drift hits both alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by hand with --ignored --nocapture"]
+async fn throughput_ext_put_vs_put_file() {
+    let (mut file_rates, mut ext_rates) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        file_rates.push(throughput(1, true, Duration::from_secs(2), false).await);
+        ext_rates.push(throughput(1, true, Duration::from_secs(2), true).await);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (file, ext) = (mean(&file_rates), mean(&ext_rates));
+    println!(
+        "put_file + put_lock: {file:.0} tx/s {file_rates:.0?}; ext_put + put_lock: {ext:.0} tx/s \
+         {ext_rates:.0?}; ext/file time ratio {:.2}",
+        file / ext
+    );
 }
 
 // ---------------------------------------------------------------------------
