@@ -46,6 +46,9 @@
 //! `seaql_migrations`, use `migrate: false`). A new fsmeta release's
 //! migrations join the list and run at the host's next `up`. The contract
 //! set ([`ContractMigrator`]) keeps its own table and stays fsmeta's to run.
+//! On such a schema, run the host's migration CLI, not this crate's
+//! `migration` binary: sea-orm-migration's own `up`/`status` refuse a
+//! history table that records migrations they do not list (the host's).
 //!
 //! Migrations are append-only: a released migration is never edited, a schema
 //! change is a new `mYYYYMMDD_HHMMSS_*.rs` file added to the end of
