@@ -73,8 +73,9 @@ async fn table_names(db: &DatabaseConnection) -> Vec<String> {
 }
 
 /// Every table of a migrated schema, sorted.
-const ALL_TABLES: [&str; 6] = [
+const ALL_TABLES: [&str; 7] = [
     "epoch_records",
+    "ext_records",
     "files",
     "locks",
     "nodes",
@@ -83,7 +84,7 @@ const ALL_TABLES: [&str; 6] = [
 ];
 
 /// How many migrations `Migrator` has.
-const MIGRATIONS: &str = "2";
+const MIGRATIONS: &str = "3";
 
 fn is_conflict<T>(r: &Result<T>) -> bool {
     matches!(r, Err(e @ Error::Conflict(_)) if e.is_retryable())
@@ -503,7 +504,8 @@ async fn pre_node_store_becomes_the_default_node() {
     };
     let store = fx.pg();
     let db = fx.sql().await;
-    Migrator::down(&db, Some(1))
+    // Down past ext_records (migration 4) and nodes (migration 2).
+    Migrator::down(&db, Some(2))
         .await
         .expect("down to the pre-node schema");
     assert_eq!(
@@ -533,7 +535,7 @@ async fn pre_node_store_becomes_the_default_node() {
     assert_eq!(tx.server_epoch().await.unwrap(), 7);
     drop(tx);
 
-    Migrator::down(&db, Some(1)).await.expect("down again");
+    Migrator::down(&db, Some(2)).await.expect("down again");
     assert_eq!(
         sql_text(
             &db,
@@ -909,6 +911,132 @@ async fn verify_reports_every_bad_row_and_keeps_walking() {
     fx.cleanup().await;
 }
 
+/// Extension rows edited past their CHECKs (bad table name, empty key,
+/// value over 1 MiB, NULL value) are `Error::Corrupt` on read, and `verify`
+/// reports each one and walks on to the healthy rows after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ext_rows_that_break_the_limits_are_corrupt_and_verified() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let mut tx = begin(&store).await;
+    for (table, key) in [
+        ("a", &b"k1"[..]),
+        ("a", b"k2"),
+        ("a", b"k3"),
+        ("b", b"k4"),
+        ("z", b"ok"),
+    ] {
+        tx.ext_put(table, key, b"v").await.unwrap();
+    }
+    tx.ext_put("y", b"k5", b"v").await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.verify().await.unwrap().is_healthy());
+
+    let db = fx.sql().await;
+    for constraint in [
+        "ext_records_table_name_check",
+        "ext_records_table_name_chars_check",
+        "ext_records_key_check",
+        "ext_records_value_check",
+    ] {
+        sql_exec(
+            &db,
+            &format!("ALTER TABLE ext_records DROP CONSTRAINT {constraint}"),
+        )
+        .await;
+    }
+    sql_exec(
+        &db,
+        "ALTER TABLE ext_records ALTER COLUMN value DROP NOT NULL",
+    )
+    .await;
+    sql_exec(
+        &db,
+        "UPDATE ext_records SET value = convert_to(repeat('x', 1048577), 'UTF8') \
+         WHERE key = 'k1'::bytea",
+    )
+    .await;
+    sql_exec(
+        &db,
+        "UPDATE ext_records SET key = ''::bytea WHERE key = 'k2'::bytea",
+    )
+    .await;
+    sql_exec(
+        &db,
+        "UPDATE ext_records SET value = NULL WHERE key = 'k3'::bytea",
+    )
+    .await;
+    sql_exec(
+        &db,
+        "UPDATE ext_records SET table_name = 'B-d' WHERE key = 'k4'::bytea",
+    )
+    .await;
+
+    sql_exec(
+        &db,
+        &format!(
+            "UPDATE ext_records SET table_name = '{}' WHERE key = 'k5'::bytea",
+            "y".repeat(65)
+        ),
+    )
+    .await;
+
+    let mut tx = begin(&store).await;
+    let corrupt = |what: &str, r: &Result<_>| {
+        assert!(matches!(r, Err(Error::Corrupt(_))), "{what}: {r:?}");
+    };
+    corrupt("oversized value", &tx.ext_get("a", b"k1").await.map(drop));
+    corrupt("NULL value", &tx.ext_get("a", b"k3").await.map(drop));
+    corrupt(
+        "scan over them",
+        &tx.ext_scan("a", &fsmeta::KeyRange::All, None, 10)
+            .await
+            .map(drop),
+    );
+    corrupt("bad table name", &tx.ext_tables().await.map(drop));
+    // Decoding failures leave the transaction usable.
+    assert_eq!(tx.ext_get("z", b"ok").await.unwrap(), Some(b"v".to_vec()));
+    tx.ext_put("z", b"new", b"still usable").await.unwrap();
+    tx.commit().await.expect("commit after Corrupt reads");
+
+    let report = store.verify().await.expect("verify runs to the end");
+    let mut found: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| (p.location.clone(), p.kind))
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        (
+            "ext_records/a/".to_owned(),
+            fsmeta::ProblemKind::InvalidRecord,
+        ),
+        (
+            "ext_records/a/6b31".to_owned(),
+            fsmeta::ProblemKind::InvalidRecord,
+        ),
+        (
+            "ext_records/a/6b33".to_owned(),
+            fsmeta::ProblemKind::Undecodable,
+        ),
+        (
+            "ext_records/B-d/6b34".to_owned(),
+            fsmeta::ProblemKind::InvalidRecord,
+        ),
+        (
+            format!("ext_records/{}/6b35", "y".repeat(65)),
+            fsmeta::ProblemKind::InvalidRecord,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{:#?}", report.problems);
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
 /// `delete_locks` (one `DELETE … IN` per chunk of ids): repeated and missing
 /// ids are skipped, the count is of locks deleted, more ids than one
 /// statement takes are split, and it is part of the transaction.
@@ -1226,7 +1354,14 @@ async fn commit_after_a_check_violation_is_an_error() {
 // ---------------------------------------------------------------------------
 // Throughput (run by hand: `cargo test … --test postgres -- --ignored --nocapture throughput`)
 
-async fn throughput(connections: u32, synchronous_commit: bool, duration: Duration) -> f64 {
+/// Transactions per second of `put_file` (or, with `ext`, an `ext_put` of
+/// a 100-byte value) + `put_lock`, from `connections` workers.
+async fn throughput(
+    connections: u32,
+    synchronous_commit: bool,
+    duration: Duration,
+    ext: bool,
+) -> f64 {
     let url = reachable().await.expect("a PostgreSQL server");
     let schema = fresh_schema_name();
     let store = PostgresStore::connect_with(
@@ -1254,7 +1389,12 @@ async fn throughput(connections: u32, synchronous_commit: bool, duration: Durati
                 store
                     .transact(|tx| {
                         Box::pin(async move {
-                            tx.put_file(file).await?;
+                            if ext {
+                                tx.ext_put("inodes", file.handle.as_bytes(), &[7; 100])
+                                    .await?;
+                            } else {
+                                tx.put_file(file).await?;
+                            }
                             tx.put_lock(lock).await
                         })
                     })
@@ -1280,11 +1420,515 @@ async fn throughput(connections: u32, synchronous_commit: bool, duration: Durati
 async fn throughput_put_file_put_lock() {
     for synchronous_commit in [true, false] {
         for connections in [1, 8] {
-            let rate = throughput(connections, synchronous_commit, Duration::from_secs(5)).await;
+            let rate = throughput(
+                connections,
+                synchronous_commit,
+                Duration::from_secs(5),
+                false,
+            )
+            .await;
             println!(
                 "put_file + put_lock via transact, {connections} connection(s), \
                  synchronous_commit {synchronous_commit}: {rate:.0} tx/s"
             );
         }
     }
+}
+
+/// The cost of an extension record against a file record, in one run:
+/// `ext_put` + `put_lock` vs `put_file` + `put_lock`, one connection,
+/// synchronous commit, alternating rounds so drift hits both alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by hand with --ignored --nocapture"]
+async fn throughput_ext_put_vs_put_file() {
+    let (mut file_rates, mut ext_rates) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        file_rates.push(throughput(1, true, Duration::from_secs(2), false).await);
+        ext_rates.push(throughput(1, true, Duration::from_secs(2), true).await);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (file, ext) = (mean(&file_rates), mean(&ext_rates));
+    println!(
+        "put_file + put_lock: {file:.0} tx/s {file_rates:.0?}; ext_put + put_lock: {ext:.0} tx/s \
+         {ext_rates:.0?}; ext/file time ratio {:.2}",
+        file / ext
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The native handle and a host's own migrations
+
+/// A host table beside fsmeta's, as a host's migration would create it.
+const HOST_TABLE: &str = "CREATE TABLE inodes (ino BIGINT PRIMARY KEY, \
+     size BIGINT NOT NULL CHECK (size >= 0))";
+
+async fn host_insert(tx: &mut (dyn MetadataTransaction + '_), ino: i64, size: i64) -> Result<()> {
+    let insert = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO inodes (ino, size) VALUES ($1, $2)",
+        [ino.into(), size.into()],
+    );
+    fsmeta::backend::postgres::native(tx)?
+        .execute_raw(insert)
+        .await
+        .map_err(fsmeta::backend::postgres::host_error)?;
+    Ok(())
+}
+
+/// The host's statements through `native` commit with fsmeta's writes and
+/// vanish with them on rollback and drop; the host sees its own writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_handle_writes_commit_and_roll_back_with_fsmeta() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    sql_exec(&db, HOST_TABLE).await;
+    let f = sample_file(b"ino-1", "s");
+    let lock = sample_lock(&f.handle, "o", "c", "s");
+
+    for finish in ["rollback", "drop"] {
+        let mut tx = begin(&store).await;
+        host_insert(&mut *tx, 1, 10).await.unwrap();
+        tx.put_lock(&lock).await.unwrap();
+        if finish == "rollback" {
+            tx.rollback().await.unwrap();
+        } else {
+            drop(tx);
+        }
+        assert_eq!(
+            sql_text(&db, "SELECT count(*)::text FROM inodes")
+                .await
+                .as_deref(),
+            Some("0"),
+            "after {finish}"
+        );
+        assert_eq!(begin(&store).await.get_lock(lock.id).await.unwrap(), None);
+    }
+
+    let mut tx = begin(&store).await;
+    host_insert(&mut *tx, 1, 10).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    let seen = fsmeta::backend::postgres::native(&mut *tx)
+        .unwrap()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT size::text FROM inodes WHERE ino = 1",
+        ))
+        .await
+        .unwrap()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap());
+    assert_eq!(seen.as_deref(), Some("10"), "reads its own writes");
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        sql_text(&db, "SELECT size::text FROM inodes WHERE ino = 1")
+            .await
+            .as_deref(),
+        Some("10")
+    );
+    assert_eq!(
+        begin(&store).await.get_lock(lock.id).await.unwrap(),
+        Some(lock)
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// A host statement that fails through the native handle aborts the server
+/// transaction behind fsmeta's back. The host ignores the error: `commit`
+/// must still be an error and nothing is stored, neither fsmeta's writes
+/// made before nor the host's. A failure inside a nested transaction
+/// (savepoint) the host rolls back leaves the transaction committable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_after_a_failed_native_statement_is_an_error() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    sql_exec(&db, HOST_TABLE).await;
+    sql_exec(&db, "INSERT INTO inodes VALUES (1, 0)").await;
+    let f = sample_file(b"ino-2", "s");
+    let lock = sample_lock(&f.handle, "o", "c", "s");
+
+    let mut tx = begin(&store).await;
+    tx.put_file(&f).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    tx.ext_put("dirents", b"/a", b"2").await.unwrap();
+    host_insert(&mut *tx, 2, 5).await.unwrap();
+    // A duplicate key: the server aborts the transaction.
+    let dup = host_insert(&mut *tx, 1, 5).await;
+    assert!(matches!(dup, Err(Error::Backend(_))), "{dup:?}");
+    // The host ignores that and commits.
+    let commit = tx.commit().await;
+    match &commit {
+        Err(e @ Error::Backend(_)) => {
+            assert!(!e.is_retryable());
+            assert!(e.to_string().contains("native"), "says why: {e}");
+        }
+        other => panic!("commit after a failed native statement: {other:?}"),
+    }
+    let mut check = begin(&store).await;
+    assert_eq!(
+        check.get_file(&f.handle).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(
+        check.get_lock(lock.id).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(check.ext_get("dirents", b"/a").await.unwrap(), None);
+    drop(check);
+    assert_eq!(
+        sql_text(&db, "SELECT string_agg(ino::text, ',') FROM inodes")
+            .await
+            .as_deref(),
+        Some("1"),
+        "the host's row is gone too"
+    );
+
+    // fsmeta statements after the host's failure fail too (the server refuses them).
+    let mut tx = begin(&store).await;
+    let _ = host_insert(&mut *tx, 1, 5).await;
+    assert!(tx.put_lock(&lock).await.is_err());
+    assert!(
+        fsmeta::backend::postgres::native(&mut *tx).is_err(),
+        "poisoned"
+    );
+    assert!(tx.commit().await.is_err());
+
+    // A CHECK violation inside a savepoint the host rolls back: still fine.
+    let mut tx = begin(&store).await;
+    tx.put_lock(&lock).await.unwrap();
+    {
+        use sea_orm::TransactionTrait;
+        let outer = fsmeta::backend::postgres::native(&mut *tx).unwrap();
+        let nested = outer.begin().await.unwrap();
+        let bad = nested
+            .execute_unprepared("INSERT INTO inodes VALUES (3, -1)")
+            .await;
+        assert!(bad.is_err(), "the CHECK fires");
+        nested.rollback().await.unwrap();
+        outer
+            .execute_unprepared("INSERT INTO inodes VALUES (3, 1)")
+            .await
+            .unwrap();
+    }
+    tx.commit()
+        .await
+        .expect("a rolled-back savepoint does not poison");
+    assert_eq!(
+        sql_text(
+            &db,
+            "SELECT string_agg(ino::text, ',' ORDER BY ino) FROM inodes"
+        )
+        .await
+        .as_deref(),
+        Some("1,3")
+    );
+    assert_eq!(
+        begin(&store).await.get_lock(lock.id).await.unwrap(),
+        Some(lock)
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// A serialization failure on a host statement, mapped with `host_error`,
+/// is a retryable `Conflict`: `transact` reruns the host's writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_conflicts_are_retried_by_transact() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    sql_exec(&db, HOST_TABLE).await;
+    sql_exec(&db, "INSERT INTO inodes VALUES (1, 0)").await;
+    let bump = "UPDATE inodes SET size = size + 1 WHERE ino = 1";
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let (attempts_ref, store_ref) = (&attempts, &store);
+    store
+        .transact(|tx| {
+            Box::pin(async move {
+                let n = attempts_ref.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let native = fsmeta::backend::postgres::native(tx)?;
+                native
+                    .execute_unprepared("SELECT size FROM inodes WHERE ino = 1")
+                    .await
+                    .map_err(fsmeta::backend::postgres::host_error)?;
+                if n == 0 {
+                    // Another server bumps the row after this snapshot.
+                    let mut other = store_ref.begin().await?;
+                    fsmeta::backend::postgres::native(&mut *other)?
+                        .execute_unprepared(bump)
+                        .await
+                        .map_err(fsmeta::backend::postgres::host_error)?;
+                    other.commit().await?;
+                }
+                fsmeta::backend::postgres::native(tx)?
+                    .execute_unprepared(bump)
+                    .await
+                    .map_err(fsmeta::backend::postgres::host_error)?;
+                Ok(())
+            })
+        })
+        .await
+        .expect("transact retries the conflict");
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(
+        sql_text(&db, "SELECT size::text FROM inodes")
+            .await
+            .as_deref(),
+        Some("2"),
+        "both bumps, none lost"
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// `native` on a transaction of another backend is `Invalid`, not a panic.
+#[tokio::test]
+async fn native_on_another_backend_is_invalid() {
+    let store = fsmeta::MemoryStore::new();
+    let mut tx = store.begin().await.unwrap();
+    match fsmeta::backend::postgres::native(&mut *tx) {
+        Err(Error::Invalid(why)) => assert!(why.contains("PostgreSQL"), "{why}"),
+        Err(other) => panic!("expected Invalid, got {other:?}"),
+        Ok(_) => panic!("expected Invalid, got a handle"),
+    }
+    tx.put_file(&sample_file(b"f", "s"))
+        .await
+        .expect("still usable");
+}
+
+/// A host's own migration: its `inodes` table.
+mod host_migrations {
+    use migration::{
+        ColumnDef, DbErr, DeriveIden, MigrationName, MigrationTrait, MigratorTrait, SchemaManager,
+        Table, async_trait,
+    };
+
+    pub struct CreateInodes;
+
+    // (`DeriveMigrationName` would name it after this file.)
+    impl MigrationName for CreateInodes {
+        fn name(&self) -> &str {
+            "m20270101_000001_create_inodes"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum Inodes {
+        Table,
+        Ino,
+        Size,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateInodes {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table(Inodes::Table)
+                        .col(ColumnDef::new(Inodes::Ino).big_integer().primary_key())
+                        .col(ColumnDef::new(Inodes::Size).big_integer().not_null())
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_table(Table::drop().table(Inodes::Table).to_owned())
+                .await
+        }
+    }
+
+    /// The host's Migrator: fsmeta's migrations, then its own, one history table.
+    pub struct HostMigrator;
+
+    #[async_trait::async_trait]
+    impl MigratorTrait for HostMigrator {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            let mut all = fsmeta::PostgresStore::migrations();
+            all.push(Box::new(CreateInodes));
+            all
+        }
+    }
+}
+
+/// A host's `Migrator` listing fsmeta's migrations and its own builds both
+/// in the host's schema with one history table; fsmeta connects to it with
+/// `migrate: false` (and with `migrate: true`, which applies nothing and
+/// does not trip over the host's record), and a transaction writes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_migrator_includes_fsmeta_migrations() {
+    use host_migrations::HostMigrator;
+    let Some(url) = reachable().await else { return };
+    let schema = fresh_schema_name();
+    let db = sql_connection(&url, &schema).await;
+    sql_exec(
+        &db,
+        &format!(
+            "CREATE SCHEMA {}",
+            fsmeta::conformance::postgres::quote_ident(&schema)
+        ),
+    )
+    .await;
+    HostMigrator::up(&db, None)
+        .await
+        .expect("the host's migrations");
+    let mut expected: Vec<&str> = ALL_TABLES.to_vec();
+    expected.push("inodes");
+    expected.sort();
+    assert_eq!(table_names(&db).await, expected, "one history table");
+    let recorded = "SELECT count(*)::text FROM seaql_migrations";
+    let host_count = (MIGRATIONS.parse::<u32>().unwrap() + 1).to_string();
+    assert_eq!(sql_text(&db, recorded).await, Some(host_count.clone()));
+
+    let store = PostgresStore::connect_with(
+        &url,
+        PgOptions {
+            migrate: false,
+            ..options_for(&schema)
+        },
+    )
+    .await
+    .expect("connect without migrating");
+    let f = sample_file(b"ino-9", "s");
+    let lock = sample_lock(&f.handle, "o", "c", "s");
+    let mut tx = begin(&store).await;
+    host_insert(&mut *tx, 9, 4096).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    tx.ext_put("dirents", b"/nine", b"9").await.unwrap();
+    assert_eq!(tx.increment_server_epoch().await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert!(store.verify().await.unwrap().is_healthy());
+    drop(store);
+
+    // `migrate: true` on the host's schema: nothing to do, no error about
+    // the host's migration it does not know.
+    let store = PostgresStore::connect_with(&url, options_for(&schema))
+        .await
+        .expect("connect and migrate on a host-migrated schema");
+    assert_eq!(sql_text(&db, recorded).await, Some(host_count.clone()));
+    assert_eq!(
+        begin(&store).await.get_lock(lock.id).await.unwrap(),
+        Some(lock)
+    );
+    // And the host's Migrator is still content with the table fsmeta shares.
+    HostMigrator::up(&db, None)
+        .await
+        .expect("up again is a no-op");
+    assert_eq!(sql_text(&db, recorded).await, Some(host_count));
+    assert_eq!(
+        sql_text(&db, "SELECT size::text FROM inodes WHERE ino = 9")
+            .await
+            .as_deref(),
+        Some("4096")
+    );
+    drop(store);
+    db.close().await.ok();
+    drop_schema(&url, &schema).await.expect("drop schema");
+}
+
+/// fsmeta's own `migrate` applies the migrations a schema lacks, even when
+/// the history table records versions it does not know (a newer release's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_ignores_unknown_recorded_versions() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let db = fx.sql().await;
+    sql_exec(
+        &db,
+        "INSERT INTO seaql_migrations (version, applied_at) \
+         VALUES ('m20990101_000001_from_the_future', 0)",
+    )
+    .await;
+    sql_exec(&db, "DROP TABLE ext_records").await;
+    sql_exec(
+        &db,
+        "DELETE FROM seaql_migrations WHERE version = 'm20261201_000004_ext_records'",
+    )
+    .await;
+    let store = PostgresStore::connect_with(fx.schema().url(), fx.schema().options())
+        .await
+        .expect("connect migrates past the unknown version");
+    let mut tx = begin(&store).await;
+    tx.ext_put("t", b"k", b"v")
+        .await
+        .expect("ext_records is back");
+    tx.commit().await.unwrap();
+    assert_eq!(
+        sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
+            .await
+            .as_deref(),
+        Some("4")
+    );
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// The CHECKs of `ext_records` as PostgreSQL enforces them, bypassing
+/// fsmeta's own validation: each limit is refused by the server itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ext_records_checks_are_enforced_by_the_server() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let db = fx.sql().await;
+    let long_name = "a".repeat(65);
+    let cases = [
+        (
+            "ext_records_table_name_check",
+            format!("'{long_name}', 'k'::bytea, ''::bytea"),
+        ),
+        // Both table-name CHECKs refuse an empty name; either may report it.
+        (
+            "ext_records_table_name_",
+            "'', 'k'::bytea, ''::bytea".to_owned(),
+        ),
+        (
+            "ext_records_table_name_chars_check",
+            "'Bad', 'k'::bytea, ''::bytea".to_owned(),
+        ),
+        (
+            "ext_records_key_check",
+            "'t', ''::bytea, ''::bytea".to_owned(),
+        ),
+        (
+            "ext_records_key_check",
+            "'t', convert_to(repeat('k', 1025), 'UTF8'), ''::bytea".to_owned(),
+        ),
+        (
+            "ext_records_value_check",
+            "'t', 'k'::bytea, convert_to(repeat('v', 1048577), 'UTF8')".to_owned(),
+        ),
+    ];
+    for (constraint, values) in cases {
+        let sql = format!("INSERT INTO ext_records (table_name, key, value) VALUES ({values})");
+        let err = db
+            .execute_unprepared(&sql)
+            .await
+            .expect_err("the server refuses it");
+        assert!(err.to_string().contains(constraint), "{constraint}: {err}");
+    }
+    let limits = format!(
+        "INSERT INTO ext_records VALUES ('{}', convert_to(repeat('k', 1024), 'UTF8'), \
+         convert_to(repeat('v', 1048576), 'UTF8'))",
+        "a_9".repeat(21) + "z"
+    );
+    sql_exec(&db, &limits).await;
+    db.close().await.ok();
+    fx.cleanup().await;
 }

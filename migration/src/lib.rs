@@ -22,6 +22,34 @@
 //! DATABASE_URL=postgres://user@host/db cargo run -p migration --features cli --bin contract -- -s my_schema up
 //! ```
 //!
+//! # In a host's own `Migrator`
+//!
+//! A host with its own sea-orm-migration schema keeps fsmeta's tables in it,
+//! with one history table, by listing fsmeta's migrations before its own
+//! (`fsmeta::PostgresStore::migrations()` returns [`Migrator::migrations`]):
+//!
+//! ```ignore
+//! struct HostMigrator;
+//! impl MigratorTrait for HostMigrator {
+//!     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+//!         let mut all = fsmeta::PostgresStore::migrations();
+//!         all.push(Box::new(m20270101_000001_create_inodes::Migration));
+//!         all
+//!     }
+//! }
+//! ```
+//!
+//! `HostMigrator::up` then creates both; fsmeta connects with
+//! `PgOptions { migrate: false, .. }` (or with `migrate: true`: it applies
+//! only fsmeta's missing migrations, see [`apply_pending`], and leaves the
+//! host's records alone; with a history table of another name than
+//! `seaql_migrations`, use `migrate: false`). A new fsmeta release's
+//! migrations join the list and run at the host's next `up`. The contract
+//! set ([`ContractMigrator`]) keeps its own table and stays fsmeta's to run.
+//! On such a schema, run the host's migration CLI, not this crate's
+//! `migration` binary: sea-orm-migration's own `up`/`status` refuse a
+//! history table that records migrations they do not list (the host's).
+//!
 //! Migrations are append-only: a released migration is never edited, a schema
 //! change is a new `mYYYYMMDD_HHMMSS_*.rs` file added to the end of
 //! [`Migrator::migrations`] (it adds) or [`ContractMigrator::migrations`] (it
@@ -34,6 +62,7 @@ mod columns;
 mod m20261127_000001_create_tables;
 mod m20261127_000002_nodes;
 mod m20261201_000003_drop_server_state_clean_shutdown;
+mod m20261201_000004_ext_records;
 
 /// The node that owns a store written before nodes existed (`fsmeta::DEFAULT_NODE`;
 /// a test checks they agree): migration 2 gives it the store's epoch and
@@ -54,8 +83,50 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_create_tables::Migration),
             Box::new(m20261127_000002_nodes::Migration),
+            Box::new(m20261201_000004_ext_records::Migration),
         ]
     }
+}
+
+/// Applies the migrations of `M` that its history table does not record
+/// yet, in order, each in a savepoint of the transaction `db`, and records
+/// each. Unlike [`MigratorTrait::up`], versions
+/// recorded in the table that `M` does not list are no error: they are the
+/// host's own migrations, when the host's `Migrator` includes fsmeta's and
+/// shares the history table, or a newer fsmeta release's (an older server
+/// restarting during a rolling upgrade). This is what
+/// `fsmeta::PostgresStore::migrate` runs.
+pub async fn apply_pending<M: MigratorTrait>(
+    db: &sea_orm::DatabaseTransaction,
+) -> Result<(), DbErr> {
+    use sea_orm::TransactionTrait;
+
+    let applied: std::collections::HashSet<String> = M::get_migration_models(db)
+        .await?
+        .into_iter()
+        .map(|m| m.version)
+        .collect();
+    for migration in M::migrations() {
+        if applied.contains(migration.name()) {
+            continue;
+        }
+        let tx = db.begin().await?;
+        let manager = SchemaManager::new(&tx);
+        migration.up(&manager).await?;
+        let applied_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        // The row sea-orm-migration itself writes: (version, applied_at).
+        let record = Query::insert()
+            .into_table(M::migration_table_name())
+            .columns([Alias::new("version"), Alias::new("applied_at")])
+            .values([migration.name().into(), applied_at.into()])
+            .map_err(|e| DbErr::Migration(e.to_string()))?
+            .to_owned();
+        manager.exec_stmt(record).await?;
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 /// The contract set: the ordered list of migrations that drop what an older

@@ -215,13 +215,40 @@ impl PostgresStore {
         }
         // Each migration runs in a savepoint of this transaction, so all of
         // them commit together with the migration tables' records.
-        Migrator::up(&tx, None).await.map_err(|e| db_error(op, e))?;
+        // Only fsmeta's missing migrations: versions in the history table
+        // that fsmeta does not know (a host's own migrations sharing it, a
+        // newer release's) are left alone.
+        migration::apply_pending::<Migrator>(&tx)
+            .await
+            .map_err(|e| db_error(op, e))?;
         if contract {
             ContractMigrator::up(&tx, None)
                 .await
                 .map_err(|e| db_error(op, e))?;
         }
         tx.commit().await.map_err(|e| db_error(op, e))
+    }
+
+    /// fsmeta's expand migrations ([`migration::Migrator`]'s list), for a
+    /// host whose own sea-orm-migration `Migrator` keeps fsmeta's tables in
+    /// its schema with one history table: list these first, then the host's.
+    ///
+    /// ```ignore
+    /// impl MigratorTrait for HostMigrator {
+    ///     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+    ///         let mut all = fsmeta::PostgresStore::migrations();
+    ///         all.push(Box::new(m20270101_000001_create_inodes::Migration));
+    ///         all
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// Then connect with [`PgOptions::migrate`] off, or on: `migrate` applies
+    /// only fsmeta's migrations the history table lacks and ignores the
+    /// host's records. Append-only: a new release adds to the end, and the
+    /// host's next `up` applies it.
+    pub fn migrations() -> Vec<Box<dyn migration::MigrationTrait>> {
+        Migrator::migrations()
     }
 
     /// The schema this store uses (`None`: the server's default search path).

@@ -9,6 +9,9 @@ use crate::error::Error;
 pub(super) const SERIALIZATION_FAILURE: &str = "40001";
 /// SQLSTATE `deadlock_detected`.
 pub(super) const DEADLOCK_DETECTED: &str = "40P01";
+/// SQLSTATE `in_failed_sql_transaction`: a statement sent after an earlier
+/// one aborted the transaction.
+pub(super) const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
 /// SQLSTATE `undefined_table`: a relation named in a statement does not exist.
 pub const UNDEFINED_TABLE: &str = "42P01";
 

@@ -24,6 +24,21 @@
 //! handles `BYTEA`, timestamps `TIMESTAMPTZ` (microseconds, exact). The
 //! migration's module docs give the reasons.
 //!
+//! # Extension tables and the host's own tables
+//!
+//! [`crate::ExtStore`] keeps every extension table in one table,
+//! `ext_records(table_name TEXT COLLATE "C", key BYTEA, value BYTEA,
+//! PRIMARY KEY (table_name, key))`, with CHECKs mirroring the limits; a
+//! scan is one range of the primary key, so SERIALIZABLE covers it.
+//!
+//! A host with its own typed schema runs its own SeaORM statements in an
+//! fsmeta transaction through [`native`] (rules there), and keeps fsmeta's
+//! tables in its schema by listing [`PostgresStore::migrations`] first in its
+//! own sea-orm-migration `Migrator` (one history table); it then connects
+//! with [`PgOptions::migrate`] off, or on (fsmeta applies only its own
+//! missing migrations and ignores the host's records). `examples/sea_orm_host.rs`
+//! shows both.
+//!
 //! # Durability
 //!
 //! A commit returns after PostgreSQL has flushed its WAL (`synchronous_commit
@@ -38,17 +53,20 @@
 //! - `connect`: [`PgOptions`], [`PostgresStore`] (connect, migrate, close, begin);
 //! - `tx`: the transaction, `commit`/`rollback`, and the rule that a
 //!   transaction the server aborted never commits;
-//! - `files`, `locks`, `nodes`: one record family each;
+//! - `files`, `locks`, `nodes`, `ext`: one record family each;
 //! - `rows`: rows ↔ model, the checked column reads;
 //! - `errors`: SQLSTATEs and the mapping of driver errors;
+//! - `native`: [`native`], the SeaORM transaction for the host's own statements;
 //! - `verify`: the row-by-row check of a whole store;
 //! - `entity`: the SeaORM entities, one per table.
 
 mod connect;
 mod entity;
 mod errors;
+mod ext;
 mod files;
 mod locks;
+mod native;
 mod nodes;
 mod rows;
 mod tx;
@@ -56,3 +74,4 @@ mod verify;
 
 pub use connect::{PgOptions, PostgresStore};
 pub use errors::{UNDEFINED_TABLE, sqlstate_of};
+pub use native::{host_error, native};

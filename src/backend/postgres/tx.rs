@@ -13,16 +13,28 @@
 //! transaction), otherwise with an [`Error::Backend`] naming that failure.
 //! `commit` returns `Ok` only when the server committed.
 //!
+//! # Native handles
+//!
+//! A host that took the SeaORM transaction with [`super::native`] runs its
+//! own statements in it, unseen by `PgTx`: one that fails aborts the server
+//! transaction without this flag being set. So once `native` was handed
+//! out, `commit` first sends a cheap probe (`SELECT 1`) and commits only if
+//! it succeeds; on an aborted transaction it fails (SQLSTATE `25P02`), and
+//! `commit` rolls back and returns an [`Error::Backend`] saying so. (The
+//! answer to `COMMIT` cannot tell: the server answers `ROLLBACK`, and the
+//! driver reports both as success.) Transactions that never handed out the
+//! handle commit with no extra round trip.
+//!
 //! Errors fsmeta raises before sending anything ([`Error::Invalid`],
 //! `LockNotFound`, `FileNotFound` learnt from a row count) and stored values
 //! that fail to decode ([`Error::Corrupt`]: the server answered normally)
 //! leave the transaction usable.
 
 use async_trait::async_trait;
-use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait};
 
 use super::entity::server_state;
-use super::errors::{db_error, is_conflict, is_decode_error};
+use super::errors::{IN_FAILED_SQL_TRANSACTION, db_error, is_conflict, is_decode_error, sqlstate};
 use super::rows::missing_state;
 use crate::error::{Error, Result};
 use crate::tx::MetadataTransaction;
@@ -35,6 +47,19 @@ pub(super) struct PgTx {
     /// The first statement that failed on the server, if one did: the
     /// server has aborted the transaction.
     aborted: Option<Aborted>,
+    /// Whether [`super::native`] handed the transaction out: the host may
+    /// have run statements that aborted it, so `commit` probes first.
+    pub(super) native_used: bool,
+}
+
+/// `commit` after a statement run through the native handle failed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the transaction was aborted by the server: a statement run through the native \
+     handle (fsmeta::backend::postgres::native) failed ({detail}); nothing was committed"
+)]
+struct NativeAborted {
+    detail: String,
 }
 
 /// What made the server abort a transaction.
@@ -82,7 +107,11 @@ impl Aborted {
 impl PgTx {
     /// Wraps a transaction just begun.
     pub(super) fn new(tx: DatabaseTransaction) -> Self {
-        PgTx { tx, aborted: None }
+        PgTx {
+            tx,
+            aborted: None,
+            native_used: false,
+        }
     }
 
     /// `Ok` unless an earlier statement failed on the server; every
@@ -119,9 +148,6 @@ impl PgTx {
     }
 }
 
-// TRANSITIONAL: extension tables come in the next commits.
-impl crate::ext::ExtStore for PgTx {}
-
 #[async_trait]
 impl MetadataTransaction for PgTx {
     async fn commit(self: Box<Self>) -> Result<()> {
@@ -133,9 +159,33 @@ impl MetadataTransaction for PgTx {
             }
             return Err(error);
         }
+        if self.native_used
+            && let Err(e) = self.tx.execute_unprepared("SELECT 1").await
+        {
+            // 25P02 (in_failed_sql_transaction): a host statement failed.
+            // A lost connection is reported as what it is.
+            let error = if sqlstate(&e).as_deref() == Some(IN_FAILED_SQL_TRANSACTION) {
+                Error::backend(
+                    "commit",
+                    NativeAborted {
+                        detail: e.to_string(),
+                    },
+                )
+            } else {
+                db_error("commit", e)
+            };
+            if let Err(e) = self.tx.rollback().await {
+                tracing::debug!(error = %e, "fsmeta: rollback of an aborted transaction failed");
+            }
+            return Err(error);
+        }
         // Serialization failures are often detected only here (SSI checks
         // dangerous structures at commit): they are `Conflict` like on a statement.
         self.tx.commit().await.map_err(|e| db_error("commit", e))
+    }
+
+    fn as_any(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
+        Some(self)
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {

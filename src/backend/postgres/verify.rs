@@ -6,16 +6,17 @@
 //! is reported and the walk goes on. The database keeps its own indexes, so
 //! there are no index entries to check.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    AccessMode, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityTrait, FromQueryResult, IsolationLevel, QueryFilter, QueryOrder, QueryResult,
+    AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, FromQueryResult, IsolationLevel, QueryFilter, QueryOrder, QueryResult,
     QuerySelect, QueryTrait, Select, TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::entity::{epoch_records, files, locks, nodes, server_state};
+use super::entity::{epoch_records, ext_records, files, locks, nodes, server_state};
 use super::errors::db_error;
+use super::ext::check_stored;
 use super::rows::{
     epoch_record_from_row, file_from_row, lock_from_row, missing_state, node_from_row, page_size,
     select_epoch_records, select_files, select_locks, u64_from_db,
@@ -26,8 +27,8 @@ use crate::verify::{PAGE, Problem, ProblemKind, VerifyReport};
 /// The alias of the key column every check reads as text, for locations.
 const KEY: &str = "fsmeta_key";
 
-/// Checks every row of `files`, `locks`, `nodes`, `epoch_records` and
-/// `server_state` in one read-only snapshot.
+/// Checks every row of `files`, `locks`, `nodes`, `epoch_records`,
+/// `ext_records` and `server_state` in one read-only snapshot.
 pub(super) async fn verify(db: &DatabaseConnection) -> Result<VerifyReport> {
     let op = "verify";
     // One consistent snapshot that never fails with a serialization
@@ -106,6 +107,8 @@ pub(super) async fn verify(db: &DatabaseConnection) -> Result<VerifyReport> {
         );
     }
 
+    verify_ext(&tx, &mut report).await?;
+
     let query =
         server_state::Entity::find().filter(server_state::Column::Id.eq(server_state::ROW_ID));
     match all(&tx, query).await?.first() {
@@ -123,6 +126,70 @@ pub(super) async fn verify(db: &DatabaseConnection) -> Result<VerifyReport> {
     }
     tx.rollback().await.map_err(|e| db_error(op, e))?;
     Ok(report)
+}
+
+/// Every row of `ext_records`, a page at a time in `(table_name, key)`
+/// order: the table name, the key and the value's length (not the value: a
+/// page of 1 MiB values would be large, and a value is opaque bytes, so its
+/// length is all there is to check). A row that breaks the limits (possible
+/// only past dropped CHECKs) is [`ProblemKind::InvalidRecord`], a NULL
+/// [`ProblemKind::Undecodable`]; the walk goes on.
+async fn verify_ext(tx: &DatabaseTransaction, report: &mut VerifyReport) -> Result<()> {
+    use ext_records::Column as C;
+    let op = "verify";
+    const VALUE_LEN: &str = "fsmeta_value_len";
+    let mut after: Option<(String, Vec<u8>)> = None;
+    loop {
+        let mut query = ext_records::Entity::find()
+            .select_only()
+            .column(C::TableName)
+            .column(C::Key)
+            .expr_as(
+                Func::cust("octet_length").arg(Expr::col(C::Value)),
+                VALUE_LEN,
+            );
+        if let Some((table, key)) = after.take() {
+            query = query.filter(
+                Condition::any().add(C::TableName.gt(table.clone())).add(
+                    Condition::all()
+                        .add(C::TableName.eq(table))
+                        .add(C::Key.gt(key)),
+                ),
+            );
+        }
+        let query = query.order_by_asc(C::TableName).order_by_asc(C::Key);
+        let rows = page(tx, query).await?;
+        for row in &rows {
+            // The primary key's columns are NOT NULL, and TEXT and BYTEA always decode.
+            let table = row
+                .try_get::<String>("", "table_name")
+                .map_err(|e| db_error(op, e))?;
+            let key = row
+                .try_get::<Vec<u8>>("", "key")
+                .map_err(|e| db_error(op, e))?;
+            let location = format!("ext_records/{table}/{}", hex(&key));
+            let problem = match row
+                .try_get::<Option<i32>>("", VALUE_LEN)
+                .map_err(|e| db_error(op, e))?
+            {
+                None => Some((ProblemKind::Undecodable, "value: NULL".to_owned())),
+                Some(len) => check_stored(&table, &key, usize::try_from(len).unwrap_or(0))
+                    .err()
+                    .map(|e| (ProblemKind::InvalidRecord, e.to_string())),
+            };
+            if let Some((kind, detail)) = problem {
+                report.problems.push(Problem {
+                    kind,
+                    location,
+                    detail,
+                });
+            }
+            after = Some((table, key));
+        }
+        if rows.len() < PAGE {
+            return Ok(());
+        }
+    }
 }
 
 /// One page ([`PAGE`] rows) of `query`, as raw rows.

@@ -5,6 +5,7 @@
 //! live in `super::rows`.
 
 pub(super) mod epoch_records;
+pub(super) mod ext_records;
 pub(super) mod files;
 pub(super) mod locks;
 pub(super) mod nodes;
