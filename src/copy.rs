@@ -1,24 +1,14 @@
-//! Moving a whole store to another backend ([`copy_store`]) and showing that
-//! two stores hold the same records ([`digest`]), for `fsmeta copy`.
+//! Moving a whole store to another backend ([`copy_store`]), for `fsmeta
+//! copy`; [`digest`] (in `crate::digest`) shows the result is the same.
 //!
-//! Both walk the stores page by page ([`crate::FileStore::list_files_page`],
-//! [`crate::LockStore::list_locks_page`]): memory stays flat however many records
-//! there are. Node states and epoch records are read whole (one per node and
+//! Both walk the stores page by page ([`crate::pages`]: files, locks, each
+//! extension table): memory stays flat however many records there are. Node states and epoch records are read whole (one per node and
 //! one per server incarnation: few).
 
-use std::fmt;
-
-use sha2::{Digest as _, Sha256};
-
+use crate::digest::{StoreDigest, digest, store_is_empty};
 use crate::error::{Error, Result};
-use crate::file::FileMeta;
-use crate::lock::PersistedLock;
-use crate::node::{EpochRecord, NodeState};
 use crate::pages;
 use crate::tx::{MetadataStore, MetadataStoreExt, MetadataTransaction};
-
-/// Records per page when [`digest`] walks a store.
-const DIGEST_PAGE: usize = 1024;
 
 /// How [`copy_store`] copies.
 ///
@@ -62,6 +52,8 @@ pub enum CopyPhase {
     Files,
     /// Copying locks.
     Locks,
+    /// Copying extension records (`total` counts them as they come: 0 up front).
+    Ext,
     /// Computing the digests of both stores.
     Verifying,
 }
@@ -88,6 +80,8 @@ pub struct CopyReport {
     pub nodes: u64,
     /// Epoch records written.
     pub epoch_records: u64,
+    /// Extension records written (every table).
+    pub ext_records: u64,
     /// The source, digested after the copy.
     pub source: StoreDigest,
     /// The destination, digested after the copy.
@@ -101,116 +95,9 @@ impl CopyReport {
     }
 }
 
-/// Counts and a SHA-256 over every record of a store: two stores with equal
-/// digests hold the same files, locks, node states, epoch records and server
-/// epoch, whatever their backends.
-///
-/// The hash covers a fixed binary encoding of each record, fed in key order
-/// (files by handle, locks by id, nodes by id, epoch records by epoch): every
-/// field, integers big-endian, strings and handles length-prefixed, one tag
-/// byte per record kind. It does not depend on a backend's storage format or
-/// on serde, so it stays comparable across backends and versions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct StoreDigest {
-    /// Number of file records.
-    pub files: u64,
-    /// Number of lock records.
-    pub locks: u64,
-    /// Number of node states.
-    pub nodes: u64,
-    /// Number of epoch records.
-    pub epoch_records: u64,
-    /// The global server epoch.
-    pub epoch: u64,
-    /// SHA-256 of every record (see the type's docs).
-    pub sha256: [u8; 32],
-}
-
-impl StoreDigest {
-    /// The SHA-256 as lowercase hex.
-    pub fn hex(&self) -> String {
-        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl fmt::Display for StoreDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} files, {} locks, {} nodes, {} epoch records, epoch {}, sha256 {}",
-            self.files,
-            self.locks,
-            self.nodes,
-            self.epoch_records,
-            self.epoch,
-            self.hex()
-        )
-    }
-}
-
-/// The [`StoreDigest`] of `store`, read in one transaction (a consistent snapshot).
-pub async fn digest(store: &(impl MetadataStore + ?Sized)) -> Result<StoreDigest> {
-    let mut tx = store.begin().await?;
-    let result = digest_in(&mut *tx).await;
-    // Read-only: ending it cannot change the outcome.
-    let _ = tx.rollback().await;
-    result
-}
-
-/// The [`StoreDigest`] of what `tx` sees.
-pub async fn digest_in(tx: &mut (dyn MetadataTransaction + '_)) -> Result<StoreDigest> {
-    let mut hasher = RecordHasher::new();
-    let epoch = tx.server_epoch().await?;
-    hasher.u64(epoch);
-    let nodes = tx.list_nodes().await?;
-    for node in &nodes {
-        hasher.node(node);
-    }
-    let records = tx.list_epoch_records().await?;
-    for record in &records {
-        hasher.epoch_record(record);
-    }
-    let mut files = 0;
-    let mut pages = pages::files(DIGEST_PAGE);
-    while let Some(page) = pages.next(tx).await? {
-        for file in &page {
-            hasher.file(file);
-        }
-        files += page.len() as u64;
-    }
-    let mut locks = 0;
-    let mut pages = pages::locks(DIGEST_PAGE);
-    while let Some(page) = pages.next(tx).await? {
-        for lock in &page {
-            hasher.lock(lock);
-        }
-        locks += page.len() as u64;
-    }
-    Ok(StoreDigest {
-        files,
-        locks,
-        nodes: nodes.len() as u64,
-        epoch_records: records.len() as u64,
-        epoch,
-        sha256: hasher.finish(),
-    })
-}
-
-/// True when `store` holds nothing: no file, lock, node state or epoch
-/// record, and server epoch 0 (a store nothing was ever written to).
-pub async fn store_is_empty(store: &(impl MetadataStore + ?Sized)) -> Result<bool> {
-    let mut tx = store.begin().await?;
-    let empty = tx.server_epoch().await? == 0
-        && tx.list_files_page(None, 1).await?.is_empty()
-        && tx.list_locks_page(None, 1).await?.is_empty()
-        && tx.list_nodes().await?.is_empty()
-        && tx.list_epoch_records().await?.is_empty();
-    let _ = tx.rollback().await;
-    Ok(empty)
-}
-
 /// Copies every record of `from` into `to`: the server epoch, node states
-/// (with their clean-shutdown flags), epoch records, files and locks. Then
+/// (with their clean-shutdown flags), epoch records, files, locks and
+/// extension records. Then
 /// digests both stores and returns the two [`StoreDigest`]s in the report: a
 /// copy is complete when [`CopyReport::matches`].
 ///
@@ -339,6 +226,28 @@ where
             total: total_locks.max(locks),
         });
     }
+    let mut ext_records = 0;
+    for table in src.ext_tables().await? {
+        let mut pages = pages::ext(&table, batch);
+        while let Some(page) = pages.next(src).await? {
+            let (page, table) = (&page, table.as_str());
+            to.transact(|tx| {
+                Box::pin(async move {
+                    for record in page {
+                        tx.ext_put(table, &record.key, &record.value).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+            ext_records += page.len() as u64;
+            progress(CopyProgress {
+                phase: CopyPhase::Ext,
+                done: ext_records,
+                total: ext_records,
+            });
+        }
+    }
     // The source transaction only read: ending it cannot change the outcome.
     let _ = source_tx.rollback().await;
 
@@ -364,6 +273,7 @@ where
         locks,
         nodes: nodes.len() as u64,
         epoch_records: records.len() as u64,
+        ext_records,
         source,
         destination,
     })
@@ -384,93 +294,13 @@ async fn count(tx: &mut (dyn MetadataTransaction + '_), page: usize) -> Result<(
     Ok((files, locks))
 }
 
-/// Feeds records into SHA-256 in the encoding [`StoreDigest`] documents.
-struct RecordHasher(Sha256);
-
-impl RecordHasher {
-    fn new() -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(b"fsmeta store digest v1\0");
-        RecordHasher(hasher)
-    }
-
-    fn u8(&mut self, v: u8) {
-        self.0.update([v]);
-    }
-
-    fn u32(&mut self, v: u32) {
-        self.0.update(v.to_be_bytes());
-    }
-
-    fn u64(&mut self, v: u64) {
-        self.0.update(v.to_be_bytes());
-    }
-
-    fn i64(&mut self, v: i64) {
-        self.0.update(v.to_be_bytes());
-    }
-
-    fn bytes(&mut self, v: &[u8]) {
-        // Every stored string and handle is far below 4 GiB (validation caps them).
-        self.u64(v.len() as u64);
-        self.0.update(v);
-    }
-
-    fn node(&mut self, node: &NodeState) {
-        self.u8(b'N');
-        self.bytes(node.node_id.as_bytes());
-        self.u64(node.epoch);
-        self.u8(u8::from(node.clean_shutdown));
-    }
-
-    fn epoch_record(&mut self, record: &EpochRecord) {
-        self.u8(b'E');
-        self.u64(record.epoch);
-        self.bytes(record.node_id.as_bytes());
-        self.i64(record.started_at.as_micros());
-    }
-
-    fn file(&mut self, file: &FileMeta) {
-        self.u8(b'F');
-        self.bytes(file.handle.as_bytes());
-        self.bytes(file.share_name.as_bytes());
-        self.u8(file.kind as u8);
-        self.u32(file.mode);
-        self.u32(file.uid);
-        self.u32(file.gid);
-        self.u32(file.nlink);
-        self.u64(file.size);
-        self.i64(file.atime.as_micros());
-        self.i64(file.mtime.as_micros());
-        self.i64(file.ctime.as_micros());
-    }
-
-    fn lock(&mut self, lock: &PersistedLock) {
-        self.u8(b'L');
-        self.0.update(lock.id.as_bytes());
-        self.bytes(lock.share_name.as_bytes());
-        self.bytes(lock.file_id.as_bytes());
-        self.bytes(lock.owner_id.as_bytes());
-        self.bytes(lock.client_id.as_bytes());
-        self.u8(lock.lock_type as u8);
-        self.u64(lock.offset);
-        self.u64(lock.length);
-        self.u8(lock.share_reservation as u8);
-        self.i64(lock.acquired_at.as_micros());
-        self.u64(lock.server_epoch);
-    }
-
-    fn finish(self) -> [u8; 32] {
-        self.0.finalize().into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryStore;
-    use crate::file::{FileHandle, FileKind};
-    use crate::lock::{LockType, ShareReservation};
+    use crate::file::{FileHandle, FileKind, FileMeta};
+    use crate::lock::{LockType, PersistedLock, ShareReservation};
+    use crate::node::EpochRecord;
     use crate::time::Timestamp;
     use uuid::Uuid;
 
@@ -602,5 +432,50 @@ mod tests {
         let (da, db) = (digest(&a).await.expect("a"), digest(&b).await.expect("b"));
         assert_eq!((da.files, da.locks), (db.files, db.locks));
         assert_ne!(da.sha256, db.sha256);
+    }
+
+    #[tokio::test]
+    async fn extension_records_are_copied_and_digested() {
+        let (from, to) = (MemoryStore::new(), MemoryStore::new());
+        fill(&from, 1, 1).await;
+        from.transact(|tx| {
+            Box::pin(async move {
+                for n in 0u16..25 {
+                    tx.ext_put("dirents", &n.to_be_bytes(), b"entry").await?;
+                }
+                tx.ext_put("inodes", b"7", &[0xff; 300]).await
+            })
+        })
+        .await
+        .expect("seed ext");
+        let options = CopyOptions {
+            batch_size: 4,
+            ..Default::default()
+        };
+        let report = copy_store(&from, &to, &options, |_| {})
+            .await
+            .expect("copy");
+        assert_eq!(report.ext_records, 26);
+        assert_eq!(report.source.ext_records, 26);
+        assert!(report.matches(), "{report:?}");
+        let mut tx = to.begin().await.expect("begin");
+        assert_eq!(
+            tx.ext_tables().await.expect("tables"),
+            ["dirents", "inodes"]
+        );
+        assert_eq!(
+            tx.ext_get("inodes", b"7").await.expect("get"),
+            Some(vec![0xff; 300])
+        );
+        drop(tx);
+        // A different value is a different digest.
+        to.transact(|tx| Box::pin(async move { tx.ext_put("inodes", b"7", b"x").await }))
+            .await
+            .expect("change");
+        assert_ne!(
+            digest(&from).await.expect("a"),
+            digest(&to).await.expect("b")
+        );
+        assert!(!store_is_empty(&to).await.expect("empty?"));
     }
 }

@@ -29,6 +29,7 @@
 
 pub mod backend;
 mod copy;
+mod digest;
 mod error;
 mod ext;
 mod file;
@@ -53,10 +54,8 @@ pub use backend::fjall::{Durability, FjallOptions, FjallStore};
 pub use backend::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use backend::postgres::{PgOptions, PostgresStore};
-pub use copy::{
-    CopyOptions, CopyPhase, CopyProgress, CopyReport, StoreDigest, copy_store, digest, digest_in,
-    store_is_empty,
-};
+pub use copy::{CopyOptions, CopyPhase, CopyProgress, CopyReport, copy_store};
+pub use digest::{StoreDigest, digest, digest_in, store_is_empty};
 pub use error::{Error, Result};
 pub use ext::{
     ExtRecord, ExtStore, KeyRange, MAX_EXT_KEY_LEN, MAX_EXT_TABLE_LEN, MAX_EXT_VALUE_LEN,

@@ -26,8 +26,13 @@ use std::pin::Pin;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::ext::{ExtRecord, ExtStore, KeyRange};
 use crate::file::{FileHandle, FileMeta, FileStore};
 use crate::lock::{LockStore, PersistedLock};
+
+/// What a walker can read through: every family with a paged listing.
+pub trait PagedStore: FileStore + LockStore + ExtStore {}
+impl<T: FileStore + LockStore + ExtStore + ?Sized> PagedStore for T {}
 
 /// The future a [`Paged::fetch`] returns.
 pub type PageFuture<'a, R> = Pin<Box<dyn Future<Output = Result<Vec<R>>> + Send + 'a>>;
@@ -36,34 +41,40 @@ pub type PageFuture<'a, R> = Pin<Box<dyn Future<Output = Result<Vec<R>>> + Send 
 pub trait Paged: Sized + Send + 'static {
     /// The key the records are ordered by; the cursor is the last one seen.
     type Key: Ord + Clone + Send + Sync + std::fmt::Debug;
-    /// The family's name, for error messages (`"files"`, `"locks"`).
+    /// What a walk is over besides the family: `()`, or the table of an
+    /// extension walk.
+    type Scope: Send + Sync + std::fmt::Debug;
+    /// The family's name, for error messages (`"files"`, `"locks"`, `"ext"`).
     const FAMILY: &'static str;
     /// This record's key.
     fn key(&self) -> Self::Key;
-    /// At most `limit` records with a key above `after` (from the first when
-    /// `None`), in key order: the family's `list_*_page` method.
+    /// At most `limit` records of `scope` with a key above `after` (from the
+    /// first when `None`), in key order: the family's paged listing.
     fn fetch<'a, T>(
         tx: &'a mut T,
+        scope: &'a Self::Scope,
         after: Option<&'a Self::Key>,
         limit: usize,
     ) -> PageFuture<'a, Self>
     where
-        T: FileStore + LockStore + ?Sized;
+        T: PagedStore + ?Sized;
 }
 
 impl Paged for FileMeta {
     type Key = FileHandle;
+    type Scope = ();
     const FAMILY: &'static str = "files";
     fn key(&self) -> FileHandle {
         self.handle.clone()
     }
     fn fetch<'a, T>(
         tx: &'a mut T,
+        _: &'a (),
         after: Option<&'a FileHandle>,
         limit: usize,
     ) -> PageFuture<'a, Self>
     where
-        T: FileStore + LockStore + ?Sized,
+        T: PagedStore + ?Sized,
     {
         tx.list_files_page(after, limit)
     }
@@ -71,21 +82,52 @@ impl Paged for FileMeta {
 
 impl Paged for PersistedLock {
     type Key = Uuid;
+    type Scope = ();
     const FAMILY: &'static str = "locks";
     fn key(&self) -> Uuid {
         self.id
     }
-    fn fetch<'a, T>(tx: &'a mut T, after: Option<&'a Uuid>, limit: usize) -> PageFuture<'a, Self>
+    fn fetch<'a, T>(
+        tx: &'a mut T,
+        _: &'a (),
+        after: Option<&'a Uuid>,
+        limit: usize,
+    ) -> PageFuture<'a, Self>
     where
-        T: FileStore + LockStore + ?Sized,
+        T: PagedStore + ?Sized,
     {
         tx.list_locks_page(after.copied(), limit)
+    }
+}
+
+/// The whole-table range of an extension walk.
+static WHOLE_TABLE: KeyRange = KeyRange::All;
+
+impl Paged for ExtRecord {
+    type Key = Vec<u8>;
+    /// The extension table.
+    type Scope = String;
+    const FAMILY: &'static str = "ext";
+    fn key(&self) -> Vec<u8> {
+        self.key.clone()
+    }
+    fn fetch<'a, T>(
+        tx: &'a mut T,
+        table: &'a String,
+        after: Option<&'a Vec<u8>>,
+        limit: usize,
+    ) -> PageFuture<'a, Self>
+    where
+        T: PagedStore + ?Sized,
+    {
+        tx.ext_scan(table, &WHOLE_TABLE, after.map(Vec::as_slice), limit)
     }
 }
 
 /// A cursor over every record of one family, one page at a time.
 #[derive(Debug)]
 pub struct Pages<R: Paged> {
+    scope: R::Scope,
     after: Option<R::Key>,
     limit: usize,
     done: bool,
@@ -93,18 +135,24 @@ pub struct Pages<R: Paged> {
 
 /// Every file, in handle order, `limit` (≥ 1) per page.
 pub fn files(limit: usize) -> Pages<FileMeta> {
-    Pages::new(limit)
+    Pages::new((), limit)
 }
 
 /// Every lock, in id order, `limit` (≥ 1) per page.
 pub fn locks(limit: usize) -> Pages<PersistedLock> {
-    Pages::new(limit)
+    Pages::new((), limit)
+}
+
+/// Every record of extension table `table`, in key order, `limit` (≥ 1) per page.
+pub fn ext(table: &str, limit: usize) -> Pages<ExtRecord> {
+    Pages::new(table.to_owned(), limit)
 }
 
 impl<R: Paged> Pages<R> {
-    /// A walk from the first record, `limit` (≥ 1) records per page.
-    pub fn new(limit: usize) -> Self {
+    /// A walk over `scope` from the first record, `limit` (≥ 1) records per page.
+    pub fn new(scope: R::Scope, limit: usize) -> Self {
         Pages {
+            scope,
             after: None,
             limit,
             done: false,
@@ -122,12 +170,12 @@ impl<R: Paged> Pages<R> {
     /// paging contract, and going on would loop or skip records.
     pub async fn next<T>(&mut self, tx: &mut T) -> Result<Option<Vec<R>>>
     where
-        T: FileStore + LockStore + ?Sized,
+        T: PagedStore + ?Sized,
     {
         if self.done {
             return Ok(None);
         }
-        let page = R::fetch(tx, self.after.as_ref(), self.limit).await?;
+        let page = R::fetch(tx, &self.scope, self.after.as_ref(), self.limit).await?;
         if page.len() > self.limit {
             return Err(self.broken(format!(
                 "a page of {} records, {} asked for",
@@ -164,8 +212,9 @@ impl<R: Paged> Pages<R> {
         // Stop here for good: a caller that keeps calling must not loop.
         self.done = true;
         Error::Corrupt(format!(
-            "paging {}: the backend broke the paging contract: {detail}",
-            R::FAMILY
+            "paging {} {:?}: the backend broke the paging contract: {detail}",
+            R::FAMILY,
+            self.scope
         ))
     }
 }

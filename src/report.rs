@@ -43,6 +43,8 @@ pub struct VerifyReport {
     pub files: u64,
     /// Lock records examined.
     pub locks: u64,
+    /// Extension records examined (where the check reads them).
+    pub ext_records: u64,
     /// Everything found wrong; empty for a healthy store.
     pub problems: Vec<Problem>,
 }

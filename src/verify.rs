@@ -4,6 +4,7 @@
 //! [`verify_transaction`] by default.
 
 use crate::error::{Error, Result};
+use crate::ext::ExtStore;
 use crate::file::FileStore;
 use crate::lock::LockStore;
 use crate::node::NodeStore;
@@ -14,14 +15,14 @@ use crate::validate;
 /// Records per page when a check walks a whole store.
 pub(crate) const PAGE: usize = 1024;
 
-/// Reads every file and lock page by page in `tx`, and every node state and
-/// epoch record, and re-validates each record. A listing that fails with
+/// Reads every file, lock and extension record page by page in `tx`, and
+/// every node state and epoch record, and re-validates each record. A listing that fails with
 /// [`Error::Corrupt`] (a record that does not decode, a broken page) is
 /// reported and the check goes on with the next family: the API cannot step
 /// over a record it cannot decode, but one bad family hides no other.
 pub async fn verify_transaction<T>(tx: &mut T) -> Result<VerifyReport>
 where
-    T: FileStore + LockStore + NodeStore + ?Sized,
+    T: FileStore + LockStore + NodeStore + ExtStore + ?Sized,
 {
     let mut report = VerifyReport::default();
     let files = walk(tx, pages::files(PAGE), &mut report, |file| {
@@ -34,6 +35,21 @@ where
     })
     .await?;
     report.locks = locks;
+    match tx.ext_tables().await {
+        Ok(tables) => {
+            for table in &tables {
+                let records = walk(tx, pages::ext(table, PAGE), &mut report, |record| {
+                    validate::ext_table(table)
+                        .and_then(|()| validate::ext_key("key", &record.key))
+                        .and_then(|()| validate::ext_value(&record.value))
+                        .map_err(|e| (format!("ext/{table}"), e))
+                })
+                .await?;
+                report.ext_records += records;
+            }
+        }
+        Err(e) => undecodable(&mut report, "ext", e)?,
+    }
     match tx.list_nodes().await {
         Ok(nodes) => {
             for node in &nodes {
@@ -65,7 +81,7 @@ async fn walk<T, R: Paged>(
     check: impl Fn(&R) -> std::result::Result<(), (String, Error)>,
 ) -> Result<u64>
 where
-    T: FileStore + LockStore + NodeStore + ?Sized,
+    T: FileStore + LockStore + NodeStore + ExtStore + ?Sized,
 {
     let mut examined = 0;
     loop {

@@ -108,6 +108,7 @@ impl Inner {
             files,
             locks,
             problems: findings.iter().map(Finding::problem).collect(),
+            ..VerifyReport::default()
         })
     }
 

@@ -167,6 +167,7 @@ async fn verify_ext(tx: &DatabaseTransaction, report: &mut VerifyReport) -> Resu
             let key = row
                 .try_get::<Vec<u8>>("", "key")
                 .map_err(|e| db_error(op, e))?;
+            report.ext_records += 1;
             let location = format!("ext_records/{table}/{}", hex(&key));
             let problem = match row
                 .try_get::<Option<i32>>("", VALUE_LEN)
