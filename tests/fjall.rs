@@ -1189,13 +1189,13 @@ async fn from_database_keeps_to_its_keyspaces_and_survives_reopen() {
         assert_eq!(tx.server_epoch().await.expect("epoch"), 1);
         assert_eq!(
             tx.list_files("s").await.expect("list_files"),
-            [file.clone()]
+            std::slice::from_ref(&file)
         );
         assert_eq!(
             tx.list_locks(&LockQuery::default())
                 .await
                 .expect("list_locks"),
-            [lock.clone()]
+            std::slice::from_ref(&lock)
         );
         assert_eq!(tx.ext_tables().await.expect("ext_tables"), ["dirents"]);
         assert_eq!(
