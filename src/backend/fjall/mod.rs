@@ -4,17 +4,24 @@
 //! keyspace per record kind (`files`, `locks`, `meta`, and `ext` for every
 //! extension table) and one per secondary index (`files_by_share`,
 //! `locks_by_file`, `locks_by_owner`, `locks_by_client`, `locks_by_share`,
-//! `locks_by_epoch`); `keys.rs` draws every key. A store can also live inside
-//! the host's own database ([`FjallStore::from_database`]), its keyspaces
-//! named behind [`HOSTED_PREFIX`], and a host writes its own keyspaces in an
-//! fsmeta transaction through [`native`]. Each record family (`files.rs`,
-//! `locks.rs`, `nodes.rs`, `ext.rs`) only
-//! declares its keyspace, key, codec and index extractors; one generic
-//! indexed table (`table.rs`) stores them all. Values are postcard behind a one-byte format version
-//! (`codec.rs`); `meta` records the store's format version, and a store written
-//! by a newer format is refused with [`Error::UnsupportedFormat`]. `meta` also
-//! holds the global server epoch, node states and epoch records.
+//! `locks_by_epoch`); `keys.rs` draws every key. Each record family
+//! (`files.rs`, `locks.rs`, `nodes.rs`, `ext.rs`) only declares its keyspace,
+//! key, codec and index extractors; one generic indexed table (`table.rs`)
+//! stores them all. Values are postcard (extension values: the host's raw
+//! bytes) behind a one-byte format version (`codec.rs`); `meta` records the
+//! store's format version, and a store written by a newer format is refused
+//! with [`Error::UnsupportedFormat`]. `meta` also holds the global server
+//! epoch, node states and epoch records.
 //!
+//! # Inside the host's database
+//!
+//! [`FjallStore::from_database`] opens a store in a database the host
+//! already has, its keyspaces named behind [`HOSTED_PREFIX`]
+//! (`fsmeta_locks`, …); [`native`] hands the host the fjall transaction
+//! under an fsmeta transaction, so the host's own keyspaces are written,
+//! read and conflict-checked in it. fsmeta never opens, reads or checks a
+//! keyspace outside its own names; `verify` and `repair` cover only those.
+
 //! # Transactions and serializability
 //!
 //! A [`MetadataTransaction`] is one fjall optimistic write transaction. Reads
@@ -24,8 +31,9 @@
 //! fjall only detects read-write conflicts, so every operation reads what its
 //! result depends on before it writes: `put_lock` reads the old record (to
 //! drop its stale index entries), `increment_server_epoch` reads the epoch,
-//! bulk deletes walk their index inside the transaction. Blind writes that
-//! depend on nothing (`put_node`, `put_epoch_record`) read nothing: two
+//! bulk deletes walk their index inside the transaction, `ext_delete` reads
+//! the record it reports on. Blind writes that depend on nothing
+//! (`put_node`, `put_epoch_record`, `ext_put`) read nothing: two
 //! concurrent blind writes serialize in commit order either way.
 //!
 //! **Phantoms.** fjall records a range or prefix scan as a key *range* in the
@@ -41,7 +49,9 @@
 //!
 //! # Checking a store
 //!
-//! [`MetadataStore::verify`] decodes every record and `meta` value and checks
+//! [`MetadataStore::verify`] decodes every record (extension records
+//! included: a key that names no valid table and key is a problem) and
+//! `meta` value and checks
 //! every index entry against its record and every record against its index
 //! entries; [`MetadataStore::repair`] rebuilds the indexes from the records,
 //! in small retried transactions, so it can run while the server does (see
