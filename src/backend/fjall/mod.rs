@@ -44,7 +44,9 @@
 //! prefix, and every lock write inserts into those indexes, so two
 //! transactions that each see "no lock on file F" and each add one cannot
 //! both commit: the second finds the first's `locks_by_file` entry inside the
-//! prefix it scanned. No extra version keys are needed; the unit test
+//! prefix it scanned. An extension scan is one range read of its table's
+//! keys in the same way, so an insert into a range another transaction
+//! scanned conflicts too. No extra version keys are needed; the unit test
 //! `fjall_range_reads_detect_phantoms` pins this behaviour of the dependency.
 //!
 //! # Checking a store
