@@ -57,6 +57,77 @@ impl TestStore for Fixture {
     }
 }
 
+/// A fresh store inside a host's own database ([`FjallStore::from_database`]),
+/// next to host keyspaces named like fsmeta's unprefixed ones and holding
+/// junk: any read of them by fsmeta fails a check.
+struct Hosted;
+
+struct HostedFixture {
+    dir: TempDir,
+    store: Option<FjallStore>,
+}
+
+/// Keyspaces a host happens to name like fsmeta's own (when fsmeta has the
+/// database to itself), with entries fsmeta would choke on or list.
+const HOST_LOOKALIKES: [(&str, &[u8], &[u8]); 5] = [
+    ("meta", b"format_version", b"host junk"),
+    ("locks", &[7; 16], b"host junk"),
+    ("files", b"fh-host", b"host junk"),
+    ("locks_by_client", b"\x00\x01c-not-an-entry", b""),
+    ("ext", b"\x05hosts1", b"\x01looks like an ext record"),
+];
+
+fn host_db(path: &Path) -> fjall::OptimisticTxDatabase {
+    fjall::OptimisticTxDatabase::builder(path)
+        .open()
+        .expect("host opens its database")
+}
+
+/// The host's database in `path`, its lookalike keyspaces planted.
+fn host_db_with_lookalikes(path: &Path) -> fjall::OptimisticTxDatabase {
+    let db = host_db(path);
+    for (name, key, value) in HOST_LOOKALIKES {
+        db.keyspace(name, fjall::KeyspaceCreateOptions::default)
+            .expect("host keyspace")
+            .insert(key, value)
+            .expect("host insert");
+    }
+    db
+}
+
+#[async_trait::async_trait]
+impl Harness for Hosted {
+    async fn create(&self) -> Option<Box<dyn TestStore>> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = host_db_with_lookalikes(dir.path());
+        let store = FjallStore::from_database(db, FjallOptions::default()).expect("from_database");
+        Some(Box::new(HostedFixture {
+            dir,
+            store: Some(store),
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl TestStore for HostedFixture {
+    fn store(&self) -> Arc<dyn MetadataStore> {
+        Arc::new(self.store.clone().expect("the store failed to reopen"))
+    }
+
+    async fn reopen(&mut self) -> fsmeta::Result<()> {
+        // The store holds the last handle to the host's database.
+        self.store = None;
+        let db = host_db(self.dir.path());
+        self.store = Some(FjallStore::from_database(db, FjallOptions::default())?);
+        Ok(())
+    }
+}
+
+mod hosted {
+    fsmeta::conformance_tests!(super::Hosted);
+    fsmeta::persistence_tests!(super::Hosted);
+}
+
 mod buffered {
     fsmeta::conformance_tests!(super::Fresh(fsmeta::Durability::Buffered));
     fsmeta::persistence_tests!(super::Fresh(fsmeta::Durability::Buffered));
@@ -692,4 +763,451 @@ async fn repair_succeeds_while_locks_are_written() {
     );
     let report = store.verify().await.expect("verify after repair");
     assert!(report.is_healthy(), "{:#?}", report.problems);
+}
+
+// ---------------------------------------------------------------------------
+// Extension records on disk
+
+/// The documented `ext` layout (`len8(table) | key`, value behind format
+/// byte 1) reads back; garbage keys and values are `Corrupt` for the
+/// operations that reach them and problems for verify, never a panic, and
+/// repair leaves them to the operator.
+#[tokio::test]
+async fn ext_layout_is_pinned_and_garbage_is_reported() {
+    use fsmeta::KeyRange;
+    use fsmeta::ProblemKind::*;
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = FjallStore::open(dir.path()).expect("open");
+        let mut tx = begin(&store).await;
+        tx.ext_put("inodes", b"7", b"v7").await.expect("ext_put");
+        tx.commit().await.expect("commit");
+    }
+    raw_insert(dir.path(), "ext", &[(b"\x06inodes8", b"\x01raw")]);
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    let mut tx = begin(&store).await;
+    assert_eq!(
+        tx.ext_get("inodes", b"8").await.expect("ext_get"),
+        Some(b"raw".to_vec())
+    );
+    let keys: Vec<_> = tx
+        .ext_scan("inodes", &KeyRange::All, None, 10)
+        .await
+        .expect("ext_scan")
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(keys, [b"7".to_vec(), b"8".to_vec()]);
+    assert_eq!(tx.ext_tables().await.expect("ext_tables"), ["inodes"]);
+    drop((tx, store));
+
+    raw_insert(
+        dir.path(),
+        "ext",
+        &[
+            (b"\x03Dir k", b"\x01x"),  // not a table name
+            (b"\x05ab", b"\x01x"),     // length past the end
+            (b"\x05quota1", b"\x09x"), // unknown value format
+            (b"\x05quota2", b""),      // empty value
+        ],
+    );
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    let mut tx = begin(&store).await;
+    assert_corrupt(
+        "ext_get of an unknown format",
+        tx.ext_get("quota", b"1").await,
+        &["`ext`", "71756f746131"],
+    );
+    assert_corrupt(
+        "ext_scan reaching an empty value",
+        tx.ext_scan("quota", &KeyRange::All, None, 10).await,
+        &["`ext`"],
+    );
+    assert_corrupt(
+        "ext_tables reaching a bad key",
+        tx.ext_tables().await,
+        &["`ext`"],
+    );
+    assert_eq!(
+        tx.ext_get("inodes", b"7").await.expect("a good record"),
+        Some(b"v7".to_vec())
+    );
+    drop(tx);
+    let report = store.verify().await.expect("verify");
+    let found = |kind| {
+        report
+            .problems
+            .iter()
+            .filter(|p| p.kind == kind && p.location.contains("`ext`"))
+            .count()
+    };
+    assert_eq!(found(InvalidRecord), 2, "{:#?}", report.problems);
+    assert_eq!(found(Undecodable), 2, "{:#?}", report.problems);
+    assert_eq!(report.problems.len(), 4, "{:#?}", report.problems);
+    assert_eq!(store.repair().await.expect("repair"), 0);
+    assert_eq!(store.verify().await.expect("verify").problems.len(), 4);
+}
+
+/// A store written before extension tables existed has no `ext` keyspace:
+/// it opens (same format version), gains the keyspace, and keeps what it
+/// had.
+#[tokio::test]
+async fn store_from_before_ext_opens_and_gains_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    raw_insert(
+        dir.path(),
+        "meta",
+        &[
+            (b"format_version", &1u32.to_be_bytes()),
+            (b"server_epoch", b"\x01\x05"),
+        ],
+    );
+    assert!(!host_db(dir.path()).keyspace_exists("ext"));
+    let store = FjallStore::open(dir.path()).expect("open an old store");
+    let mut tx = begin(&store).await;
+    assert_eq!(tx.server_epoch().await.expect("epoch"), 5);
+    assert!(tx.ext_tables().await.expect("ext_tables").is_empty());
+    tx.ext_put("t", b"k", b"v").await.expect("ext_put");
+    tx.commit().await.expect("commit");
+    drop(store);
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        begin(&store)
+            .await
+            .ext_get("t", b"k")
+            .await
+            .expect("ext_get"),
+        Some(b"v".to_vec())
+    );
+    assert!(store.verify().await.expect("verify").is_healthy());
+}
+
+// ---------------------------------------------------------------------------
+// fsmeta inside the host's database, and the native handle
+
+use fsmeta::backend::fjall::native;
+
+/// fsmeta inside a fresh host database in `path`, with the host's own
+/// `inodes` keyspace (and a handle to the database, as a host keeps one).
+fn hosted(
+    path: &Path,
+) -> (
+    FjallStore,
+    fjall::OptimisticTxKeyspace,
+    fjall::OptimisticTxDatabase,
+) {
+    let db = host_db(path);
+    let inodes = db
+        .keyspace("inodes", fjall::KeyspaceCreateOptions::default)
+        .expect("host keyspace");
+    let store =
+        FjallStore::from_database(db.clone(), FjallOptions::default()).expect("from_database");
+    (store, inodes, db)
+}
+
+/// A committed host value, read outside any fsmeta transaction.
+fn host_get(
+    db: &fjall::OptimisticTxDatabase,
+    ks: &fjall::OptimisticTxKeyspace,
+    key: &[u8],
+) -> Option<Vec<u8>> {
+    use fjall::Readable;
+    db.read_tx()
+        .get(ks, key)
+        .expect("host read")
+        .map(|v| v.to_vec())
+}
+
+fn host_error(e: fjall::Error) -> Error {
+    Error::backend("the host's fjall call", e)
+}
+
+/// A host key and an fsmeta lock written in one transaction commit together;
+/// both are visible to the transaction before, and to nobody else until then.
+#[tokio::test]
+async fn native_host_write_commits_with_fsmeta_lock() {
+    use fjall::Readable;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, inodes, db) = hosted(dir.path());
+    let lock = sample_lock(&handle(b"fh-7"), "o", "c", "s");
+    let mut tx = begin(&store).await;
+    native(&mut *tx)
+        .expect("native")
+        .insert(&inodes, "7", "mode=644");
+    tx.put_lock(&lock).await.expect("put_lock");
+    let own = native(&mut *tx)
+        .expect("native")
+        .get(&inodes, "7")
+        .expect("host read");
+    assert_eq!(
+        own.as_deref(),
+        Some(&b"mode=644"[..]),
+        "reads its own write"
+    );
+    assert_eq!(host_get(&db, &inodes, b"7"), None, "uncommitted");
+    assert_eq!(
+        begin(&store)
+            .await
+            .get_lock(lock.id)
+            .await
+            .expect("get_lock"),
+        None
+    );
+    tx.commit().await.expect("commit");
+    assert_eq!(host_get(&db, &inodes, b"7"), Some(b"mode=644".to_vec()));
+    assert_eq!(
+        begin(&store)
+            .await
+            .get_lock(lock.id)
+            .await
+            .expect("get_lock"),
+        Some(lock)
+    );
+    assert!(store.verify().await.expect("verify").is_healthy());
+}
+
+/// Rolled back, dropped, or failed inside `transact`: neither the host's
+/// write nor fsmeta's stays.
+#[tokio::test]
+async fn native_rollback_discards_host_and_fsmeta_writes() {
+    use fsmeta::MetadataStoreExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, inodes, db) = hosted(dir.path());
+    let lock = sample_lock(&handle(b"fh-7"), "o", "c", "s");
+    for finish in ["rollback", "drop", "error"] {
+        if finish == "error" {
+            let (inodes, lock) = (&inodes, &lock);
+            let outcome: fsmeta::Result<()> = store
+                .transact(|tx| {
+                    Box::pin(async move {
+                        native(tx)?.insert(inodes, "7", "mode=644");
+                        tx.put_lock(lock).await?;
+                        Err(Error::Invalid("the host's next step failed".into()))
+                    })
+                })
+                .await;
+            assert!(matches!(outcome, Err(Error::Invalid(_))), "{outcome:?}");
+        } else {
+            let mut tx = begin(&store).await;
+            native(&mut *tx)
+                .expect("native")
+                .insert(&inodes, "7", "mode=644");
+            tx.put_lock(&lock).await.expect("put_lock");
+            if finish == "rollback" {
+                tx.rollback().await.expect("rollback");
+            } else {
+                drop(tx);
+            }
+        }
+        assert_eq!(host_get(&db, &inodes, b"7"), None, "after {finish}");
+        assert_eq!(
+            begin(&store)
+                .await
+                .get_lock(lock.id)
+                .await
+                .expect("get_lock"),
+            None,
+            "after {finish}"
+        );
+    }
+}
+
+/// A host key read through the native handle and written by a concurrent
+/// commit makes the fsmeta commit fail with `Conflict`, writing nothing;
+/// `transact` reruns the host's read-modify-write with fsmeta's writes.
+#[tokio::test]
+async fn native_host_key_conflict_is_conflict_and_transact_reruns() {
+    use fjall::Readable;
+    use fsmeta::MetadataStoreExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, inodes, db) = hosted(dir.path());
+    let count = |raw: Option<fjall::UserValue>| {
+        raw.map_or(0, |v| {
+            u64::from_be_bytes(v.as_ref().try_into().expect("8 bytes"))
+        })
+    };
+    let host_write = |value: u64| {
+        let mut other = db.write_tx().expect("host tx");
+        other.insert(&inodes, "count", value.to_be_bytes());
+        other.commit().expect("host commit").expect("no conflict");
+    };
+
+    let lock = sample_lock(&handle(b"fh-7"), "o", "c", "s");
+    let mut tx = begin(&store).await;
+    let n = count(
+        native(&mut *tx)
+            .expect("native")
+            .get(&inodes, "count")
+            .expect("read"),
+    );
+    tx.put_lock(&lock).await.expect("put_lock");
+    host_write(9); // commits after `tx` read the key
+    native(&mut *tx)
+        .expect("native")
+        .insert(&inodes, "count", (n + 1).to_be_bytes());
+    match tx.commit().await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert_eq!(count(db.read_tx().get(&inodes, "count").expect("read")), 9);
+    assert_eq!(
+        begin(&store)
+            .await
+            .get_lock(lock.id)
+            .await
+            .expect("get_lock"),
+        None,
+        "the conflicted commit wrote nothing"
+    );
+
+    let attempts = AtomicU64::new(0);
+    let (inodes_ref, lock_ref, attempts_ref, host_write) = (&inodes, &lock, &attempts, &host_write);
+    store
+        .transact(|tx| {
+            Box::pin(async move {
+                let attempt = attempts_ref.fetch_add(1, Ordering::SeqCst) + 1;
+                let fjall_tx = native(tx)?;
+                let n = count(fjall_tx.get(inodes_ref, "count").map_err(host_error)?);
+                if attempt == 1 {
+                    host_write(n + 100); // races the first attempt only
+                }
+                native(tx)?.insert(inodes_ref, "count", (n + 1).to_be_bytes());
+                tx.put_lock(lock_ref).await
+            })
+        })
+        .await
+        .expect("transact");
+    assert_eq!(attempts.load(Ordering::SeqCst), 2, "one rerun");
+    assert_eq!(
+        count(db.read_tx().get(&inodes, "count").expect("read")),
+        9 + 100 + 1,
+        "the rerun read the racing write"
+    );
+    assert_eq!(
+        begin(&store)
+            .await
+            .get_lock(lock.id)
+            .await
+            .expect("get_lock"),
+        Some(lock)
+    );
+}
+
+/// `native` on another backend's transaction is `Invalid` naming fjall, not
+/// a panic, and the transaction stays usable.
+#[tokio::test]
+async fn native_on_a_memory_transaction_is_invalid() {
+    let store = fsmeta::MemoryStore::new();
+    let mut tx = store.begin().await.expect("begin");
+    match native(&mut *tx).err() {
+        Some(Error::Invalid(msg)) => assert!(msg.contains("fjall"), "{msg}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let file = sample_file(b"fh", "s");
+    tx.put_file(&file).await.expect("still usable");
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        store
+            .begin()
+            .await
+            .expect("begin")
+            .get_file(&file.handle)
+            .await
+            .expect("get"),
+        Some(file)
+    );
+}
+
+/// fsmeta's keyspaces in a host database carry the prefix, never read or
+/// change the host's (lookalike names included), and survive reopening the
+/// database and calling `from_database` again. A cache size cannot be set on
+/// a database that is already open.
+#[tokio::test]
+async fn from_database_keeps_to_its_keyspaces_and_survives_reopen() {
+    use fjall::Readable;
+    use fsmeta::KeyRange;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = host_db_with_lookalikes(dir.path());
+    let sized = FjallOptions {
+        cache_size: Some(1 << 20),
+        ..Default::default()
+    };
+    match FjallStore::from_database(db.clone(), sized) {
+        Err(Error::Invalid(msg)) => assert!(msg.contains("cache_size"), "{msg}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let store = FjallStore::from_database(db, FjallOptions::default()).expect("from_database");
+    assert_eq!(store.path(), dir.path());
+    let file = sample_file(b"fh-1", "s");
+    let lock = sample_lock(&file.handle, "o", "c", "s");
+    let mut tx = begin(&store).await;
+    tx.put_file(&file).await.expect("put_file");
+    tx.put_lock(&lock).await.expect("put_lock");
+    tx.ext_put("dirents", b"/a", b"fh-1")
+        .await
+        .expect("ext_put");
+    tx.increment_server_epoch().await.expect("increment");
+    tx.commit().await.expect("commit");
+    drop(store);
+
+    for round in 0..2 {
+        let db = host_db(dir.path());
+        let names: Vec<String> = db
+            .list_keyspace_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        for name in [
+            "fsmeta_meta",
+            "fsmeta_files",
+            "fsmeta_locks",
+            "fsmeta_locks_by_epoch",
+            "fsmeta_ext",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+        // The host's lookalikes hold exactly what the host put there.
+        for (name, key, value) in HOST_LOOKALIKES {
+            let ks = db
+                .keyspace(name, fjall::KeyspaceCreateOptions::default)
+                .expect("host keyspace");
+            let entries: Vec<_> = db
+                .read_tx()
+                .iter(&ks)
+                .map(|g| g.into_inner().expect("read"))
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect();
+            assert_eq!(
+                entries,
+                [(key.to_vec(), value.to_vec())],
+                "{name} (round {round})"
+            );
+        }
+        let store = FjallStore::from_database(db, FjallOptions::default()).expect("again");
+        let mut tx = begin(&store).await;
+        assert_eq!(tx.server_epoch().await.expect("epoch"), 1);
+        assert_eq!(
+            tx.list_files("s").await.expect("list_files"),
+            std::slice::from_ref(&file)
+        );
+        assert_eq!(
+            tx.list_locks(&LockQuery::default())
+                .await
+                .expect("list_locks"),
+            std::slice::from_ref(&lock)
+        );
+        assert_eq!(tx.ext_tables().await.expect("ext_tables"), ["dirents"]);
+        assert_eq!(
+            tx.ext_scan("dirents", &KeyRange::All, None, 10)
+                .await
+                .expect("ext_scan")
+                .len(),
+            1
+        );
+        drop(tx);
+        let report = store.verify().await.expect("verify");
+        assert!(report.is_healthy(), "{:?}", report.problems);
+        assert_eq!((report.files, report.locks), (1, 1));
+    }
 }

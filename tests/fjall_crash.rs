@@ -32,10 +32,20 @@
 //!   increment survived, and an acknowledged clean flag of the current epoch
 //!   is still set.
 //!
+//! - **ext**: the host's metadata with its locks. Transaction `i` writes
+//!   lock `i` and the extension record `held/be64(i)` naming it (its value is
+//!   the lock id, then a filler of 0 to 3 KiB), and increments the epoch;
+//!   every third transaction also deletes the previous transaction's lock
+//!   and record together. Every few transactions a ghost lock and ghost
+//!   record are written and rolled back. After any kill, with `n` the epoch:
+//!   the locks and the `held` records are exactly the live ones of `0..n`,
+//!   with their values; a record without its lock or a lock without its
+//!   record (torn) fails the test, and so does a missing acknowledged one.
+//!
 //! Every fifth kill lands while the child is still opening (journal recovery
 //! included). `FSMETA_CRASH_KILLS` sets the kills per test (default 20, and
 //! 6 for the bulk workload, whose rounds take seconds in a debug build;
-//! six tests). Bulk rounds move to a fresh store every five kills, since
+//! eight tests). Bulk rounds move to a fresh store every five kills, since
 //! every reopen replays fjall's journal, which grows by ~5 MB a generation.
 
 use std::io::{BufRead, BufReader, Write};
@@ -44,8 +54,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fsmeta::{
-    DEFAULT_NODE, Durability, FileHandle, FileKind, FileMeta, FjallOptions, FjallStore, LockQuery,
-    LockType, MetadataStore, PersistedLock, ShareReservation, Timestamp,
+    DEFAULT_NODE, Durability, FileHandle, FileKind, FileMeta, FjallOptions, FjallStore, KeyRange,
+    LockQuery, LockType, MetadataStore, PersistedLock, ShareReservation, Timestamp,
 };
 use uuid::Uuid;
 
@@ -143,6 +153,46 @@ fn bulk_marker(g: u64) -> FileMeta {
 }
 
 // ---------------------------------------------------------------------------
+// The records of the ext workload
+
+const EXT_SHARE: &str = "crash-ext";
+const EXT_TABLE: &str = "held";
+const EXT_GHOST_TABLE: &str = "ghosts";
+
+/// Lock `i` of the ext workload.
+fn ext_lock(i: u64) -> PersistedLock {
+    PersistedLock {
+        id: Uuid::from_u64_pair(0xe7, i),
+        share_name: EXT_SHARE.into(),
+        ..lock(i)
+    }
+}
+
+/// The key of the extension record that goes with lock `i`.
+fn ext_key(i: u64) -> [u8; 8] {
+    i.to_be_bytes()
+}
+
+/// Its value: the lock id, then a filler of 0 to 3 KiB, so that
+/// transactions differ in size.
+fn ext_value(i: u64) -> Vec<u8> {
+    let filler = usize::try_from(i % 4).expect("small") * 1024;
+    let mut value = ext_lock(i).id.as_bytes().to_vec();
+    value.extend((0..filler).map(|k| (k as u64 ^ i) as u8));
+    value
+}
+
+/// Transaction `j` of the ext workload deletes lock `j - 1` and its record.
+fn ext_deletes_previous(j: u64) -> bool {
+    j % 3 == 2
+}
+
+/// Whether lock and record `i` are live once transactions `0..n` committed.
+fn ext_live(i: u64, n: u64) -> bool {
+    i < n && !(i + 1 < n && ext_deletes_previous(i + 1))
+}
+
+// ---------------------------------------------------------------------------
 // Child
 
 /// What the child runs.
@@ -151,6 +201,7 @@ enum Workload {
     Mixed,
     Bulk,
     Epoch,
+    Ext,
 }
 
 impl Workload {
@@ -159,6 +210,7 @@ impl Workload {
             Workload::Mixed => "mixed",
             Workload::Bulk => "bulk",
             Workload::Epoch => "epoch",
+            Workload::Ext => "ext",
         }
     }
 }
@@ -176,6 +228,7 @@ fn crash_child() {
     let workload = match std::env::var(CHILD_WORKLOAD_ENV).as_deref() {
         Ok("bulk") => Workload::Bulk,
         Ok("epoch") => Workload::Epoch,
+        Ok("ext") => Workload::Ext,
         _ => Workload::Mixed,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -192,6 +245,7 @@ fn crash_child() {
         Workload::Mixed => runtime.block_on(child_mixed(&store)),
         Workload::Bulk => runtime.block_on(child_bulk(&store)),
         Workload::Epoch => runtime.block_on(child_epoch(&store)),
+        Workload::Ext => runtime.block_on(child_ext(&store)),
     }
 }
 
@@ -307,6 +361,58 @@ async fn child_epoch(store: &FjallStore) {
             .await
             .expect("mark_clean_shutdown");
         say(format_args!("CLEAN {}", recovery.epoch));
+    }
+}
+
+async fn child_ext(store: &FjallStore) {
+    let mut next = store
+        .begin()
+        .await
+        .expect("begin")
+        .server_epoch()
+        .await
+        .expect("epoch");
+    say(format_args!("\nREADY {next}"));
+    loop {
+        let mut tx = store.begin().await.expect("begin");
+        tx.put_lock(&ext_lock(next)).await.expect("put_lock");
+        tx.ext_put(EXT_TABLE, &ext_key(next), &ext_value(next))
+            .await
+            .expect("ext_put");
+        if next > 0 && ext_deletes_previous(next) {
+            tx.delete_lock(ext_lock(next - 1).id)
+                .await
+                .expect("delete_lock");
+            assert!(
+                tx.ext_delete(EXT_TABLE, &ext_key(next - 1))
+                    .await
+                    .expect("ext_delete"),
+                "the record of lock {} exists",
+                next - 1
+            );
+        }
+        assert_eq!(
+            tx.increment_server_epoch().await.expect("increment"),
+            next + 1
+        );
+        tx.commit().await.expect("commit");
+        say(format_args!("COMMITTED {next}"));
+        if next % 4 == 0 {
+            let mut ghost = store.begin().await.expect("begin");
+            ghost
+                .put_lock(&PersistedLock {
+                    id: Uuid::new_v4(),
+                    ..ext_lock(next)
+                })
+                .await
+                .expect("ghost lock");
+            ghost
+                .ext_put(EXT_GHOST_TABLE, &ext_key(next), b"rolled back")
+                .await
+                .expect("ghost record");
+            ghost.rollback().await.expect("rollback");
+        }
+        next += 1;
     }
 }
 
@@ -478,6 +584,11 @@ struct Tally {
     /// Kills between "COMMITTING …" and its acknowledgement, by what reopening found.
     interrupted_applied: usize,
     interrupted_absent: usize,
+    /// Ext workload: records without their lock plus locks without their
+    /// record, over every kill (any is a failure; counted for the summary).
+    torn: usize,
+    /// Ext workload: lock + record pairs found whole, over every kill.
+    pairs_checked: usize,
 }
 
 // --- mixed --------------------------------------------------------------------
@@ -555,6 +666,96 @@ async fn check_mixed(dir: &std::path::Path, outcome: &Outcome, tally: &mut Tally
     let acked_end = acked.iter().max().map_or(before, |&last| last + 1);
     tally.acked += acked.len();
     tally.unacked_durable += n - acked_end;
+    tally.epoch = n;
+}
+
+// --- ext ----------------------------------------------------------------------
+
+/// Checks the store after a kill of the ext workload.
+async fn check_ext(dir: &std::path::Path, outcome: &Outcome, tally: &mut Tally) {
+    let acked = outcome.numbers("COMMITTED ");
+    let before = tally.epoch;
+    let store = FjallStore::open(dir).expect("reopen after SIGKILL");
+    let mut tx = store.begin().await.expect("begin");
+    let n = tx.server_epoch().await.expect("epoch");
+    assert!(n >= before, "the epoch went back from {before} to {n}");
+    if let Some(&last) = acked.iter().max() {
+        assert!(
+            last < n,
+            "acknowledged commit {last} is missing (epoch {n})"
+        );
+        assert!(
+            n <= last + 2,
+            "more than one unacknowledged commit survived: epoch {n}, last ack {last}"
+        );
+    }
+    let locks = tx
+        .list_locks(&LockQuery::by_share(EXT_SHARE))
+        .await
+        .expect("list_locks");
+    let mut records = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = tx
+            .ext_scan(EXT_TABLE, &KeyRange::All, after.as_deref(), 256)
+            .await
+            .expect("ext_scan");
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        let full = page.len() == 256;
+        records.extend(page);
+        if !full {
+            break;
+        }
+    }
+    // Torn pairs first: a record whose lock is gone, or a lock without its record.
+    let lock_ids: std::collections::BTreeSet<u64> =
+        locks.iter().map(|l| l.id.as_u64_pair().1).collect();
+    let record_ids: std::collections::BTreeSet<u64> = records
+        .iter()
+        .map(|r| u64::from_be_bytes(r.key.as_slice().try_into().expect("8-byte key")))
+        .collect();
+    let torn: Vec<u64> = lock_ids
+        .symmetric_difference(&record_ids)
+        .copied()
+        .collect();
+    tally.torn += torn.len();
+    assert!(
+        torn.is_empty(),
+        "torn after a kill (epoch {n}): lock xor record for {torn:?}"
+    );
+    // Then exactly the live pairs of 0..n, with their values.
+    let live: Vec<u64> = (0..n).filter(|&i| ext_live(i, n)).collect();
+    let expected_locks: Vec<PersistedLock> = live.iter().map(|&i| ext_lock(i)).collect();
+    assert_same(&format!("ext locks (epoch {n})"), &locks, &expected_locks);
+    let expected_records: Vec<fsmeta::ExtRecord> = live
+        .iter()
+        .map(|&i| fsmeta::ExtRecord {
+            key: ext_key(i).to_vec(),
+            value: ext_value(i),
+        })
+        .collect();
+    assert_same(
+        &format!("ext records (epoch {n})"),
+        &records,
+        &expected_records,
+    );
+    // Rolled-back transactions left nothing.
+    assert_eq!(
+        tx.ext_tables().await.expect("ext_tables"),
+        if live.is_empty() {
+            vec![]
+        } else {
+            vec![EXT_TABLE.to_owned()]
+        },
+        "a rolled-back record is stored"
+    );
+    drop(tx);
+    assert_healthy(&store, &format!("ext, epoch {n}")).await;
+    let acked_end = acked.iter().max().map_or(before, |&last| last + 1);
+    tally.acked += acked.len();
+    tally.unacked_durable += n - acked_end;
+    tally.pairs_checked += live.len();
     tally.epoch = n;
 }
 
@@ -778,6 +979,7 @@ fn crash_test(workload: Workload, durability: Durability) {
                 Workload::Mixed => check_mixed(dir.path(), &outcome, &mut tally).await,
                 Workload::Bulk => check_bulk(dir.path(), &outcome, &mut tally).await,
                 Workload::Epoch => check_epoch(dir.path(), &outcome, &mut tally).await,
+                Workload::Ext => check_ext(dir.path(), &outcome, &mut tally).await,
             }
         });
     }
@@ -791,6 +993,10 @@ fn crash_test(workload: Workload, durability: Durability) {
             tally.interrupted_applied,
             tally.interrupted_absent,
             longest_commit.as_secs_f64() * 1000.0
+        ),
+        Workload::Ext => format!(
+            "; {} lock + extension record pairs found whole across the kills, {} torn",
+            tally.pairs_checked, tally.torn
         ),
         _ => String::new(),
     };
@@ -845,4 +1051,14 @@ fn sigkill_during_epoch_increment_buffered_is_all_or_nothing() {
 #[test]
 fn sigkill_during_epoch_increment_sync_is_all_or_nothing() {
     parent(Workload::Epoch, Durability::Sync);
+}
+
+#[test]
+fn sigkill_ext_with_locks_buffered_is_never_torn() {
+    parent(Workload::Ext, Durability::Buffered);
+}
+
+#[test]
+fn sigkill_ext_with_locks_sync_is_never_torn() {
+    parent(Workload::Ext, Durability::Sync);
 }

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use fjall::Readable;
 
 use super::codec::FaultKind;
+use super::ext::Ext;
 use super::files::Files;
 use super::keys;
 use super::locks::Locks;
@@ -104,6 +105,10 @@ impl Inner {
         verify_table::<Nodes>(&snapshot, self, &mut findings)?;
         verify_table::<Epochs>(&snapshot, self, &mut findings)?;
         nodes::check_meta(&snapshot, &self.ks, &mut findings)?;
+        // Every `ext` key names a valid table and key, every value decodes.
+        // The report has no field for how many there were.
+        let ext = verify_table::<Ext>(&snapshot, self, &mut findings)?;
+        tracing::debug!(ext, "fsmeta: fjall verify checked extension records");
         Ok(VerifyReport {
             files,
             locks,
@@ -115,7 +120,8 @@ impl Inner {
     /// Removes stale index entries and adds missing ones, chunk by chunk;
     /// returns how many entries changed. Blocking.
     pub(super) fn repair_blocking(&self) -> Result<u64> {
-        // Nodes and epoch records have no indexes: nothing to rebuild.
+        // Nodes, epoch records and extension records have no indexes:
+        // nothing to rebuild.
         Ok(self.repair_table::<Files>()? + self.repair_table::<Locks>()?)
     }
 

@@ -280,6 +280,47 @@ pub(super) fn decode_epoch_record(
     Ok(record)
 }
 
+/// Encodes an extension value: `VALUE_FORMAT | the value's bytes`. The
+/// bytes are the host's, stored as given (no postcard: there is nothing to
+/// describe); the version byte leaves room for another layout later.
+pub(super) fn encode_ext_value(value: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(1 + value.len());
+    bytes.push(VALUE_FORMAT);
+    bytes.extend_from_slice(value);
+    bytes
+}
+
+/// Decodes the extension value stored under `ext` key `key`.
+pub(super) fn decode_ext_value(key: &[u8], bytes: &[u8]) -> Result<Vec<u8>, Fault> {
+    match bytes.split_first() {
+        None => Err(Fault::new(
+            FaultKind::Undecodable,
+            names::EXT,
+            key,
+            "empty value",
+        )),
+        Some((&VALUE_FORMAT, value)) if value.len() <= crate::ext::MAX_EXT_VALUE_LEN => {
+            Ok(value.to_vec())
+        }
+        Some((&VALUE_FORMAT, value)) => Err(Fault::new(
+            FaultKind::Invalid,
+            names::EXT,
+            key,
+            format_args!(
+                "a {}-byte value; at most {} allowed",
+                value.len(),
+                crate::ext::MAX_EXT_VALUE_LEN
+            ),
+        )),
+        Some((&version, _)) => Err(Fault::new(
+            FaultKind::Undecodable,
+            names::EXT,
+            key,
+            format_args!("unknown value format {version} (this build reads {VALUE_FORMAT})"),
+        )),
+    }
+}
+
 /// Encodes the store format version (raw big-endian, see [`keys`]).
 pub(super) fn encode_format_version(version: u32) -> [u8; 4] {
     version.to_be_bytes()
@@ -339,6 +380,22 @@ mod tests {
                 other => panic!("expected Corrupt, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn ext_values_round_trip_and_garbage_is_corrupt() {
+        for value in [&b""[..], b"\x00", &[0xff; 300]] {
+            let bytes = encode_ext_value(value);
+            assert_eq!(bytes[0], VALUE_FORMAT);
+            assert_eq!(decode_ext_value(b"k", &bytes).expect("decode"), value);
+        }
+        let kind = |bytes: &[u8]| decode_ext_value(b"k", bytes).map_err(|f| f.kind).err();
+        assert_eq!(kind(&[]), Some(FaultKind::Undecodable));
+        assert_eq!(kind(&[9, 1]), Some(FaultKind::Undecodable));
+        let too_big = encode_ext_value(&vec![0; crate::ext::MAX_EXT_VALUE_LEN + 1]);
+        assert_eq!(kind(&too_big), Some(FaultKind::Invalid));
+        let msg = Error::from(decode_ext_value(b"k", &[]).expect_err("empty")).to_string();
+        assert!(msg.contains("`ext`"), "{msg}");
     }
 
     #[test]

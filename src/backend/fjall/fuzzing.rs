@@ -47,7 +47,7 @@ pub fn values(data: &[u8]) {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 7 {
+    match which % 8 {
         0 => match codec::decode_lock(lock_id(), bytes) {
             Ok(lock) => {
                 validate::lock(&lock).expect("a decoded lock is valid");
@@ -107,9 +107,16 @@ pub fn values(data: &[u8]) {
                 Err(fault) => corrupt("epoch record", fault.into()),
             }
         }
-        _ => match codec::decode_format_version(bytes) {
+        6 => match codec::decode_format_version(bytes) {
             Ok(version) => assert_eq!(codec::encode_format_version(version).as_slice(), bytes),
             Err(e) => corrupt("format version", e),
+        },
+        _ => match codec::decode_ext_value(b"\x01tk", bytes) {
+            Ok(value) => {
+                validate::ext_value(&value).expect("a decoded value is valid");
+                assert_eq!(codec::encode_ext_value(&value), bytes);
+            }
+            Err(fault) => corrupt("extension value", fault.into()),
         },
     }
 }
@@ -119,7 +126,7 @@ pub fn keys(data: &[u8]) {
     let Some((&which, key)) = data.split_first() else {
         return;
     };
-    match which % 6 {
+    match which % 7 {
         // `locks`: a bare 16-byte id.
         0 => match keys::lock_id(key) {
             Ok(id) => assert_eq!(keys::lock(id).as_slice(), key),
@@ -180,10 +187,19 @@ pub fn keys(data: &[u8]) {
             Err(e) => corrupt("node key", e),
         },
         // `meta`: "epoch/" | be64(epoch).
-        _ => match keys::epoch_of_record(key) {
+        5 => match keys::epoch_of_record(key) {
             Ok(epoch) => assert_eq!(keys::epoch_record(epoch), key),
             Err(e) => corrupt("epoch record key", e),
         },
+        // `ext`: len8(table) | key; a key that splits is a valid table and
+        // key, and drawing them again gives the input.
+        _ => {
+            if let Some((table, record_key)) = keys::split_ext(key) {
+                validate::ext_table(table).expect("a decoded table name is valid");
+                validate::ext_key("key", record_key).expect("a decoded key is valid");
+                assert_eq!(keys::ext(table, record_key).expect("key"), key);
+            }
+        }
     }
 }
 
@@ -238,6 +254,7 @@ pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         tagged(4, codec::encode_node(&node).expect("encode")),
         tagged(5, codec::encode_epoch_record(&record).expect("encode")),
         tagged(6, codec::encode_format_version(1).to_vec()),
+        tagged(7, codec::encode_ext_value(b"inode 7")),
     ];
     let keys = vec![
         tagged(0, keys::lock(lock_id()).to_vec()),
@@ -246,6 +263,7 @@ pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         tagged(3, keys::file_by_share("export", &handle()).expect("key")),
         tagged(4, keys::node("node-1")),
         tagged(5, keys::epoch_record(7)),
+        tagged(6, keys::ext("dirents", b"\x00\x01/a.txt").expect("key")),
     ];
     (values, keys)
 }

@@ -1,8 +1,9 @@
 //! Every key the fjall backend writes, in one place.
 //!
 //! Notation: `len16(x)` is the byte length of `x` as a big-endian `u16`
-//! followed by the bytes of `x`; `id16` is a lock id's 16 bytes (big-endian,
-//! so byte order is [`Uuid`] order); `be64` is a big-endian `u64`.
+//! followed by the bytes of `x`, `len8(x)` the same with one length byte;
+//! `id16` is a lock id's 16 bytes (big-endian, so byte order is [`Uuid`]
+//! order); `be64` is a big-endian `u64`.
 //!
 //! ```text
 //! keyspace          key                                         value
@@ -20,7 +21,14 @@
 //! meta              "node/" | node_id (1..=1024 bytes)          codec: node epoch + clean flag
 //! meta              "epoch/" | be64(epoch)                      codec: node id + start time
 //! (meta             "clean_shutdown"                            codec: bool; only in stores written before node state: moved to node default on open)
+//! ext               len8(table) | key (1..=1024 raw bytes)      format byte 1 | the value's raw bytes
 //! ```
+//!
+//! These are the names [`FjallStore::open`](super::FjallStore::open) uses;
+//! a store opened inside a host's database with
+//! [`FjallStore::from_database`](super::FjallStore::from_database) has the
+//! same keyspaces with [`HOSTED_PREFIX`](super::HOSTED_PREFIX) in front
+//! (`fsmeta_files`, …, `fsmeta_ext`), and the same keys in them.
 //!
 //! Why it is shaped like this:
 //!
@@ -42,6 +50,17 @@
 //!   `epoch/` + big-endian epoch yields epoch records in epoch order. The
 //!   `node/` scan is recorded as a range read, so a node added concurrently
 //!   is a conflict, like a lock added under a scanned index prefix.
+//! - `ext` holds every extension table in one keyspace, because fjall
+//!   keyspaces are created when the store opens and table names arrive at
+//!   run time. The table comes first, length-prefixed (names are 1..=64
+//!   bytes of `[a-z0-9_]`), so a table is one contiguous key range: table
+//!   `dir` (`03 "dir"`) never reaches into `dirents` (`07 "dirents"`), and a
+//!   scan of a table's prefix or range is one range read, which fjall's
+//!   conflict check sees whole (phantoms included). The record key is the
+//!   last component, so it needs no length and keeps bytewise order. The
+//!   listing of tables jumps from one table's first key to the next's with
+//!   one short range read per table; tables sort by (length, name) on disk,
+//!   so it sorts the names it found.
 //! - `format_version` is deliberately not behind the value codec: every
 //!   future version must be able to read it to refuse a store it cannot read.
 
@@ -61,6 +80,7 @@ pub(super) mod names {
     pub const LOCKS_BY_SHARE: &str = "locks_by_share";
     pub const LOCKS_BY_EPOCH: &str = "locks_by_epoch";
     pub const META: &str = "meta";
+    pub const EXT: &str = "ext";
 }
 
 /// `meta` key holding the store format version (raw big-endian `u32`).
@@ -211,6 +231,39 @@ pub(super) fn lock_id(key: &[u8]) -> Result<Uuid> {
     lock_id_after(names::LOCKS, key, 0)
 }
 
+/// `len8(table)`: the first bytes of every key of one extension table.
+pub(super) fn ext_table(table: &str) -> Result<Vec<u8>> {
+    // Validation caps table names at 64 bytes; this guards the encoding.
+    let len = u8::try_from(table.len())
+        .map_err(|_| Error::Invalid(format!("table: {} bytes is too long", table.len())))?;
+    let mut key = Vec::with_capacity(1 + table.len() + crate::ext::MAX_EXT_KEY_LEN);
+    key.push(len);
+    key.extend_from_slice(table.as_bytes());
+    Ok(key)
+}
+
+/// `len8(table) | key`: a record of `ext`.
+pub(super) fn ext(table: &str, key: &[u8]) -> Result<Vec<u8>> {
+    let mut raw = ext_table(table)?;
+    raw.extend_from_slice(key);
+    Ok(raw)
+}
+
+/// The table and record key of an `ext` key, if well formed: a valid table
+/// name and a key of 1..=1024 bytes.
+pub(super) fn split_ext(raw: &[u8]) -> Option<(&str, &[u8])> {
+    let (&len, rest) = raw.split_first()?;
+    let len = usize::from(len);
+    if rest.len() <= len {
+        return None;
+    }
+    let (table, key) = rest.split_at(len);
+    let table = std::str::from_utf8(table).ok()?;
+    crate::validate::ext_table(table).ok()?;
+    crate::validate::ext_key("key", key).ok()?;
+    Some((table, key))
+}
+
 /// Human-readable location of a key, for error messages.
 pub(super) fn describe(keyspace: &str, key: &[u8]) -> String {
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
@@ -248,6 +301,37 @@ mod tests {
         for name in [META_FORMAT_VERSION, META_SERVER_EPOCH] {
             assert!(!name.starts_with(META_NODE_PREFIX) && !name.starts_with(META_EPOCH_PREFIX));
         }
+    }
+
+    #[test]
+    fn ext_keys_keep_tables_apart_and_round_trip() {
+        let dir = ext("dir", b"k").expect("key");
+        let dirents = ext("dirents", b"k").expect("key");
+        let dir_prefix = ext_table("dir").expect("prefix");
+        assert!(dir.starts_with(&dir_prefix) && !dirents.starts_with(&dir_prefix));
+        assert_eq!(split_ext(&dir), Some(("dir", &b"k"[..])));
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let raw = ext("t", &every_byte).expect("key");
+        assert_eq!(split_ext(&raw), Some(("t", every_byte.as_slice())));
+        // Record keys of one table keep bytewise order.
+        assert!(ext("t", &[1, 2]).expect("key") < ext("t", &[1, 2, 0]).expect("key"));
+        assert!(ext("t", &[1, 2, 0xff]).expect("key") < ext("t", &[1, 3]).expect("key"));
+        for bad in [
+            &b""[..],
+            b"\x03dir",       // no record key
+            b"\x00k",         // empty table name
+            b"\x03Dir k",     // not [a-z0-9_]
+            b"\x09short",     // length past the end
+            b"\x02\xff\xfek", // not UTF-8
+        ] {
+            assert_eq!(split_ext(bad), None, "{bad:?}");
+        }
+        let long_key = [&ext_table("t").expect("prefix")[..], &[0; 1025]].concat();
+        assert_eq!(split_ext(&long_key), None);
+        assert!(matches!(
+            ext_table(&"t".repeat(256)),
+            Err(Error::Invalid(_))
+        ));
     }
 
     #[test]

@@ -1,16 +1,27 @@
 //! The fjall backend: the embedded, persistent default for one server.
 //!
 //! State lives in a fjall 3 [`OptimisticTxDatabase`] in one directory: one
-//! keyspace per record kind (`files`, `locks`, `meta`) and one per secondary
-//! index (`files_by_share`, `locks_by_file`, `locks_by_owner`,
-//! `locks_by_client`, `locks_by_share`, `locks_by_epoch`); `keys.rs` draws
-//! every key. Each record family (`files.rs`, `locks.rs`, `nodes.rs`) only
-//! declares its keyspace, key, codec and index extractors; one generic
-//! indexed table (`table.rs`) stores them all. Values are postcard behind a one-byte format version
-//! (`codec.rs`); `meta` records the store's format version, and a store written
-//! by a newer format is refused with [`Error::UnsupportedFormat`]. `meta` also
-//! holds the global server epoch, node states and epoch records.
+//! keyspace per record kind (`files`, `locks`, `meta`, and `ext` for every
+//! extension table) and one per secondary index (`files_by_share`,
+//! `locks_by_file`, `locks_by_owner`, `locks_by_client`, `locks_by_share`,
+//! `locks_by_epoch`); `keys.rs` draws every key. Each record family
+//! (`files.rs`, `locks.rs`, `nodes.rs`, `ext.rs`) only declares its keyspace,
+//! key, codec and index extractors; one generic indexed table (`table.rs`)
+//! stores them all. Values are postcard (extension values: the host's raw
+//! bytes) behind a one-byte format version (`codec.rs`); `meta` records the
+//! store's format version, and a store written by a newer format is refused
+//! with [`Error::UnsupportedFormat`]. `meta` also holds the global server
+//! epoch, node states and epoch records.
 //!
+//! # Inside the host's database
+//!
+//! [`FjallStore::from_database`] opens a store in a database the host
+//! already has, its keyspaces named behind [`HOSTED_PREFIX`]
+//! (`fsmeta_locks`, …); [`native`] hands the host the fjall transaction
+//! under an fsmeta transaction, so the host's own keyspaces are written,
+//! read and conflict-checked in it. fsmeta never opens, reads or checks a
+//! keyspace outside its own names; `verify` and `repair` cover only those.
+
 //! # Transactions and serializability
 //!
 //! A [`MetadataTransaction`] is one fjall optimistic write transaction. Reads
@@ -20,8 +31,9 @@
 //! fjall only detects read-write conflicts, so every operation reads what its
 //! result depends on before it writes: `put_lock` reads the old record (to
 //! drop its stale index entries), `increment_server_epoch` reads the epoch,
-//! bulk deletes walk their index inside the transaction. Blind writes that
-//! depend on nothing (`put_node`, `put_epoch_record`) read nothing: two
+//! bulk deletes walk their index inside the transaction, `ext_delete` reads
+//! the record it reports on. Blind writes that depend on nothing
+//! (`put_node`, `put_epoch_record`, `ext_put`) read nothing: two
 //! concurrent blind writes serialize in commit order either way.
 //!
 //! **Phantoms.** fjall records a range or prefix scan as a key *range* in the
@@ -32,12 +44,16 @@
 //! prefix, and every lock write inserts into those indexes, so two
 //! transactions that each see "no lock on file F" and each add one cannot
 //! both commit: the second finds the first's `locks_by_file` entry inside the
-//! prefix it scanned. No extra version keys are needed; the unit test
+//! prefix it scanned. An extension scan is one range read of its table's
+//! keys in the same way, so an insert into a range another transaction
+//! scanned conflicts too. No extra version keys are needed; the unit test
 //! `fjall_range_reads_detect_phantoms` pins this behaviour of the dependency.
 //!
 //! # Checking a store
 //!
-//! [`MetadataStore::verify`] decodes every record and `meta` value and checks
+//! [`MetadataStore::verify`] decodes every record (extension records
+//! included: a key that names no valid table and key is a problem) and
+//! `meta` value and checks
 //! every index entry against its record and every record against its index
 //! entries; [`MetadataStore::repair`] rebuilds the indexes from the records,
 //! in small retried transactions, so it can run while the server does (see
@@ -52,6 +68,7 @@
 
 mod check;
 mod codec;
+mod ext;
 mod files;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -59,6 +76,7 @@ pub mod fuzzing;
 mod keys;
 mod locks;
 mod nodes;
+mod open;
 mod table;
 mod tx;
 
@@ -67,15 +85,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fjall::{
-    KeyspaceCreateOptions, OptimisticTxDatabase, OptimisticTxKeyspace, OptimisticWriteTx,
-    PersistMode, Readable,
-};
+use fjall::{OptimisticTxDatabase, OptimisticTxKeyspace, OptimisticWriteTx, PersistMode};
 
 use crate::error::{Error, Result};
 use crate::tx::{MetadataStore, MetadataTransaction};
 use crate::verify::VerifyReport;
-use keys::names;
+pub use tx::native;
 
 /// How hard a commit works to reach the disk before it returns.
 #[non_exhaustive]
@@ -103,7 +118,7 @@ pub enum Durability {
     Sync,
 }
 
-/// Options for [`FjallStore::open_with`].
+/// Options for [`FjallStore::open_with`] and [`FjallStore::from_database`].
 ///
 /// Build with struct-update syntax so that new options keep compiling:
 /// `FjallOptions { durability: Durability::Sync, ..Default::default() }`.
@@ -111,12 +126,20 @@ pub enum Durability {
 pub struct FjallOptions {
     /// What a commit guarantees before it returns (default [`Durability::Buffered`]).
     pub durability: Durability,
-    /// Size of fjall's block cache in bytes; `None` keeps fjall's default (32 MiB).
+    /// Size of fjall's block cache in bytes; `None` keeps fjall's default
+    /// (32 MiB). Set when the database is opened, so
+    /// [`FjallStore::from_database`] refuses it: the host's builder chose.
     pub cache_size: Option<u64>,
 }
 
 /// The store format this build writes and the newest it reads.
 const FORMAT_VERSION: u32 = 1;
+
+/// What [`FjallStore::from_database`] puts in front of each of fsmeta's
+/// keyspace names (`fsmeta_files`, `fsmeta_locks`, …, `fsmeta_meta`,
+/// `fsmeta_ext`) in a database the host shares with it. Keyspace names
+/// starting with it belong to fsmeta: a host names its own keyspaces otherwise.
+pub const HOSTED_PREFIX: &str = "fsmeta_";
 
 /// A store in a local directory, on fjall.
 ///
@@ -148,6 +171,8 @@ pub struct FjallStore {
 /// The open database and its keyspace handles.
 struct Inner {
     path: PathBuf,
+    /// In front of every keyspace name: empty, or [`HOSTED_PREFIX`].
+    prefix: &'static str,
     durability: Durability,
     db: OptimisticTxDatabase,
     ks: Keyspaces,
@@ -165,12 +190,14 @@ struct Keyspaces {
     locks_by_share: OptimisticTxKeyspace,
     locks_by_epoch: OptimisticTxKeyspace,
     meta: OptimisticTxKeyspace,
+    ext: OptimisticTxKeyspace,
 }
 
 impl fmt::Debug for FjallStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FjallStore")
             .field("path", &self.inner.path)
+            .field("keyspace_prefix", &self.inner.prefix)
             .field("durability", &self.inner.durability)
             .finish_non_exhaustive()
     }
@@ -214,49 +241,54 @@ impl FjallStore {
             ),
             e => Error::backend(format!("opening fjall store {}", path.display()), e),
         })?;
-        let ks_ctx = |name: &str| {
-            format!(
-                "opening keyspace `{name}` of fjall store {}",
-                path.display()
-            )
-        };
-        // `meta` first, and the format checked before any other keyspace is
-        // created, so that opening a newer store does not modify it.
-        let meta = db
-            .keyspace(names::META, KeyspaceCreateOptions::default)
-            .map_err(|e| Error::backend(ks_ctx(names::META), e))?;
-        let found = check_format(&db, &meta)?;
-        let open = |name: &str| {
-            db.keyspace(name, KeyspaceCreateOptions::default)
-                .map_err(|e| Error::backend(ks_ctx(name), e))
-        };
-        let ks = Keyspaces {
-            files: open(names::FILES)?,
-            files_by_share: open(names::FILES_BY_SHARE)?,
-            locks: open(names::LOCKS)?,
-            locks_by_file: open(names::LOCKS_BY_FILE)?,
-            locks_by_owner: open(names::LOCKS_BY_OWNER)?,
-            locks_by_client: open(names::LOCKS_BY_CLIENT)?,
-            locks_by_share: open(names::LOCKS_BY_SHARE)?,
-            locks_by_epoch: open(names::LOCKS_BY_EPOCH)?,
-            meta,
-        };
-        let inner = Inner {
-            path,
-            durability: options.durability,
-            db,
-            ks,
-        };
-        match found {
-            None => inner.initialize()?,
-            Some(_) => inner.upgrade_single_node_state()?,
-        }
-        Ok(FjallStore {
-            inner: Arc::new(inner),
-        })
+        Self::start(db, Some(path), "", options.durability)
     }
 
-    /// The directory this store lives in.
+    /// Opens (creating it if needed) an fsmeta store inside a database the
+    /// host already has open, so the host's own keyspaces and fsmeta's can
+    /// be written in one transaction (see [`native`]).
+    ///
+    /// fsmeta's keyspaces get [`HOSTED_PREFIX`] in front of their names
+    /// (`fsmeta_files`, …, `fsmeta_ext`); a host keyspace named anything else
+    /// (`locks`, `files` included) is never touched, read or checked by
+    /// fsmeta. The store behaves as one opened with [`FjallStore::open_with`]:
+    /// same format rules, same keys. It is a different store from the one
+    /// [`FjallStore::open`] would find in the same directory (that one uses
+    /// the unprefixed names). The database stays open while the host's
+    /// handles or this store's do; to reopen, the host opens the database
+    /// again and calls this again.
+    ///
+    /// ```
+    /// use fsmeta::*;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = fjall::OptimisticTxDatabase::builder(dir.path()).open()?;
+    /// let inodes = db.keyspace("inodes", fjall::KeyspaceCreateOptions::default)?;
+    /// let store = FjallStore::from_database(db, FjallOptions::default())?;
+    /// let mut tx = store.begin().await?;
+    /// tx.increment_server_epoch().await?;
+    /// fsmeta::backend::fjall::native(&mut *tx)?.insert(&inodes, "7", "mode=644");
+    /// tx.commit().await?; // the epoch and the inode, together
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `options.cache_size` is set (the database is
+    /// already open), [`Error::UnsupportedFormat`] when a newer fsmeta wrote
+    /// the store, [`Error::Corrupt`] when its format record is unreadable,
+    /// [`Error::Backend`] when a keyspace cannot be opened.
+    pub fn from_database(db: OptimisticTxDatabase, options: FjallOptions) -> Result<Self> {
+        if options.cache_size.is_some() {
+            return Err(Error::Invalid(
+                "cache_size: the host's database is already open with its own cache; leave it None"
+                    .into(),
+            ));
+        }
+        Self::start(db, None, HOSTED_PREFIX, options.durability)
+    }
+
+    /// The directory this store lives in (for a store opened with
+    /// [`FjallStore::from_database`], the host database's directory).
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -265,24 +297,6 @@ impl FjallStore {
     pub fn durability(&self) -> Durability {
         self.inner.durability
     }
-}
-
-/// Reads the store's format version: `None` for a brand-new store, an error
-/// for one this build cannot read.
-fn check_format(db: &OptimisticTxDatabase, meta: &OptimisticTxKeyspace) -> Result<Option<u32>> {
-    let raw = db
-        .read_tx()
-        .get(meta, keys::META_FORMAT_VERSION)
-        .map_err(|e| Error::backend("fjall: reading the store format version", e))?;
-    let Some(raw) = raw else { return Ok(None) };
-    let found = codec::decode_format_version(&raw)?;
-    if found == 0 || found > FORMAT_VERSION {
-        return Err(Error::UnsupportedFormat {
-            found,
-            supported: FORMAT_VERSION,
-        });
-    }
-    Ok(Some(found))
 }
 
 impl Inner {
@@ -295,48 +309,6 @@ impl Inner {
             Durability::Buffered => tx.durability(Some(PersistMode::Buffer)),
             Durability::Sync => tx.durability(Some(PersistMode::SyncAll)),
         })
-    }
-
-    /// Moves the clean flag of a store written before node state existed to
-    /// node [`DEFAULT_NODE`](crate::DEFAULT_NODE), with the store's epoch as
-    /// that node's current epoch, in one transaction. A no-op on any other store.
-    fn upgrade_single_node_state(&self) -> Result<()> {
-        let mut tx = Self::write_tx(&self.db, self.durability)?;
-        let read = |tx: &OptimisticWriteTx, key: &[u8]| {
-            tx.get(&self.ks.meta, key)
-                .map_err(|e| Error::backend("fjall: upgrading single-node state", e))
-        };
-        let Some(flag) = read(&tx, keys::META_LEGACY_CLEAN_SHUTDOWN)? else {
-            return Ok(());
-        };
-        let clean_shutdown = codec::decode_legacy_clean_shutdown(&flag).map_err(Error::from)?;
-        let default_key = keys::node(crate::DEFAULT_NODE);
-        if read(&tx, &default_key)?.is_none() {
-            let epoch = match read(&tx, keys::META_SERVER_EPOCH)? {
-                Some(raw) => codec::decode_epoch(&raw).map_err(Error::from)?,
-                None => 0,
-            };
-            let node = crate::NodeState {
-                epoch,
-                clean_shutdown,
-                ..crate::NodeState::new(crate::DEFAULT_NODE)
-            };
-            tx.insert(&self.ks.meta, default_key, codec::encode_node(&node)?);
-        }
-        tx.remove(&self.ks.meta, keys::META_LEGACY_CLEAN_SHUTDOWN);
-        commit(tx)
-    }
-
-    /// Records the format version of a brand-new store. Everything else stays
-    /// absent: an absent epoch is 0, an absent node has never run (clean).
-    fn initialize(&self) -> Result<()> {
-        let mut tx = Self::write_tx(&self.db, self.durability)?;
-        tx.insert(
-            &self.ks.meta,
-            keys::META_FORMAT_VERSION,
-            codec::encode_format_version(FORMAT_VERSION).as_slice(),
-        );
-        commit(tx)
     }
 }
 

@@ -221,7 +221,19 @@ impl<'k, F: Family> Table<'k, F> {
     ) -> Result<Vec<F::Record>> {
         let (start, end) = Self::scope(Part::Records);
         let start = after.map_or(start, |key| Bound::Excluded(F::encode_key(key)));
-        r.range(self.records(), (start, end))
+        self.range(r, (start, end), limit)
+    }
+
+    /// At most `limit` records whose raw keys lie in `range` (which must stay
+    /// inside [`Family::PREFIX`]), in key order. The read set is the whole
+    /// range, however few records come back.
+    pub(super) fn range(
+        &self,
+        r: &impl Readable,
+        range: KeyRange,
+        limit: usize,
+    ) -> Result<Vec<F::Record>> {
+        r.range(self.records(), range)
             .take(limit)
             .map(|guard| {
                 let (key, value) = guard.into_inner().map_err(read_error(F::NAME))?;

@@ -1,8 +1,9 @@
 //! One fsmeta transaction over one fjall optimistic write transaction.
 //!
 //! The families implement their traits on [`FjallTx`] in their own files
-//! (`files.rs`, `locks.rs`, `nodes.rs`), each through the generic table of
-//! `table.rs`; this file holds the transaction itself.
+//! (`files.rs`, `locks.rs`, `nodes.rs`, `ext.rs`), each through the generic
+//! table of `table.rs`; this file holds the transaction itself and
+//! [`native`], the host's way to the fjall transaction underneath.
 //!
 //! Reads and writes run inline: they touch memtables and the block cache and
 //! take microseconds, less than a hop to the blocking pool would cost. Only a
@@ -15,7 +16,7 @@ use async_trait::async_trait;
 use fjall::OptimisticWriteTx;
 
 use super::{Durability, Inner, blocking, commit};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tx::MetadataTransaction;
 
 /// A transaction of a [`super::FjallStore`]. Dropping it rolls it back.
@@ -32,8 +33,60 @@ impl FjallTx {
     }
 }
 
-// TRANSITIONAL: extension tables come in the next commits.
-impl crate::ext::ExtStore for FjallTx {}
+/// The fjall transaction under an fsmeta transaction of a [`FjallStore`]
+/// (opened with [`FjallStore::from_database`]), so the host writes its own
+/// keyspaces in it: they commit or vanish with fsmeta's writes.
+///
+/// The host uses its own [`OptimisticTxKeyspace`](fjall::OptimisticTxKeyspace)
+/// handles from the same database. It must not touch fsmeta's keyspaces
+/// (those named behind [`HOSTED_PREFIX`](super::HOSTED_PREFIX)), nor commit
+/// or roll back the returned transaction itself: `commit` of the fsmeta
+/// transaction does that. Reads through it take part in conflict detection
+/// like fsmeta's own, so a concurrent commit of a key the host read makes
+/// [`MetadataTransaction::commit`] fail with [`Error::Conflict`], and
+/// [`transact`](crate::MetadataStoreExt::transact) reruns the host's writes
+/// together with fsmeta's.
+///
+/// ```
+/// # use fsmeta::*;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// use fjall::Readable;
+/// let db = fjall::OptimisticTxDatabase::builder(dir.path()).open()?;
+/// let dirents = db.keyspace("dirents", fjall::KeyspaceCreateOptions::default)?;
+/// let store = FjallStore::from_database(db, FjallOptions::default())?;
+/// let dirents = &dirents;
+/// store.transact(|tx| Box::pin(async move {
+///     let fjall_tx = fsmeta::backend::fjall::native(tx)?;
+///     if fjall_tx.get(dirents, "1/a.txt").map_err(|e| Error::backend("host read", e))?.is_none() {
+///         fjall_tx.insert(dirents, "1/a.txt", "7");
+///     }
+///     tx.increment_server_epoch().await.map(drop)
+/// })).await?;
+///
+/// let memory = MemoryStore::new();
+/// let mut tx = memory.begin().await?;
+/// assert!(matches!(fsmeta::backend::fjall::native(&mut *tx), Err(Error::Invalid(_))));
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Invalid`] when `tx` is not a fjall transaction (another
+/// backend's); the transaction is left as it was.
+///
+/// [`FjallStore`]: super::FjallStore
+/// [`FjallStore::from_database`]: super::FjallStore::from_database
+pub fn native<'t>(tx: &'t mut (dyn MetadataTransaction + '_)) -> Result<&'t mut OptimisticWriteTx> {
+    tx.as_any()
+        .and_then(|any| any.downcast_mut::<FjallTx>())
+        .map(|fjall| &mut fjall.tx)
+        .ok_or_else(|| {
+            Error::Invalid(
+                "fsmeta::backend::fjall::native: this transaction is not a fjall transaction (it belongs to another backend)"
+                    .into(),
+            )
+        })
+}
 
 #[async_trait]
 impl MetadataTransaction for FjallTx {
@@ -48,5 +101,10 @@ impl MetadataTransaction for FjallTx {
     async fn rollback(self: Box<Self>) -> Result<()> {
         self.tx.rollback();
         Ok(())
+    }
+
+    /// This transaction, for [`native`] to downcast.
+    fn as_any(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
+        Some(self)
     }
 }
