@@ -27,7 +27,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The longest extension table name, in bytes (`[a-z0-9_]`, at least one).
 pub const MAX_EXT_TABLE_LEN: usize = 64;
@@ -109,20 +109,11 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 #[async_trait]
 pub trait ExtStore: Send {
     /// Inserts or replaces the record `key` of `table`.
-    async fn ext_put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        let _ = (table, key, value);
-        Err(unsupported())
-    }
+    async fn ext_put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()>;
     /// The value of `key` in `table`, if stored.
-    async fn ext_get(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let _ = (table, key);
-        Err(unsupported())
-    }
+    async fn ext_get(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Deletes the record; returns whether it existed.
-    async fn ext_delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
-        let _ = (table, key);
-        Err(unsupported())
-    }
+    async fn ext_delete(&mut self, table: &str, key: &[u8]) -> Result<bool>;
     /// At most `limit` (≥ 1) records of `table` in `range` with a key above
     /// `after` (from the start of the range when `None`), in key order.
     /// A read of everything it covered: from the cursor to the last key
@@ -133,18 +124,7 @@ pub trait ExtStore: Send {
         range: &KeyRange,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<ExtRecord>> {
-        let _ = (table, range, after, limit);
-        Err(unsupported())
-    }
+    ) -> Result<Vec<ExtRecord>>;
     /// The tables that hold at least one record, in name order.
-    async fn ext_tables(&mut self) -> Result<Vec<String>> {
-        Err(unsupported())
-    }
-}
-
-// TRANSITIONAL: the provided methods above let the backends gain extension
-// tables one at a time; they go once all three implement the family.
-fn unsupported() -> Error {
-    Error::Invalid("extension tables: not implemented by this backend yet".into())
+    async fn ext_tables(&mut self) -> Result<Vec<String>>;
 }

@@ -28,8 +28,8 @@ pub trait MetadataTransaction: FileStore + LockStore + NodeStore + ExtStore {
     async fn rollback(self: Box<Self>) -> Result<()>;
 
     /// The backend's own transaction object, for that backend's `native`
-    /// function to downcast (`fsmeta::postgres::native`,
-    /// `fsmeta::fjall::native`): hosts call those, not this. `None` for
+    /// function to downcast (`fsmeta::backend::postgres::native`,
+    /// `fsmeta::backend::fjall::native`): hosts call those, not this. `None` for
     /// backends without a native handle (memory: its extension is
     /// [`ExtStore`](crate::ExtStore)).
     fn as_any(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {

@@ -106,14 +106,12 @@ impl Inner {
         verify_table::<Epochs>(&snapshot, self, &mut findings)?;
         nodes::check_meta(&snapshot, &self.ks, &mut findings)?;
         // Every `ext` key names a valid table and key, every value decodes.
-        // The report has no field for how many there were.
-        let ext = verify_table::<Ext>(&snapshot, self, &mut findings)?;
-        tracing::debug!(ext, "fsmeta: fjall verify checked extension records");
+        let ext_records = verify_table::<Ext>(&snapshot, self, &mut findings)?;
         Ok(VerifyReport {
             files,
             locks,
+            ext_records,
             problems: findings.iter().map(Finding::problem).collect(),
-            ..VerifyReport::default()
         })
     }
 
