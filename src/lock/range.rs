@@ -24,11 +24,19 @@ impl ByteRange {
 
     /// The range from `first` to `last`, both inclusive; reaches EOF when `last == u64::MAX`.
     /// `None` when `last < first`.
+    ///
+    /// One range cannot be written: bytes `0..=u64::MAX - 1` would need the
+    /// all-ones length, which means "to end of file". It comes back one byte
+    /// short (`0..=u64::MAX - 2`), never longer, so a piece made from
+    /// bounds stays inside them (a trimmed lock never grows into the released
+    /// byte). No file reaches that offset: POSIX `off_t` stops at 2^63 − 1.
     pub const fn from_bounds(first: u64, last: u64) -> Option<Self> {
         if last < first {
             None
         } else if last == u64::MAX {
             Some(ByteRange::new(first, 0))
+        } else if first == 0 && last == u64::MAX - 1 {
+            Some(ByteRange::new(0, u64::MAX - 1))
         } else {
             Some(ByteRange::new(first, last - first + 1))
         }
@@ -76,7 +84,8 @@ impl ByteRange {
             || (other.last() != u64::MAX && other.last() + 1 == self.offset)
     }
 
-    /// The smallest range covering both (their union when they [`touch`](ByteRange::touches)).
+    /// The smallest range covering both (their union when they [`touch`](ByteRange::touches));
+    /// to EOF where that union would be the unwritable `0..=u64::MAX - 1`.
     pub const fn span(&self, other: &ByteRange) -> ByteRange {
         let first = if self.offset < other.offset {
             self.offset
@@ -88,6 +97,11 @@ impl ByteRange {
         } else {
             other.last()
         };
+        // Bytes 0..=2^64-2 cannot be written (see `from_bounds`); a span must
+        // cover both, so it reaches EOF instead, one byte more.
+        if first == 0 && last == u64::MAX - 1 {
+            return ByteRange::new(0, 0);
+        }
         match ByteRange::from_bounds(first, last) {
             Some(range) => range,
             None => *self, // unreachable: first <= last by construction
