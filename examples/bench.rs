@@ -14,6 +14,7 @@
 //! cargo run --release --example bench -- --quick   # smoke run, under a minute
 //! cargo run --release --example bench -- --only P1,P3 --backends memory,fjall
 //! cargo run --release --example bench -- --quick --only P4-OLD-TX --backends memory
+//! cargo run --release --example bench -- --quick --only EXT         # ext_put vs put_file, with a lock
 //! ```
 //!
 //! PostgreSQL: `FSMETA_BENCH_POSTGRES_URL` (or `FSMETA_TEST_POSTGRES_URL`,
@@ -649,6 +650,61 @@ async fn p4_old_tx(cfg: &Cfg) -> Res {
 }
 
 // ---------------------------------------------------------------------------
+// EXT: an extension record written with a lock vs a file record with a lock
+
+/// Seconds per transaction of `rounds` alternating batches of `n`
+/// `transact(put_file + put_lock)` and `transact(ext_put + put_lock)`
+/// (a 100-byte inode value keyed like the file): (file, ext).
+async fn ext_vs_file_secs(store: &dyn MetadataStore, n: u64, rounds: u64) -> Res<(f64, f64)> {
+    let (mut file_secs, mut ext_secs) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for ext in [false, true] {
+            let started = Instant::now();
+            for k in 0..n {
+                let (file, lock) = write_pair(7 + u8::from(ext), round * n + k);
+                let (file, lock) = (&file, &lock);
+                store
+                    .transact(|tx| {
+                        Box::pin(async move {
+                            if ext {
+                                tx.ext_put("inodes", file.handle.as_bytes(), &[7u8; 100])
+                                    .await?;
+                            } else {
+                                tx.put_file(file).await?;
+                            }
+                            tx.put_lock(lock).await
+                        })
+                    })
+                    .await?;
+            }
+            let per_tx = started.elapsed().as_secs_f64() / n as f64;
+            if ext {
+                ext_secs.push(per_tx);
+            } else {
+                file_secs.push(per_tx);
+            }
+        }
+    }
+    Ok((median(file_secs), median(ext_secs)))
+}
+
+async fn ext_vs_file(cfg: &Cfg, backend: &str, store: &dyn MetadataStore) -> Res {
+    let n = if cfg.quick { 300 } else { 3000 };
+    let (file, ext) = ext_vs_file_secs(store, n, 3).await?;
+    report(
+        &format!("EXT-{backend}-ext-vs-file"),
+        ext / file,
+        Goal::Report,
+        &format!(
+            "transact(ext_put + put_lock) {} vs transact(put_file + put_lock) {} (median of 3 rounds of {n})",
+            us(ext),
+            us(file)
+        ),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
 // P6: reopen a fjall store and list every lock, vs a raw scan
 
 fn raw_scan(path: &Path) -> Res<usize> {
@@ -1034,6 +1090,9 @@ async fn pg_footprint(cfg: &Cfg, schema: &str, n: u64) -> Res {
 // The run
 
 async fn run_memory(cfg: &Cfg) -> Res {
+    if cfg.wants("EXT") {
+        ext_vs_file(cfg, "memory", &MemoryStore::new()).await?;
+    }
     if cfg.wants("P4") || cfg.wants("P4-OLD-TX") {
         p4_old_tx(cfg).await?;
     }
@@ -1077,6 +1136,10 @@ async fn run_fjall(cfg: &Cfg) -> Res {
     if cfg.wants("P1") {
         p1(cfg, Durability::Buffered).await?;
         p1(cfg, Durability::Sync).await?;
+    }
+    if cfg.wants("EXT") {
+        let dir = tempfile::tempdir()?;
+        ext_vs_file(cfg, "fjall", &FjallStore::open(dir.path().join("ext"))?).await?;
     }
     if !(cfg.wants("P3") || cfg.wants("P5") || cfg.wants("P6") || cfg.wants("FOOTPRINT")) {
         return Ok(());
@@ -1134,7 +1197,7 @@ async fn run_fjall(cfg: &Cfg) -> Res {
 }
 
 async fn run_postgres(cfg: &Cfg, schemas: &Schemas) -> Res {
-    let wanted = ["P2", "P3", "P5", "FOOTPRINT"];
+    let wanted = ["P2", "P3", "P5", "FOOTPRINT", "EXT"];
     if !wanted.iter().any(|t| cfg.wants(t)) {
         return Ok(());
     }
@@ -1149,6 +1212,11 @@ async fn run_postgres(cfg: &Cfg, schemas: &Schemas) -> Res {
     if cfg.wants("P2") {
         p2(cfg, schemas, 1).await?;
         p2(cfg, schemas, 8).await?;
+    }
+    if cfg.wants("EXT") {
+        let store = pg_store(cfg, &schemas.fresh("ext"), 1).await?;
+        ext_vs_file(cfg, "postgres", &store).await?;
+        store.close().await?;
     }
     if cfg.wants("P3") || cfg.wants("P5") || cfg.wants("FOOTPRINT") {
         let small_schema = schemas.fresh("small");
