@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use super::TestStore;
 use super::sample::{
-    T0, acquire, all_locks, assert_invalid, begin, by_id, commit, handle, read_lock, request,
+    T0, acquire, all_locks, assert_conflict, assert_invalid, begin, by_id, commit, handle,
+    read_lock, request,
 };
 use crate::{
     Acquire, EpochRecord, FileHandle, LockQuery, LockType, MetadataStoreExt, MetadataTransaction,
@@ -29,6 +30,69 @@ pub async fn epoch_starts_at_zero_and_increments(t: &mut dyn TestStore) {
     assert_eq!(tx.increment_server_epoch().await.unwrap(), 3);
     commit(tx).await;
     assert_eq!(begin(t).await.server_epoch().await.unwrap(), 3);
+}
+
+/// `advance_server_epoch` raises the counter to at least a value in one
+/// call, never lowers it, reads its own write, rolls back, reaches
+/// `u64::MAX`, and races with a concurrent increment like one.
+pub async fn advance_server_epoch_raises_never_lowers(t: &mut dyn TestStore) {
+    let mut tx = begin(t).await;
+    assert_eq!(
+        tx.advance_server_epoch(1_000_000_000_000).await.unwrap(),
+        1_000_000_000_000
+    );
+    assert_eq!(
+        tx.server_epoch().await.unwrap(),
+        1_000_000_000_000,
+        "reads its own write"
+    );
+    assert_eq!(
+        tx.advance_server_epoch(5).await.unwrap(),
+        1_000_000_000_000,
+        "never lowers"
+    );
+    assert_eq!(
+        tx.increment_server_epoch().await.unwrap(),
+        1_000_000_000_001
+    );
+    commit(tx).await;
+    let mut tx = begin(t).await;
+    assert_eq!(tx.advance_server_epoch(u64::MAX).await.unwrap(), u64::MAX);
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        begin(t).await.server_epoch().await.unwrap(),
+        1_000_000_000_001,
+        "rolled back"
+    );
+    let mut tx = begin(t).await;
+    assert_eq!(tx.advance_server_epoch(u64::MAX).await.unwrap(), u64::MAX);
+    assert!(
+        matches!(
+            tx.increment_server_epoch().await,
+            Err(crate::Error::EpochExhausted)
+        ),
+        "the counter cannot grow past u64::MAX"
+    );
+    drop(tx);
+    // An advance and an increment racing: one wins, the other conflicts.
+    let mut first = begin(t).await;
+    let mut second = begin(t).await;
+    first.advance_server_epoch(2_000_000_000_000).await.unwrap();
+    second.server_epoch().await.unwrap();
+    let a = first.commit().await;
+    let b = match second.increment_server_epoch().await {
+        Ok(_) => second.commit().await,
+        Err(e) => Err(e),
+    };
+    assert_eq!(
+        [&a, &b].iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{a:?} / {b:?}"
+    );
+    assert_conflict(
+        "the second writer of the counter",
+        if a.is_ok() { &b } else { &a },
+    );
 }
 
 /// Node states and epoch records round-trip, roll back, and validate their ids;
