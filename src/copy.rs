@@ -9,6 +9,7 @@
 use std::fmt;
 
 use sha2::{Digest as _, Sha256};
+use tracing::{Instrument, field};
 
 use crate::error::{Error, Result};
 use crate::file::FileMeta;
@@ -150,10 +151,26 @@ impl fmt::Display for StoreDigest {
 
 /// The [`StoreDigest`] of `store`, read in one transaction (a consistent snapshot).
 pub async fn digest(store: &(impl MetadataStore + ?Sized)) -> Result<StoreDigest> {
-    let mut tx = store.begin().await?;
-    let result = digest_in(&mut *tx).await;
-    // Read-only: ending it cannot change the outcome.
-    let _ = tx.rollback().await;
+    let span = tracing::info_span!(
+        "digest",
+        files = field::Empty,
+        locks = field::Empty,
+        outcome = field::Empty,
+    );
+    let result = async {
+        let mut tx = store.begin().await?;
+        let result = digest_in(&mut *tx).await;
+        // Read-only: ending it cannot change the outcome.
+        let _ = tx.rollback().await;
+        result
+    }
+    .instrument(span.clone())
+    .await;
+    if let Ok(digest) = &result {
+        span.record("files", digest.files);
+        span.record("locks", digest.locks);
+    }
+    span.record("outcome", crate::obs::outcome(&result));
     result
 }
 
@@ -229,6 +246,50 @@ pub async fn store_is_empty(store: &(impl MetadataStore + ?Sized)) -> Result<boo
 ///
 /// `progress` is called after every batch and at each phase change.
 pub async fn copy_store<F, T, P>(
+    from: &F,
+    to: &T,
+    options: &CopyOptions,
+    mut progress: P,
+) -> Result<CopyReport>
+where
+    F: MetadataStore + ?Sized,
+    T: MetadataStore + ?Sized,
+    P: FnMut(CopyProgress) + Send,
+{
+    let span = tracing::info_span!(
+        "copy_store",
+        batch_size = options.batch_size,
+        allow_non_empty = options.allow_non_empty,
+        files = field::Empty,
+        locks = field::Empty,
+        nodes = field::Empty,
+        epoch_records = field::Empty,
+        matches = field::Empty,
+        outcome = field::Empty,
+    );
+    // Each phase change is an event in the span (the phases follow each other).
+    let traced_progress = |p: CopyProgress| {
+        if p.done == 0 {
+            tracing::info!(phase = ?p.phase, total = p.total, "fsmeta: copy phase");
+        }
+        progress(p)
+    };
+    let result = copy_store_untraced(from, to, options, traced_progress)
+        .instrument(span.clone())
+        .await;
+    if let Ok(report) = &result {
+        span.record("files", report.files);
+        span.record("locks", report.locks);
+        span.record("nodes", report.nodes);
+        span.record("epoch_records", report.epoch_records);
+        span.record("matches", report.matches());
+    }
+    span.record("outcome", crate::obs::outcome(&result));
+    result
+}
+
+/// [`copy_store`] without its span.
+async fn copy_store_untraced<F, T, P>(
     from: &F,
     to: &T,
     options: &CopyOptions,

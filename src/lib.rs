@@ -35,6 +35,7 @@ mod file;
 mod handle;
 mod lock;
 mod node;
+mod obs;
 pub mod pages;
 mod recovery;
 mod report;

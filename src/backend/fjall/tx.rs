@@ -16,6 +16,7 @@ use fjall::OptimisticWriteTx;
 
 use super::{Durability, Inner, blocking, commit};
 use crate::error::Result;
+use crate::obs::{TxOp, traced};
 use crate::tx::MetadataTransaction;
 
 /// A transaction of a [`super::FjallStore`]. Dropping it rolls it back.
@@ -38,6 +39,17 @@ impl crate::ext::ExtStore for FjallTx {}
 #[async_trait]
 impl MetadataTransaction for FjallTx {
     async fn commit(self: Box<Self>) -> Result<()> {
+        traced(TxOp::Commit, "fjall", self.commit_untraced()).await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        traced(TxOp::Rollback, "fjall", self.rollback_untraced()).await
+    }
+}
+
+impl FjallTx {
+    /// [`MetadataTransaction::commit`] without its span.
+    async fn commit_untraced(self: Box<Self>) -> Result<()> {
         let FjallTx { store, tx } = *self;
         match store.durability {
             Durability::Buffered => commit(tx),
@@ -45,7 +57,8 @@ impl MetadataTransaction for FjallTx {
         }
     }
 
-    async fn rollback(self: Box<Self>) -> Result<()> {
+    /// [`MetadataTransaction::rollback`] without its span.
+    async fn rollback_untraced(self: Box<Self>) -> Result<()> {
         self.tx.rollback();
         Ok(())
     }

@@ -25,6 +25,7 @@ use super::entity::server_state;
 use super::errors::{db_error, is_conflict, is_decode_error};
 use super::rows::missing_state;
 use crate::error::{Error, Result};
+use crate::obs::{TxOp, traced};
 use crate::tx::MetadataTransaction;
 
 /// One PostgreSQL transaction. Dropping SeaORM's `DatabaseTransaction`
@@ -125,6 +126,17 @@ impl crate::ext::ExtStore for PgTx {}
 #[async_trait]
 impl MetadataTransaction for PgTx {
     async fn commit(self: Box<Self>) -> Result<()> {
+        traced(TxOp::Commit, "postgres", self.commit_untraced()).await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        traced(TxOp::Rollback, "postgres", self.rollback_untraced()).await
+    }
+}
+
+impl PgTx {
+    /// [`MetadataTransaction::commit`] without its span.
+    async fn commit_untraced(self: Box<Self>) -> Result<()> {
         if let Some(aborted) = &self.aborted {
             // `COMMIT` would be answered `ROLLBACK`, and reported as success.
             let error = aborted.error("commit");
@@ -138,7 +150,8 @@ impl MetadataTransaction for PgTx {
         self.tx.commit().await.map_err(|e| db_error("commit", e))
     }
 
-    async fn rollback(self: Box<Self>) -> Result<()> {
+    /// [`MetadataTransaction::rollback`] without its span.
+    async fn rollback_untraced(self: Box<Self>) -> Result<()> {
         self.tx
             .rollback()
             .await
