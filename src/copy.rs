@@ -5,6 +5,8 @@
 //! extension table): memory stays flat however many records there are. Node states and epoch records are read whole (one per node and
 //! one per server incarnation: few).
 
+use tracing::{Instrument, field};
+
 use crate::digest::{StoreDigest, digest, store_is_empty};
 use crate::error::{Error, Result};
 use crate::pages;
@@ -116,6 +118,50 @@ impl CopyReport {
 ///
 /// `progress` is called after every batch and at each phase change.
 pub async fn copy_store<F, T, P>(
+    from: &F,
+    to: &T,
+    options: &CopyOptions,
+    mut progress: P,
+) -> Result<CopyReport>
+where
+    F: MetadataStore + ?Sized,
+    T: MetadataStore + ?Sized,
+    P: FnMut(CopyProgress) + Send,
+{
+    let span = tracing::info_span!(
+        "copy_store",
+        batch_size = options.batch_size,
+        allow_non_empty = options.allow_non_empty,
+        files = field::Empty,
+        locks = field::Empty,
+        nodes = field::Empty,
+        epoch_records = field::Empty,
+        matches = field::Empty,
+        outcome = field::Empty,
+    );
+    // Each phase change is an event in the span (the phases follow each other).
+    let traced_progress = |p: CopyProgress| {
+        if p.done == 0 {
+            tracing::info!(phase = ?p.phase, total = p.total, "fsmeta: copy phase");
+        }
+        progress(p)
+    };
+    let result = copy_store_untraced(from, to, options, traced_progress)
+        .instrument(span.clone())
+        .await;
+    if let Ok(report) = &result {
+        span.record("files", report.files);
+        span.record("locks", report.locks);
+        span.record("nodes", report.nodes);
+        span.record("epoch_records", report.epoch_records);
+        span.record("matches", report.matches());
+    }
+    span.record("outcome", crate::obs::outcome(&result));
+    result
+}
+
+/// [`copy_store`] without its span.
+async fn copy_store_untraced<F, T, P>(
     from: &F,
     to: &T,
     options: &CopyOptions,

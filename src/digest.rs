@@ -4,6 +4,7 @@
 use std::fmt;
 
 use sha2::{Digest as _, Sha256};
+use tracing::{Instrument, field};
 
 use crate::error::Result;
 use crate::ext::ExtRecord;
@@ -69,10 +70,28 @@ impl fmt::Display for StoreDigest {
 
 /// The [`StoreDigest`] of `store`, read in one transaction (a consistent snapshot).
 pub async fn digest(store: &(impl MetadataStore + ?Sized)) -> Result<StoreDigest> {
-    let mut tx = store.begin().await?;
-    let result = digest_in(&mut *tx).await;
-    // Read-only: ending it cannot change the outcome.
-    let _ = tx.rollback().await;
+    let span = tracing::info_span!(
+        "digest",
+        files = field::Empty,
+        locks = field::Empty,
+        ext_records = field::Empty,
+        outcome = field::Empty,
+    );
+    let result = async {
+        let mut tx = store.begin().await?;
+        let result = digest_in(&mut *tx).await;
+        // Read-only: ending it cannot change the outcome.
+        let _ = tx.rollback().await;
+        result
+    }
+    .instrument(span.clone())
+    .await;
+    if let Ok(digest) = &result {
+        span.record("files", digest.files);
+        span.record("locks", digest.locks);
+        span.record("ext_records", digest.ext_records);
+    }
+    span.record("outcome", crate::obs::outcome(&result));
     result
 }
 

@@ -12,19 +12,139 @@
 //! Locks carry the server epoch that granted them, so a restarted server can
 //! tell which locks clients must reclaim during a grace period.
 //!
+//! There are three ways in.
+//!
+//! # 1. Files and locks in one transaction: `transact`
+//!
+//! [`MetadataStoreExt::transact`] runs a closure in a transaction, commits,
+//! and on [`Error::Conflict`] runs the whole closure again (jittered backoff,
+//! bounded in time). The closure may run several times, so it borrows:
+//!
+//! ```
+//! use fsmeta::*;
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+//! let store = MemoryStore::new(); // or fsmeta::open("fjall:/var/lib/srv/meta").await?
+//! let now = Timestamp::now();
+//! let file = FileMeta {
+//!     handle: FileHandle::new(*b"fh-1")?, share_name: "export".into(), kind: FileKind::Regular,
+//!     mode: 0o644, uid: 0, gid: 0, nlink: 1, size: 0, atime: now, mtime: now, ctime: now,
+//! };
+//! let lock = PersistedLock {
+//!     id: uuid::Uuid::new_v4(), share_name: "export".into(), file_id: file.handle.clone(),
+//!     owner_id: "owner-1".into(), client_id: "client-1".into(), lock_type: LockType::Exclusive,
+//!     offset: 0, length: 100, share_reservation: ShareReservation::None,
+//!     acquired_at: now, server_epoch: 1,
+//! };
+//! let (file_ref, lock_ref) = (&file, &lock);
+//! store
+//!     .transact(|tx| Box::pin(async move {
+//!         tx.put_file(file_ref).await?;
+//!         tx.put_lock(lock_ref).await // both commit, or neither
+//!     }))
+//!     .await?;
+//! # let mut tx = store.begin().await?;
+//! # assert_eq!(tx.get_lock(lock.id).await?, Some(lock.clone()));
+//! # Ok(()) }
+//! ```
+//!
+//! # 2. Deciding locks: the arbiter
+//!
+//! [`acquire_lock`] reads the file's locks, decides and writes in the
+//! caller's transaction, so two servers sharing a database never both grant
+//! conflicting locks; [`test_lock`], [`release_range`] (POSIX unlock) and
+//! [`reclaim_lock`] (after a restart, see [`begin_recovery`] and
+//! [`end_grace`]) work the same way.
+//!
 //! ```
 //! use fsmeta::*;
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
 //! let store = MemoryStore::new();
-//! let file = FileMeta {
-//!     handle: FileHandle::new(*b"fh-1")?, share_name: "export".into(), kind: FileKind::Regular,
-//!     mode: 0o644, uid: 0, gid: 0, nlink: 1, size: 0,
-//!     atime: Timestamp::now(), mtime: Timestamp::now(), ctime: Timestamp::now(),
+//! let recovery = begin_recovery(&store).await?; // a new epoch for this server
+//! let request = |owner: &str| PersistedLock {
+//!     id: uuid::Uuid::new_v4(), share_name: "export".into(),
+//!     file_id: FileHandle::new(*b"fh-1").unwrap(), owner_id: owner.into(),
+//!     client_id: "client-1".into(), lock_type: LockType::Exclusive, offset: 0, length: 0,
+//!     share_reservation: ShareReservation::None, acquired_at: Timestamp::now(),
+//!     server_epoch: recovery.epoch,
 //! };
-//! let file = &file;
-//! store.transact(|tx| Box::pin(async move { tx.put_file(file).await })).await?;
+//! let (first, second) = (&request("a"), &request("b"));
+//! let answer = store.transact(|tx| Box::pin(async move { acquire_lock(tx, first).await })).await?;
+//! assert_eq!(answer, Acquire::Granted);
+//! let answer = store.transact(|tx| Box::pin(async move { acquire_lock(tx, second).await })).await?;
+//! assert!(matches!(answer, Acquire::Denied { conflicts } if conflicts == [first.clone()]));
 //! # Ok(()) }
 //! ```
+//!
+//! # 3. Bringing your own metadata: extension tables
+//!
+//! The host's own records (inodes, directory entries, xattrs, quotas) go
+//! into named tables of `key → value` bytes ([`ExtStore`]: `ext_put`,
+//! `ext_get`, `ext_delete`, `ext_scan`), in the same transaction as fsmeta's
+//! files and locks, with the same semantics on every backend; they commit or
+//! vanish with them. Keys order bytewise, so a directory listing is one
+//! prefix scan:
+//!
+//! ```no_run
+//! use fsmeta::*;
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+//! let store = fsmeta::open("memory:").await?;
+//! # let lock = PersistedLock {
+//! #     id: uuid::Uuid::new_v4(), share_name: "export".into(), file_id: FileHandle::new(*b"fh-7")?,
+//! #     owner_id: "o".into(), client_id: "c".into(), lock_type: LockType::Shared, offset: 0,
+//! #     length: 0, share_reservation: ShareReservation::None, acquired_at: Timestamp::now(),
+//! #     server_epoch: 1,
+//! # };
+//! let lock = &lock;
+//! store
+//!     .transact(|tx| Box::pin(async move {
+//!         tx.ext_put("dirents", b"\x00\x01/a.txt", b"inode 7").await?; // the host's record
+//!         tx.put_lock(lock).await // and fsmeta's, atomically
+//!     }))
+//!     .await?;
+//! let mut tx = store.begin().await?;
+//! let entries = tx
+//!     .ext_scan("dirents", &KeyRange::Prefix(b"\x00\x01/".to_vec()), None, 100)
+//!     .await?;
+//! assert_eq!(entries[0].value, b"inode 7");
+//! # Ok(()) }
+//! ```
+//!
+//! Hosts with their own typed schema can instead run their writes in the
+//! backend's native transaction (SeaORM's `DatabaseTransaction` on
+//! PostgreSQL, the `OptimisticWriteTx` on fjall) through each backend's
+//! `native` function (see [`MetadataTransaction::as_any`]).
+//!
+//! # Observability
+//!
+//! fsmeta emits [`tracing`](https://docs.rs/tracing) spans, with ids only
+//! (file handles as hex, owner and client ids, ranges, epochs, counts), never
+//! record contents:
+//!
+//! | span | level | fields |
+//! | --- | --- | --- |
+//! | `begin`, `commit`, `rollback` | debug | `backend`, `outcome` (`ok` or the error kind), `duration_us` |
+//! | `transact` (one per attempt) | debug | `retry`, `outcome`, `stage` (`begin`, `body`, `commit`) of a failure |
+//! | `acquire_lock`, `test_lock`, `reclaim` | debug | `file`, `owner`, `client`, `offset`, `length`, `lock_type`, `decision`, `conflicts` (`reclaim`: `node`) |
+//! | `release_range` | debug | `file`, `owner`, `client`, `offset`, `length`, `decision`, `released` |
+//! | `begin_recovery` | info | `node`, `epoch`, `previous_shutdown_clean`, `reclaimable`, `clients`, `outcome` |
+//! | `end_grace` | info | `node`, `epoch`, `deleted`, `outcome` |
+//! | `mark_clean_shutdown` | info | `node`, `outcome` |
+//! | `copy_store` | info | `batch_size`, `allow_non_empty`, `files`, `locks`, `nodes`, `epoch_records`, `matches`, `outcome`; an event per phase |
+//! | `digest`, `verify_records` | info | `files`, `locks` (`verify_records`: `problems`), `outcome` |
+//! | `verify`, `repair` (fjall) | info | `backend` |
+//!
+//! With feature `metrics`, the [`metrics`](https://docs.rs/metrics) facade
+//! gets the counters `fsmeta_commits_total{backend}`,
+//! `fsmeta_conflicts_total{stage}`, `fsmeta_transaction_retries_total` and
+//! `fsmeta_transactions_gave_up_total`, and the histogram
+//! `fsmeta_commit_seconds{backend, outcome}`; install any recorder (e.g. a
+//! Prometheus exporter) to collect them.
+//!
+//! # Features
+//!
+//! `fjall` and `postgres` (default) bring those backends; `conformance` the
+//! shared behaviour suite for a third-party backend; `metrics` the metrics
+//! above; `cli` the `fsmeta` command.
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -36,6 +156,7 @@ mod file;
 mod handle;
 mod lock;
 mod node;
+mod obs;
 pub mod pages;
 mod recovery;
 mod report;

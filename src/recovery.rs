@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use tracing::{Instrument, field};
+
 use crate::error::Result;
 use crate::lock::{LockQuery, LockStore, PersistedLock};
 use crate::node::{DEFAULT_NODE, EpochRecord, NodeState, NodeStore};
@@ -139,6 +141,31 @@ pub async fn begin_recovery(store: &dyn MetadataStore) -> Result<Recovery> {
 /// counter and records it as the node's, and lists the locks of the node's
 /// dead epochs. Other nodes' locks are never listed.
 pub async fn begin_recovery_as(store: &dyn MetadataStore, node: &str) -> Result<Recovery> {
+    let span = tracing::info_span!(
+        "begin_recovery",
+        node,
+        epoch = field::Empty,
+        previous_shutdown_clean = field::Empty,
+        reclaimable = field::Empty,
+        clients = field::Empty,
+        outcome = field::Empty,
+    );
+    let result = begin_recovery_untraced(store, node)
+        .instrument(span.clone())
+        .await;
+    if let Ok(recovery) = &result {
+        span.record("epoch", recovery.epoch);
+        span.record("previous_shutdown_clean", recovery.previous_shutdown_clean);
+        span.record("reclaimable", recovery.reclaimable.len());
+        span.record("clients", recovery.clients.len());
+        tracing::info!(parent: &span, epoch = recovery.epoch, reclaimable = recovery.reclaimable.len(), "fsmeta: node started a new incarnation");
+    }
+    span.record("outcome", crate::obs::outcome(&result));
+    result
+}
+
+/// [`begin_recovery_as`] without its span.
+async fn begin_recovery_untraced(store: &dyn MetadataStore, node: &str) -> Result<Recovery> {
     validate::id("node_id", node)?;
     store
         .transact(|tx| {
@@ -181,6 +208,26 @@ pub async fn end_grace(store: &dyn MetadataStore, epoch: u64) -> Result<u64> {
 /// reclaim). Returns how many. Live epochs, the node's own or another's, are
 /// never swept.
 pub async fn end_grace_as(store: &dyn MetadataStore, node: &str, epoch: u64) -> Result<u64> {
+    let span = tracing::info_span!(
+        "end_grace",
+        node,
+        epoch,
+        deleted = field::Empty,
+        outcome = field::Empty,
+    );
+    let result = end_grace_untraced(store, node, epoch)
+        .instrument(span.clone())
+        .await;
+    if let Ok(deleted) = &result {
+        span.record("deleted", deleted);
+        tracing::info!(parent: &span, deleted, "fsmeta: grace period ended");
+    }
+    span.record("outcome", crate::obs::outcome(&result));
+    result
+}
+
+/// [`end_grace_as`] without its span.
+async fn end_grace_untraced(store: &dyn MetadataStore, node: &str, epoch: u64) -> Result<u64> {
     validate::id("node_id", node)?;
     store
         .transact(|tx| {
@@ -202,6 +249,16 @@ pub async fn mark_clean_shutdown(store: &dyn MetadataStore) -> Result<()> {
 
 /// Records that `node`'s current incarnation is shutting down cleanly.
 pub async fn mark_clean_shutdown_as(store: &dyn MetadataStore, node: &str) -> Result<()> {
+    let span = tracing::info_span!("mark_clean_shutdown", node, outcome = field::Empty);
+    let result = mark_clean_shutdown_untraced(store, node)
+        .instrument(span.clone())
+        .await;
+    span.record("outcome", crate::obs::outcome(&result));
+    result
+}
+
+/// [`mark_clean_shutdown_as`] without its span.
+async fn mark_clean_shutdown_untraced(store: &dyn MetadataStore, node: &str) -> Result<()> {
     validate::id("node_id", node)?;
     store
         .transact(|tx| {

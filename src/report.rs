@@ -19,7 +19,7 @@ pub enum ProblemKind {
     MissingIndexEntry,
 }
 
-/// One inconsistency found by [`MetadataStore::verify`].
+/// One inconsistency found by [`MetadataStore::verify`](crate::MetadataStore::verify).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Problem {
     /// What is wrong.
@@ -36,7 +36,7 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// The outcome of [`MetadataStore::verify`].
+/// The outcome of [`MetadataStore::verify`](crate::MetadataStore::verify).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyReport {
     /// File records examined.

@@ -5,12 +5,14 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use crate::error::Result;
 use crate::ext::ExtStore;
 use crate::file::FileStore;
 use crate::lock::LockStore;
 use crate::node::NodeStore;
+use crate::obs::metrics;
 use crate::report::VerifyReport;
 use crate::verify::verify_transaction;
 
@@ -141,31 +143,63 @@ pub trait MetadataStoreExt: MetadataStore {
             let started = Instant::now();
             let mut retry = 0u32;
             loop {
-                let error = match self.begin().await {
-                    Ok(tx) => {
-                        let mut tx: Box<dyn MetadataTransaction + 'a> = tx;
-                        match f(&mut *tx).await {
-                            Ok(value) => match tx.commit().await {
-                                Ok(()) => return Ok(value),
-                                Err(e) => e,
-                            },
-                            Err(e) => {
-                                if e.is_retryable() {
-                                    // Best effort: the retry below does not depend on it, and
-                                    // dropping the transaction rolls it back anyway.
-                                    let _ = tx.rollback().await;
-                                }
-                                e
+                let span = tracing::debug_span!(
+                    "transact",
+                    retry,
+                    outcome = tracing::field::Empty,
+                    stage = tracing::field::Empty,
+                );
+                let attempt = async {
+                    let tx = match self.begin().await {
+                        Ok(tx) => tx,
+                        Err(e) => return Err(("begin", e)),
+                    };
+                    let mut tx: Box<dyn MetadataTransaction + 'a> = tx;
+                    match f(&mut *tx).await {
+                        Ok(value) => match tx.commit().await {
+                            Ok(()) => Ok(value),
+                            Err(e) => Err(("commit", e)),
+                        },
+                        Err(e) => {
+                            if e.is_retryable() {
+                                // Best effort: the retry below does not depend on it, and
+                                // dropping the transaction rolls it back anyway.
+                                let _ = tx.rollback().await;
                             }
+                            Err(("body", e))
                         }
                     }
-                    Err(e) => e,
+                }
+                .instrument(span.clone())
+                .await;
+                let (stage, error) = match attempt {
+                    Ok(value) => {
+                        span.record("outcome", "ok");
+                        return Ok(value);
+                    }
+                    Err(failed) => failed,
                 };
-                if !error.is_retryable() || started.elapsed() >= policy.max_elapsed {
+                span.record("outcome", crate::obs::kind(&error));
+                span.record("stage", stage);
+                if error.is_retryable() && stage != "commit" {
+                    // Commit conflicts are counted by the backend's commit span.
+                    metrics::conflict(stage);
+                }
+                if !error.is_retryable() {
+                    return Err(error);
+                }
+                if started.elapsed() >= policy.max_elapsed {
+                    metrics::gave_up();
+                    tracing::debug!(
+                        retries = retry,
+                        elapsed_us = crate::obs::micros(started.elapsed()),
+                        "fsmeta: transaction kept conflicting; giving up"
+                    );
                     return Err(error);
                 }
                 let pause = policy.backoff(retry);
                 retry += 1;
+                metrics::retry();
                 tracing::debug!(retry, ?pause, %error, "fsmeta: transaction conflict, retrying");
                 tokio::time::sleep(pause).await;
             }
@@ -181,9 +215,27 @@ impl<S: MetadataStore + ?Sized> MetadataStoreExt for S {}
 /// [`MetadataStore::verify`]. Backends with their own storage checks call it
 /// for the record rules and add their own findings.
 pub async fn verify_records(store: &(impl MetadataStore + ?Sized)) -> Result<VerifyReport> {
-    let mut tx = store.begin().await?;
-    let report = verify_transaction(&mut *tx).await?;
-    // Read only: ending it cannot change the outcome.
-    let _ = tx.rollback().await;
-    Ok(report)
+    let span = tracing::info_span!(
+        "verify_records",
+        files = tracing::field::Empty,
+        locks = tracing::field::Empty,
+        problems = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let result = async {
+        let mut tx = store.begin().await?;
+        let report = verify_transaction(&mut *tx).await?;
+        // Read only: ending it cannot change the outcome.
+        let _ = tx.rollback().await;
+        Ok(report)
+    }
+    .instrument(span.clone())
+    .await;
+    if let Ok(report) = &result {
+        span.record("files", report.files);
+        span.record("locks", report.locks);
+        span.record("problems", report.problems.len());
+    }
+    span.record("outcome", crate::obs::outcome(&result));
+    result
 }

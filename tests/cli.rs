@@ -70,7 +70,9 @@ fn fsmeta(args: &[&str]) -> Run {
 
 fn fsmeta_env(args: &[&str], store_env: Option<&str>) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fsmeta"));
-    cmd.args(args).env_remove("FSMETA_STORE");
+    cmd.args(args)
+        .env_remove("FSMETA_STORE")
+        .env_remove("FSMETA_LOG");
     if let Some(url) = store_env {
         cmd.env("FSMETA_STORE", url);
     }
@@ -589,6 +591,39 @@ fn epoch_and_release_change_what_the_library_sees() {
     );
     let again = on(&url, &["release", "--client", "client1"]).expect(0);
     assert_eq!(again.stdout.trim(), "released 0 locks of client client1");
+}
+
+#[test]
+fn completions_print_a_script_for_bash() {
+    let run = fsmeta(&["completions", "bash"]).expect(0);
+    assert!(run.stdout.contains("_fsmeta()"), "{}", run.stdout);
+    assert!(run.stdout.contains("complete "), "{}", run.stdout);
+    for subcommand in ["locks", "fsck", "copy", "completions"] {
+        assert!(run.stdout.contains(subcommand), "{subcommand}");
+    }
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    fsmeta(&["completions", "no-such-shell"]).expect(2);
+}
+
+#[test]
+fn verbose_flags_log_spans_to_stderr() {
+    let (_dir, url) = fjall_fixture();
+    // Quiet by default: stdout holds the answer, stderr nothing.
+    let quiet = on(&url, &["epoch"]).expect(0);
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    // -v: info spans (fsck's verify), not the per-transaction ones.
+    let info = on(&url, &["-v", "fsck"]).expect(0);
+    assert!(info.stderr.contains("verify"), "{}", info.stderr);
+    assert!(!info.stderr.contains("commit"), "{}", info.stderr);
+    // -vv: every transaction's begin and rollback/commit, with backend and outcome.
+    let debug = on(&url, &["-vv", "epoch"]).expect(0);
+    assert!(debug.stderr.contains("begin"), "{}", debug.stderr);
+    assert!(
+        debug.stderr.contains("backend=\"fjall\""),
+        "{}",
+        debug.stderr
+    );
+    assert_eq!(debug.stdout, quiet.stdout);
 }
 
 #[test]

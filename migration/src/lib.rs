@@ -1,6 +1,12 @@
 //! Schema migrations for fsmeta's PostgreSQL backend, in two sets
 //! (expand/contract), so that a cluster can be upgraded one server at a time.
 //!
+//! Published as the package `fsmeta-migration`; the library keeps the name
+//! `migration` (`use migration::Migrator;`). A host that includes fsmeta's
+//! migrations in its own `Migrator` depends on it as
+//! `migration = { package = "fsmeta-migration", version = "0.1" }`, or under
+//! any other key, and uses the name it chose.
+//!
 //! - [`Migrator`], the **expand** set, is what `fsmeta::PostgresStore::connect`
 //!   runs at start-up. Its migrations only add (tables, columns, indexes,
 //!   copied data): servers of the previous release keep working on the
@@ -17,9 +23,9 @@
 //! arguments: `up`, `down`, `status`, `-s SCHEMA`, `-u URL`):
 //!
 //! ```text
-//! DATABASE_URL=postgres://user@host/db cargo run -p migration --features cli -- up
-//! DATABASE_URL=postgres://user@host/db cargo run -p migration --features cli -- -s my_schema status
-//! DATABASE_URL=postgres://user@host/db cargo run -p migration --features cli --bin contract -- -s my_schema up
+//! DATABASE_URL=postgres://user@host/db cargo run -p fsmeta-migration --features cli -- up
+//! DATABASE_URL=postgres://user@host/db cargo run -p fsmeta-migration --features cli -- -s my_schema status
+//! DATABASE_URL=postgres://user@host/db cargo run -p fsmeta-migration --features cli --bin contract -- -s my_schema up
 //! ```
 //!
 //! # In a host's own `Migrator`

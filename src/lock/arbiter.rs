@@ -11,6 +11,7 @@
 //! Records with a deny mode (share reservations) are never lost to a
 //! byte-range request or an unlock: see [`acquire_lock`]'s "Share reservations".
 
+use tracing::{Instrument, Span, field};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -53,6 +54,63 @@ pub enum Reclaim {
         /// The stored locks that conflict with the reclaimed one.
         conflicts: Vec<PersistedLock>,
     },
+}
+
+/// The span of an arbiter call on `lock`: ids, range and type only, then
+/// the `decision` (and `conflicts`, the count) once made.
+macro_rules! lock_span {
+    ($name:literal, $lock:expr $(, $field:ident = $value:expr)*) => {
+        tracing::debug_span!(
+            $name,
+            file = %crate::obs::hex($lock.file_id.as_bytes()),
+            owner = %$lock.owner_id,
+            client = %$lock.client_id,
+            offset = $lock.offset,
+            length = $lock.length,
+            lock_type = ?$lock.lock_type,
+            $($field = $value,)*
+            decision = field::Empty,
+            conflicts = field::Empty,
+        )
+    };
+}
+
+/// Records an arbiter call's outcome on its span.
+fn record(span: &Span, decision: &Result<impl Decided>) {
+    match decision {
+        Ok(d) => {
+            let (name, conflicts) = d.decided();
+            span.record("decision", name);
+            span.record("conflicts", conflicts);
+        }
+        Err(e) => {
+            span.record("decision", crate::obs::kind(e));
+        }
+    }
+}
+
+/// An answer, as a span field: its name and how many conflicts it lists.
+trait Decided {
+    fn decided(&self) -> (&'static str, usize);
+}
+
+impl Decided for Acquire {
+    fn decided(&self) -> (&'static str, usize) {
+        match self {
+            Acquire::Granted => ("granted", 0),
+            Acquire::Denied { conflicts } => ("denied", conflicts.len()),
+        }
+    }
+}
+
+impl Decided for Reclaim {
+    fn decided(&self) -> (&'static str, usize) {
+        match self {
+            Reclaim::Granted => ("granted", 0),
+            Reclaim::NoSuchLock => ("no_such_lock", 0),
+            Reclaim::Denied { conflicts } => ("denied", conflicts.len()),
+        }
+    }
 }
 
 /// The arbiter's decision on a request, before anything is written.
@@ -219,18 +277,25 @@ pub async fn acquire_lock(
     tx: &mut (dyn MetadataTransaction + '_),
     lock: &PersistedLock,
 ) -> Result<Acquire> {
-    match decide(tx, lock).await? {
-        Decision::Deny(conflicts) => Ok(Acquire::Denied { conflicts }),
-        Decision::Grant(plan) => {
-            for id in plan.delete {
-                tx.delete_lock(id).await?;
+    let span = lock_span!("acquire_lock", lock);
+    let result = async {
+        match decide(tx, lock).await? {
+            Decision::Deny(conflicts) => Ok(Acquire::Denied { conflicts }),
+            Decision::Grant(plan) => {
+                for id in plan.delete {
+                    tx.delete_lock(id).await?;
+                }
+                for piece in &plan.put {
+                    tx.put_lock(piece).await?;
+                }
+                Ok(Acquire::Granted)
             }
-            for piece in &plan.put {
-                tx.put_lock(piece).await?;
-            }
-            Ok(Acquire::Granted)
         }
     }
+    .instrument(span.clone())
+    .await;
+    record(&span, &result);
+    result
 }
 
 /// Decides like [`acquire_lock`] (the same answer, the same
@@ -239,10 +304,17 @@ pub async fn test_lock(
     tx: &mut (dyn MetadataTransaction + '_),
     lock: &PersistedLock,
 ) -> Result<Acquire> {
-    Ok(match decide(tx, lock).await? {
-        Decision::Deny(conflicts) => Acquire::Denied { conflicts },
-        Decision::Grant(_) => Acquire::Granted,
-    })
+    let span = lock_span!("test_lock", lock);
+    let result = async {
+        Ok(match decide(tx, lock).await? {
+            Decision::Deny(conflicts) => Acquire::Denied { conflicts },
+            Decision::Grant(_) => Acquire::Granted,
+        })
+    }
+    .instrument(span.clone())
+    .await;
+    record(&span, &result);
+    result
 }
 
 /// Unlocks `range` of `owner`'s locks on `file` (POSIX `F_UNLCK`): a lock inside
@@ -252,6 +324,38 @@ pub async fn test_lock(
 /// Records with a deny mode are share reservations and are left whole (see
 /// [share reservations](acquire_lock#share-reservations)).
 pub async fn release_range(
+    tx: &mut (dyn MetadataTransaction + '_),
+    file: &FileHandle,
+    owner: &LockOwner,
+    range: ByteRange,
+) -> Result<u64> {
+    let span = tracing::debug_span!(
+        "release_range",
+        file = %crate::obs::hex(file.as_bytes()),
+        owner = %owner.owner_id,
+        client = %owner.client_id,
+        offset = range.offset,
+        length = range.length,
+        decision = field::Empty,
+        released = field::Empty,
+    );
+    let result = release_range_untraced(tx, file, owner, range)
+        .instrument(span.clone())
+        .await;
+    match &result {
+        Ok(touched) => {
+            span.record("decision", "released");
+            span.record("released", touched);
+        }
+        Err(e) => {
+            span.record("decision", crate::obs::kind(e));
+        }
+    }
+    result
+}
+
+/// [`release_range`] without its span.
+async fn release_range_untraced(
     tx: &mut (dyn MetadataTransaction + '_),
     file: &FileHandle,
     owner: &LockOwner,
@@ -321,6 +425,20 @@ fn describes(request: &PersistedLock, stored: &PersistedLock) -> bool {
 /// [`begin_recovery`](crate::begin_recovery)) gets
 /// [`Error::NodeNotStarted`], and nothing is written.
 pub async fn reclaim_lock_as(
+    tx: &mut (dyn MetadataTransaction + '_),
+    node: &str,
+    lock: &PersistedLock,
+) -> Result<Reclaim> {
+    let span = lock_span!("reclaim", lock, node = node);
+    let result = reclaim_untraced(tx, node, lock)
+        .instrument(span.clone())
+        .await;
+    record(&span, &result);
+    result
+}
+
+/// [`reclaim_lock_as`] without its span.
+async fn reclaim_untraced(
     tx: &mut (dyn MetadataTransaction + '_),
     node: &str,
     lock: &PersistedLock,

@@ -15,7 +15,7 @@ pub trait LockStore: Send {
     /// Inserts or replaces many locks, as [`put_lock`](LockStore::put_lock)
     /// of each in slice order would (a later lock with the same id wins).
     /// Every lock is validated before anything is written, so an
-    /// [`Error::Invalid`] leaves the transaction as it was.
+    /// [`Error::Invalid`](crate::Error::Invalid) leaves the transaction as it was.
     ///
     /// For bulk loads: backends may write the batch in fewer round trips
     /// (PostgreSQL sends multi-row `INSERT`s); the default calls `put_lock`
@@ -31,7 +31,7 @@ pub trait LockStore: Send {
     }
     /// The lock with this id, if stored.
     async fn get_lock(&mut self, id: Uuid) -> Result<Option<PersistedLock>>;
-    /// Deletes the lock; [`Error::LockNotFound`] when it is not stored.
+    /// Deletes the lock; [`Error::LockNotFound`](crate::Error::LockNotFound) when it is not stored.
     async fn delete_lock(&mut self, id: Uuid) -> Result<()>;
     /// Every lock that matches `query`, in id order.
     async fn list_locks(&mut self, query: &LockQuery) -> Result<Vec<PersistedLock>>;

@@ -88,6 +88,7 @@ use async_trait::async_trait;
 use fjall::{OptimisticTxDatabase, OptimisticTxKeyspace, OptimisticWriteTx, PersistMode};
 
 use crate::error::{Error, Result};
+use crate::obs::{TxOp, traced};
 use crate::tx::{MetadataStore, MetadataTransaction};
 use crate::verify::VerifyReport;
 pub use tx::native;
@@ -333,9 +334,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::backend(format!("fjall: {what} on the blocking pool"), e))?
 }
 
-#[async_trait]
-impl MetadataStore for FjallStore {
-    async fn begin(&self) -> Result<Box<dyn MetadataTransaction>> {
+impl FjallStore {
+    /// [`MetadataStore::begin`] without its span.
+    async fn begin_untraced(&self) -> Result<Box<dyn MetadataTransaction>> {
         let durability = self.inner.durability;
         let tx = match durability {
             // Beginning takes fjall's commit mutex, which a Buffered commit
@@ -352,10 +353,24 @@ impl MetadataStore for FjallStore {
         };
         Ok(Box::new(tx::FjallTx::new(self.inner.clone(), tx)))
     }
+}
+
+#[async_trait]
+impl MetadataStore for FjallStore {
+    async fn begin(&self) -> Result<Box<dyn MetadataTransaction>> {
+        traced(TxOp::Begin, "fjall", self.begin_untraced()).await
+    }
 
     /// Decodes every record and `meta` value, and checks every index entry
     /// against its record and every record against its index entries, in one
     /// snapshot. Runs on the blocking pool (it reads the whole store).
+    #[tracing::instrument(
+        level = "info",
+        name = "verify",
+        skip_all,
+        fields(backend = "fjall"),
+        err(Display)
+    )]
     async fn verify(&self) -> Result<VerifyReport> {
         let inner = self.inner.clone();
         blocking("verifying the store", move || inner.verify_blocking()).await
@@ -369,6 +384,14 @@ impl MetadataStore for FjallStore {
     /// running repair again finishes the job. Records are never changed; see
     /// [`MetadataStore::verify`] for the ones that are bad. Runs on the
     /// blocking pool.
+    #[tracing::instrument(
+        level = "info",
+        name = "repair",
+        skip_all,
+        fields(backend = "fjall"),
+        ret,
+        err(Display)
+    )]
     async fn repair(&self) -> Result<u64> {
         let inner = self.inner.clone();
         blocking("repairing the indexes", move || inner.repair_blocking()).await

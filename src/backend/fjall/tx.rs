@@ -17,6 +17,7 @@ use fjall::OptimisticWriteTx;
 
 use super::{Durability, Inner, blocking, commit};
 use crate::error::{Error, Result};
+use crate::obs::{TxOp, traced};
 use crate::tx::MetadataTransaction;
 
 /// A transaction of a [`super::FjallStore`]. Dropping it rolls it back.
@@ -91,6 +92,22 @@ pub fn native<'t>(tx: &'t mut (dyn MetadataTransaction + '_)) -> Result<&'t mut 
 #[async_trait]
 impl MetadataTransaction for FjallTx {
     async fn commit(self: Box<Self>) -> Result<()> {
+        traced(TxOp::Commit, "fjall", self.commit_untraced()).await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        traced(TxOp::Rollback, "fjall", self.rollback_untraced()).await
+    }
+
+    /// This transaction, for [`native`] to downcast.
+    fn as_any(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
+        Some(self)
+    }
+}
+
+impl FjallTx {
+    /// [`MetadataTransaction::commit`] without its span.
+    async fn commit_untraced(self: Box<Self>) -> Result<()> {
         let FjallTx { store, tx } = *self;
         match store.durability {
             Durability::Buffered => commit(tx),
@@ -98,13 +115,9 @@ impl MetadataTransaction for FjallTx {
         }
     }
 
-    async fn rollback(self: Box<Self>) -> Result<()> {
+    /// [`MetadataTransaction::rollback`] without its span.
+    async fn rollback_untraced(self: Box<Self>) -> Result<()> {
         self.tx.rollback();
         Ok(())
-    }
-
-    /// This transaction, for [`native`] to downcast.
-    fn as_any(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
-        Some(self)
     }
 }

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
+use crate::obs::{TxOp, traced};
 use crate::report::VerifyReport;
 use crate::tx::verify_records;
 use crate::tx::{MetadataStore, MetadataTransaction};
@@ -187,9 +188,9 @@ impl Shared {
     }
 }
 
-#[async_trait]
-impl MetadataStore for MemoryStore {
-    async fn begin(&self) -> Result<Box<dyn MetadataTransaction>> {
+impl MemoryStore {
+    /// [`MetadataStore::begin`] without its span.
+    async fn begin_untraced(&self) -> Result<Box<dyn MetadataTransaction>> {
         let mut shared = self.lock_shared();
         let version = shared.version;
         *shared.open.entry(version).or_default() += 1;
@@ -200,6 +201,13 @@ impl MetadataStore for MemoryStore {
             writes: Writes::default(),
             reads: ReadSet::default(),
         }))
+    }
+}
+
+#[async_trait]
+impl MetadataStore for MemoryStore {
+    async fn begin(&self) -> Result<Box<dyn MetadataTransaction>> {
+        traced(TxOp::Begin, "memory", self.begin_untraced()).await
     }
 
     /// The record checks every backend runs, plus the check that every
@@ -237,7 +245,18 @@ fn replay<B: Bookkeeping>(tables: &mut B::Tables, writes: Vec<B::Write>, changes
 
 #[async_trait]
 impl MetadataTransaction for MemoryTx {
-    async fn commit(mut self: Box<Self>) -> Result<()> {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        traced(TxOp::Commit, "memory", self.commit_untraced()).await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        traced(TxOp::Rollback, "memory", self.rollback_untraced()).await
+    }
+}
+
+impl MemoryTx {
+    /// [`MetadataTransaction::commit`] without its span.
+    async fn commit_untraced(mut self: Box<Self>) -> Result<()> {
         if self.writes.is_empty() {
             // A read-only transaction saw one committed state: it serializes at its snapshot.
             return Ok(());
@@ -279,7 +298,8 @@ impl MetadataTransaction for MemoryTx {
         Ok(())
     }
 
-    async fn rollback(self: Box<Self>) -> Result<()> {
+    /// [`MetadataTransaction::rollback`] without its span.
+    async fn rollback_untraced(self: Box<Self>) -> Result<()> {
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use sea_orm::{
 use super::errors::{db_error, is_connection_lost};
 use super::tx::PgTx;
 use crate::error::{Error, Result};
+use crate::obs::{TxOp, traced};
 use crate::tx::{MetadataStore, MetadataTransaction};
 use crate::verify::VerifyReport;
 
@@ -263,9 +264,9 @@ impl PostgresStore {
     }
 }
 
-#[async_trait]
-impl MetadataStore for PostgresStore {
-    async fn begin(&self) -> Result<Box<dyn MetadataTransaction>> {
+impl PostgresStore {
+    /// [`MetadataStore::begin`] without its span.
+    async fn begin_untraced(&self) -> Result<Box<dyn MetadataTransaction>> {
         // A pooled connection may have died while idle (a server restart, a
         // failover, an administrator's `pg_terminate_backend`); the pool only
         // pings connections idle for 30 s, so its `BEGIN` is what finds out,
@@ -284,6 +285,13 @@ impl MetadataStore for PostgresStore {
                 Err(e) => return Err(db_error("begin", e)),
             }
         }
+    }
+}
+
+#[async_trait]
+impl MetadataStore for PostgresStore {
+    async fn begin(&self) -> Result<Box<dyn MetadataTransaction>> {
+        traced(TxOp::Begin, "postgres", self.begin_untraced()).await
     }
 
     /// Reads every row of every table in one transaction, decoding each on

@@ -37,6 +37,7 @@ use super::entity::server_state;
 use super::errors::{IN_FAILED_SQL_TRANSACTION, db_error, is_conflict, is_decode_error, sqlstate};
 use super::rows::missing_state;
 use crate::error::{Error, Result};
+use crate::obs::{TxOp, traced};
 use crate::tx::MetadataTransaction;
 
 /// One PostgreSQL transaction. Dropping SeaORM's `DatabaseTransaction`
@@ -151,6 +152,22 @@ impl PgTx {
 #[async_trait]
 impl MetadataTransaction for PgTx {
     async fn commit(self: Box<Self>) -> Result<()> {
+        traced(TxOp::Commit, "postgres", self.commit_untraced()).await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        traced(TxOp::Rollback, "postgres", self.rollback_untraced()).await
+    }
+
+    /// This transaction, for [`super::native`] to downcast.
+    fn as_any(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
+        Some(self)
+    }
+}
+
+impl PgTx {
+    /// [`MetadataTransaction::commit`] without its span.
+    async fn commit_untraced(self: Box<Self>) -> Result<()> {
         if let Some(aborted) = &self.aborted {
             // `COMMIT` would be answered `ROLLBACK`, and reported as success.
             let error = aborted.error("commit");
@@ -184,11 +201,8 @@ impl MetadataTransaction for PgTx {
         self.tx.commit().await.map_err(|e| db_error("commit", e))
     }
 
-    fn as_any(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
-        Some(self)
-    }
-
-    async fn rollback(self: Box<Self>) -> Result<()> {
+    /// [`MetadataTransaction::rollback`] without its span.
+    async fn rollback_untraced(self: Box<Self>) -> Result<()> {
         self.tx
             .rollback()
             .await

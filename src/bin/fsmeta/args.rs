@@ -1,6 +1,6 @@
 //! Command-line arguments (clap derive).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 /// Inspect, check, repair and copy an fsmeta store (file metadata and locks
 /// of an NFS/SMB server).
@@ -17,6 +17,12 @@ pub struct Cli {
     /// The store to work on: fjall:PATH or postgres://…
     #[arg(long, env = "FSMETA_STORE", value_name = "URL", global = true)]
     pub store: Option<String>,
+
+    /// Log to stderr: -v info (recovery, copy, fsck), -vv debug (every
+    /// transaction, commit and lock decision), -vvv trace. FSMETA_LOG (an
+    /// env filter such as `fsmeta=debug`) overrides it.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
 
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +44,15 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Print the store's global server epoch.
     Epoch,
+    /// Print a shell completion script (e.g. `fsmeta completions bash > /etc/bash_completion.d/fsmeta`).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

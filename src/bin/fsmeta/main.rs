@@ -111,6 +111,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    if let Command::Completions(args) = &cli.command {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        clap_complete::generate(args.shell, &mut command, "fsmeta", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(cli.verbose);
     let code = std::panic::catch_unwind(|| {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -135,6 +142,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs fsmeta's spans and events to stderr: `FSMETA_LOG` (an env filter,
+/// e.g. `fsmeta=debug`) when set, else by `-v` count (none: warnings only).
+/// Span fields (outcome, durations, counts) print when a span closes.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::format::FmtSpan;
+    let filter = match std::env::var("FSMETA_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "warn,fsmeta=info",
+            2 => "warn,fsmeta=debug",
+            _ => "info,fsmeta=trace",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
 /// Prints `fsmeta: MESSAGE` as one line on stderr.
 fn fail(message: &str) {
     let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -154,7 +184,7 @@ fn usage_error(error: &clap::Error) -> ExitCode {
     }
     if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         fail(
-            "missing subcommand (locks, files, stats, fsck, copy, release, epoch); see fsmeta --help",
+            "missing subcommand (locks, files, stats, fsck, copy, release, epoch, completions); see fsmeta --help",
         );
         return ExitCode::from(2);
     }
@@ -177,6 +207,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Fsck(args) => fsck::run(&*existing(url).await?, &args, out).await?,
         Command::Release(args) => admin::release(&*existing(url).await?, &args, out).await?,
         Command::Epoch => admin::epoch(&*existing(url).await?, out).await?,
+        Command::Completions(_) => unreachable!("handled before the runtime starts"),
     };
     out.flush()?;
     Ok(outcome)
