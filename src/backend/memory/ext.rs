@@ -13,19 +13,40 @@ use crate::error::Result;
 use crate::ext::{ExtRecord, ExtStore, KeyRange};
 use crate::validate;
 
-/// A record's primary key: its table, then its key (both ordered bytewise).
+/// A record's primary key: `table | 0x00 | key` in one shared allocation.
+/// Table names are `[a-z0-9_]` (no NUL), so the bytewise order is the order
+/// of (table, key) pairs, and copying a tree node on write bumps a reference
+/// count instead of allocating a table name and a key per entry.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(super) struct ExtKey {
-    table: String,
-    key: Vec<u8>,
-}
+pub(super) struct ExtKey(Arc<[u8]>);
 
 impl ExtKey {
     fn new(table: &str, key: &[u8]) -> Self {
-        ExtKey {
-            table: table.to_owned(),
-            key: key.to_vec(),
-        }
+        let mut bytes = Vec::with_capacity(table.len() + 1 + key.len());
+        bytes.extend_from_slice(table.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(key);
+        ExtKey(bytes.into())
+    }
+
+    /// Above every key of `table` and below every key of the tables after it.
+    fn table_end(table: &str) -> Self {
+        let mut bytes = table.as_bytes().to_vec();
+        bytes.push(1);
+        ExtKey(bytes.into())
+    }
+
+    fn split(&self) -> (&[u8], &[u8]) {
+        let nul = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        (&self.0[..nul], self.0.get(nul + 1..).unwrap_or(&[]))
+    }
+
+    fn table(&self) -> &[u8] {
+        self.split().0
+    }
+
+    fn key(&self) -> &[u8] {
+        self.split().1
     }
 }
 
@@ -66,17 +87,18 @@ struct Covered {
 
 impl Covered {
     fn contains(&self, id: &ExtKey) -> bool {
+        let (table, key) = id.split();
         let above = match &self.lo {
-            Bound::Included(lo) => id.key >= *lo,
-            Bound::Excluded(lo) => id.key > *lo,
+            Bound::Included(lo) => key >= lo.as_slice(),
+            Bound::Excluded(lo) => key > lo.as_slice(),
             Bound::Unbounded => true,
         };
         let below = match &self.hi {
             None | Some(Bound::Unbounded) => true,
-            Some(Bound::Included(hi)) => id.key <= *hi,
-            Some(Bound::Excluded(hi)) => id.key < *hi,
+            Some(Bound::Included(hi)) => key <= hi.as_slice(),
+            Some(Bound::Excluded(hi)) => key < hi.as_slice(),
         };
-        id.table == self.table && above && below
+        table == self.table.as_bytes() && above && below
     }
 }
 
@@ -174,7 +196,7 @@ impl ExtStore for MemoryTx {
         let hi_key = end.map_or(Bound::Unbounded, Bound::Excluded);
         let lo = bound_in(table, &lo_key);
         let hi = match &hi_key {
-            Bound::Unbounded => Bound::Excluded(ExtKey::new(&next_table(table), &[])),
+            Bound::Unbounded => Bound::Excluded(ExtKey::table_end(table)),
             other => bound_in(table, other),
         };
         let records: Vec<ExtRecord> = self
@@ -183,7 +205,7 @@ impl ExtStore for MemoryTx {
             .range(lo.as_ref(), hi.as_ref())
             .take(limit)
             .map(|e| ExtRecord {
-                key: e.id.key.clone(),
+                key: e.id.key().to_vec(),
                 value: e.value.clone(),
             })
             .collect();
@@ -212,9 +234,9 @@ impl ExtStore for MemoryTx {
                 .ext
                 .range(Bound::Included(&from), Bound::Unbounded)
                 .next()
-                .map(|first| first.id.table.clone());
+                .map(|first| String::from_utf8_lossy(first.id.table()).into_owned());
             let Some(table) = next else { break };
-            from = ExtKey::new(&next_table(&table), &[]);
+            from = ExtKey::table_end(&table);
             tables.push(table);
         }
         Ok(tables)
@@ -228,11 +250,4 @@ fn bound_in(table: &str, bound: &Bound<Vec<u8>>) -> Bound<ExtKey> {
         Bound::Excluded(key) => Bound::Excluded(ExtKey::new(table, key)),
         Bound::Unbounded => Bound::Unbounded,
     }
-}
-
-/// The smallest table name above every key of `table`: table names are
-/// `[a-z0-9_]`, so nothing sorts between `table` and `table + "\0"` but
-/// `table`'s own keys.
-fn next_table(table: &str) -> String {
-    format!("{table}\0")
 }
