@@ -117,36 +117,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(ServerState::Table)
-                    .add_column_if_not_exists(
-                        ColumnDef::new(ServerState::CleanShutdown)
-                            .boolean()
-                            .not_null()
-                            .default(true),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        // clean_shutdown = COALESCE((SELECT clean_shutdown FROM nodes WHERE node_id = 'default'), TRUE)
-        let default_flag = Query::select()
-            .column(Nodes::CleanShutdown)
-            .from(Nodes::Table)
-            .and_where(Expr::col(Nodes::NodeId).eq(LEGACY_NODE_ID))
-            .to_owned();
-        manager
-            .exec_stmt(
-                Query::update()
-                    .table(ServerState::Table)
-                    .value(
-                        ServerState::CleanShutdown,
-                        Func::coalesce([Expr::from(default_flag), Expr::val(true)]),
-                    )
-                    .to_owned(),
-            )
-            .await?;
+        restore_clean_shutdown_column(manager).await?;
         for table in [EpochRecords::Table.into_iden(), Nodes::Table.into_iden()] {
             manager
                 .drop_table(Table::drop().table(table).if_exists().to_owned())
@@ -154,4 +125,43 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
+}
+
+/// Puts `server_state.clean_shutdown` back (if it is gone), filled from the
+/// default node's flag (true when there is no default node): this
+/// migration's `down`, and the contract migration's.
+pub(crate) async fn restore_clean_shutdown_column(
+    manager: &SchemaManager<'_>,
+) -> Result<(), DbErr> {
+    manager
+        .alter_table(
+            Table::alter()
+                .table(ServerState::Table)
+                .add_column_if_not_exists(
+                    ColumnDef::new(ServerState::CleanShutdown)
+                        .boolean()
+                        .not_null()
+                        .default(true),
+                )
+                .to_owned(),
+        )
+        .await?;
+    // clean_shutdown = COALESCE((SELECT clean_shutdown FROM nodes WHERE node_id = 'default'), TRUE)
+    let default_flag = Query::select()
+        .column(Nodes::CleanShutdown)
+        .from(Nodes::Table)
+        .and_where(Expr::col(Nodes::NodeId).eq(LEGACY_NODE_ID))
+        .to_owned();
+    manager
+        .exec_stmt(
+            Query::update()
+                .table(ServerState::Table)
+                .value(
+                    ServerState::CleanShutdown,
+                    Func::coalesce([Expr::from(default_flag), Expr::val(true)]),
+                )
+                .to_owned(),
+        )
+        .await?;
+    Ok(())
 }

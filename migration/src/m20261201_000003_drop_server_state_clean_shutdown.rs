@@ -11,8 +11,6 @@
 //! when there is no default node), as migration 2's `down` would.
 use sea_orm_migration::prelude::*;
 
-use crate::LEGACY_NODE_ID;
-
 /// Drops `server_state.clean_shutdown`.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -21,14 +19,6 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum ServerState {
     Table,
-    CleanShutdown,
-}
-
-/// The columns of `nodes` this migration reads.
-#[derive(DeriveIden)]
-enum Nodes {
-    Table,
-    NodeId,
     CleanShutdown,
 }
 
@@ -54,35 +44,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(ServerState::Table)
-                    .add_column_if_not_exists(
-                        ColumnDef::new(ServerState::CleanShutdown)
-                            .boolean()
-                            .not_null()
-                            .default(true),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        // clean_shutdown = COALESCE((SELECT clean_shutdown FROM nodes WHERE node_id = 'default'), TRUE)
-        let default_flag = Query::select()
-            .column(Nodes::CleanShutdown)
-            .from(Nodes::Table)
-            .and_where(Expr::col(Nodes::NodeId).eq(LEGACY_NODE_ID))
-            .to_owned();
-        manager
-            .exec_stmt(
-                Query::update()
-                    .table(ServerState::Table)
-                    .value(
-                        ServerState::CleanShutdown,
-                        Func::coalesce([Expr::from(default_flag), Expr::val(true)]),
-                    )
-                    .to_owned(),
-            )
-            .await
+        crate::m20261127_000002_nodes::restore_clean_shutdown_column(manager).await
     }
 }
