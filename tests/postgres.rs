@@ -1965,13 +1965,18 @@ async fn lock_flavor_migration_reads_old_rows_as_posix() {
     tx.put_lock(&windows).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
-        sql_text(&db, "SELECT string_agg(flavor::text, ',' ORDER BY id) FROM locks")
-            .await
-            .as_deref(),
+        sql_text(
+            &db,
+            "SELECT string_agg(flavor::text, ',' ORDER BY id) FROM locks"
+        )
+        .await
+        .as_deref(),
         Some("0,1")
     );
     // Down one (the column goes), an old server's insert, up again.
-    Migrator::down(&db, Some(1)).await.expect("down migration 5");
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("down migration 5");
     sql_exec(
         &db,
         "INSERT INTO locks (id, share_name, file_id, owner_id, client_id, lock_type, \"offset\", \
@@ -1984,6 +1989,9 @@ async fn lock_flavor_migration_reads_old_rows_as_posix() {
     let mut tx = begin(&store).await;
     let all = tx.list_locks(&LockQuery::default()).await.unwrap();
     assert_eq!(all.len(), 3);
-    assert!(all.iter().all(|l| l.flavor == fsmeta::LockFlavor::Posix), "{all:?}");
+    assert!(
+        all.iter().all(|l| l.flavor == fsmeta::LockFlavor::Posix),
+        "{all:?}"
+    );
     assert_eq!(all[0], posix);
 }

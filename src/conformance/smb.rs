@@ -129,11 +129,15 @@ async fn io(
     )
 }
 
+/// One `zero_byte_tests` row: the first lock's (offset, length), the
+/// second's, and whether the second is granted.
+type ZeroByteCase = ((u64, u64), (u64, u64), bool);
+
 /// The (offset, length, zero-byte-lock-at-10) pairs of smbtorture's
 /// `zero_byte_tests` (`smb2.lock.zerobytelength`, `raw.lock.zerobytelocks`):
 /// the first lock, the second, and whether the second is granted. Both
 /// exclusive.
-const ZERO_BYTE_TESTS: [((u64, u64), (u64, u64), bool); 15] = [
+const ZERO_BYTE_TESTS: [ZeroByteCase; 15] = [
     ((10, 0), (10, 0), true),
     ((10, 0), (9, 1), true),
     ((10, 0), (10, 1), true),
