@@ -997,7 +997,7 @@ fn case_owner(open: &str) -> LockOwner {
     }
 }
 
-/// Every smbtorture-derived case ([`smbtorture_cases`]), step by step, one
+/// Every smbtorture-derived case (`smbtorture_cases` in the source), step by step, one
 /// transaction a step, each case on its own file; the message names the
 /// case and step that differs.
 pub async fn smbtorture_lock_cases(t: &mut dyn TestStore) {
