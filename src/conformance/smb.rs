@@ -628,6 +628,7 @@ pub async fn windows_flavor_round_trips(t: &mut dyn TestStore) {
         by_id(vec![w.clone(), zero.clone(), p.clone()])
     );
     drop(tx);
+    let before = crate::digest(&*t.store()).await.expect("digest");
     // Overwriting flips the flavour both ways.
     let mut tx = begin(t).await;
     tx.put_lock(&PersistedLock {
@@ -652,6 +653,10 @@ pub async fn windows_flavor_round_trips(t: &mut dyn TestStore) {
         tx.get_lock(p.id).await.expect("get").map(|l| l.flavor),
         Some(LockFlavor::Windows)
     );
+    drop(tx);
+    let after = crate::digest(&*t.store()).await.expect("digest");
+    assert_eq!(after.locks, before.locks);
+    assert_ne!(after, before, "the digest covers the flavour");
 }
 
 /// One step of an smbtorture-derived case. Opens are names (`owner_id`);
