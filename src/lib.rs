@@ -54,6 +54,9 @@
 //! conflicting locks; [`test_lock`], [`release_range`] (POSIX unlock) and
 //! [`reclaim_lock`] (after a restart, see [`begin_recovery`] and
 //! [`end_grace`]) work the same way.
+//! SMB servers set [`LockFlavor::Windows`] on their locks (MS-FSA rules:
+//! zero-byte locks, stacking, no merge) and use [`unlock_exact`] and
+//! [`check_io`] (mandatory locks on READ/WRITE).
 //!
 //! ```
 //! use fsmeta::*;
@@ -126,6 +129,7 @@
 //! | `transact` (one per attempt) | debug | `retry`, `outcome`, `stage` (`begin`, `body`, `commit`) of a failure |
 //! | `acquire_lock`, `test_lock`, `reclaim` | debug | `file`, `owner`, `client`, `offset`, `length`, `lock_type`, `decision`, `conflicts` (`reclaim`: `node`) |
 //! | `release_range` | debug | `file`, `owner`, `client`, `offset`, `length`, `decision`, `released` |
+//! | `unlock_exact` | debug | `file`, `owner`, `client`, `offset`, `length`, `decision` (`unlocked`, `not_locked` or the error kind) |
 //! | `begin_recovery` | info | `node`, `epoch`, `previous_shutdown_clean`, `reclaimable`, `clients`, `outcome` |
 //! | `end_grace` | info | `node`, `epoch`, `deleted`, `outcome` |
 //! | `mark_clean_shutdown` | info | `node`, `outcome` |
