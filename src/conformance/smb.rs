@@ -673,6 +673,14 @@ enum Op {
     Write(&'static str, u64, u64, bool),
     /// SMB2 CLOSE: the open's locks go (the server deletes them).
     Close(&'static str),
+    /// SMB2 LOCK of two elements, all or nothing: both in one transaction,
+    /// rolled back when one is denied.
+    LockBoth(
+        &'static str,
+        (LockType, u64, u64),
+        (LockType, u64, u64),
+        Want,
+    ),
 }
 
 /// What a lock step must answer.
@@ -690,9 +698,9 @@ enum Want {
 /// (`source4/torture/smb2/lock.c`, `source4/torture/raw/lock.c`). Left
 /// out: async, cancel, cancel-tdis, cancel-logoff (pending locks), rw-none
 /// (a W2K8 bug), truncate (create dispositions), flags and lock-count
-/// validation (protocol parsing), multiple-unlock test 3 and 4 (several
-/// elements in one request: the host's batching), changetype and pidhigh
-/// (SMB1 only).
+/// validation (protocol parsing), multiple-unlock test 4 (an unlock and a
+/// lock in one request: INVALID_PARAMETER, protocol parsing), changetype
+/// and pidhigh (SMB1 only).
 fn smbtorture_cases() -> Vec<(String, Vec<Op>)> {
     use LockType::{Exclusive as X, Shared as S};
     use Op::*;
@@ -864,6 +872,13 @@ fn smbtorture_cases() -> Vec<(String, Vec<Op>)> {
                 Unlock("h", 10, 10, false),
                 Lock("h", X, 0, 10, G),
                 Unlock("h", 0, 10, true),
+                // test 3: two elements, the second contends: neither is held
+                Lock("h", X, 10, 10, G),
+                LockBoth("h", (X, 0, 10), (X, 10, 10), D),
+                Lock("h", X, 0, 10, G),
+                Unlock("h", 0, 10, true),
+                Unlock("h", 10, 10, true),
+                Unlock("h", 10, 10, false),
             ],
         ),
         (
@@ -1035,6 +1050,31 @@ pub async fn smbtorture_lock_cases(t: &mut dyn TestStore) {
                     let write = matches!(op, Op::Write(..));
                     let got = io_as(t, &f, &case_owner(open), offset, length, write).await;
                     assert_eq!(matches!(got, Io::Allowed), ok, "{at}: {got:?}");
+                }
+                Op::LockBoth(open, first, second, want) => {
+                    let owner = case_owner(open);
+                    let mut tx = begin(t).await;
+                    let mut got = Want::Granted;
+                    for (lock_type, offset, length) in [first, second] {
+                        let req = PersistedLock {
+                            client_id: owner.client_id.clone(),
+                            ..win(&f, open, lock_type, offset, length)
+                        };
+                        match crate::acquire_lock(&mut *tx, &req).await {
+                            Ok(Acquire::Granted) => {}
+                            Ok(_) => {
+                                got = Want::Denied;
+                                break;
+                            }
+                            Err(e) => panic!("{at}: {e}"),
+                        }
+                    }
+                    if got == Want::Granted {
+                        commit(tx).await;
+                    } else {
+                        tx.rollback().await.expect("rollback");
+                    }
+                    assert_eq!(got, want, "{at}");
                 }
                 Op::Close(open) => {
                     let owner = case_owner(open);
