@@ -44,6 +44,7 @@ fn lock_on(file: &FileMeta, client: &str) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::now(),
         server_epoch: 1,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

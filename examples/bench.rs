@@ -15,6 +15,7 @@
 //! cargo run --release --example bench -- --only P1,P3 --backends memory,fjall
 //! cargo run --release --example bench -- --quick --only P4-OLD-TX --backends memory
 //! cargo run --release --example bench -- --quick --only EXT         # ext_put vs put_file, with a lock
+//! cargo run --release --example bench -- --quick --only CHECKIO     # check_io, 10 vs 1,000 locks on the file
 //! ```
 //!
 //! PostgreSQL: `FSMETA_BENCH_POSTGRES_URL` (or `FSMETA_TEST_POSTGRES_URL`,
@@ -705,6 +706,85 @@ async fn ext_vs_file(cfg: &Cfg, backend: &str, store: &dyn MetadataStore) -> Res
 }
 
 // ---------------------------------------------------------------------------
+// CHECKIO: the cost of an SMB I/O check against a file's locks
+
+/// Seconds per `check_io` call (in its own read transaction) on a file
+/// holding `locks` Windows shared locks of other opens (one byte each,
+/// every other byte, none in the checked range), median of 3 rounds of `calls`.
+async fn check_io_secs(store: &dyn MetadataStore, tag: u8, locks: u64, calls: u64) -> Res<f64> {
+    let file = fsmeta::FileHandle::new(vec![0xC0, tag])?;
+    let all: Vec<PersistedLock> = (0..locks)
+        .map(|i| PersistedLock {
+            id: Uuid::from_u128((u128::from(tag) << 64) | u128::from(i)),
+            share_name: "bench".into(),
+            file_id: file.clone(),
+            owner_id: format!("open-{i}"),
+            client_id: "smb-client".into(),
+            lock_type: fsmeta::LockType::Shared,
+            offset: 1_000_000 + 2 * i,
+            length: 1,
+            share_reservation: fsmeta::ShareReservation::None,
+            acquired_at: Timestamp::now(),
+            server_epoch: 1,
+            flavor: fsmeta::LockFlavor::Windows,
+        })
+        .collect();
+    for chunk in all.chunks(500) {
+        store
+            .transact(|tx| {
+                Box::pin(async move {
+                    for lock in chunk {
+                        tx.put_lock(lock).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+    }
+    let owner = fsmeta::LockOwner {
+        owner_id: "reader".into(),
+        client_id: "smb-client".into(),
+        share_name: "bench".into(),
+    };
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        for _ in 0..calls {
+            let mut tx = store.begin().await?;
+            let answer = fsmeta::check_io(
+                &mut *tx,
+                &file,
+                &owner,
+                fsmeta::ByteRange::new(0, 4096),
+                true,
+            )
+            .await?;
+            assert!(matches!(answer, fsmeta::Io::Allowed), "{answer:?}");
+            tx.rollback().await?;
+        }
+        rounds.push(started.elapsed().as_secs_f64() / calls as f64);
+    }
+    Ok(median(rounds))
+}
+
+async fn check_io_bench(cfg: &Cfg, backend: &str, store: &dyn MetadataStore) -> Res {
+    let calls = if cfg.quick { 200 } else { 2000 };
+    let few = check_io_secs(store, 1, 10, calls).await?;
+    let many = check_io_secs(store, 2, 1000, calls / 10).await?;
+    report(
+        &format!("CHECKIO-{backend}-1000-vs-10"),
+        many / few,
+        Goal::Report,
+        &format!(
+            "check_io (one list_locks by file, in its own transaction): {} per call with 10 locks on the file, {} with 1,000",
+            us(few),
+            us(many)
+        ),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
 // P6: reopen a fjall store and list every lock, vs a raw scan
 
 fn raw_scan(path: &Path) -> Res<usize> {
@@ -1093,6 +1173,9 @@ async fn run_memory(cfg: &Cfg) -> Res {
     if cfg.wants("EXT") {
         ext_vs_file(cfg, "memory", &MemoryStore::new()).await?;
     }
+    if cfg.wants("CHECKIO") {
+        check_io_bench(cfg, "memory", &MemoryStore::new()).await?;
+    }
     if cfg.wants("P4") || cfg.wants("P4-OLD-TX") {
         p4_old_tx(cfg).await?;
     }
@@ -1140,6 +1223,10 @@ async fn run_fjall(cfg: &Cfg) -> Res {
     if cfg.wants("EXT") {
         let dir = tempfile::tempdir()?;
         ext_vs_file(cfg, "fjall", &FjallStore::open(dir.path().join("ext"))?).await?;
+    }
+    if cfg.wants("CHECKIO") {
+        let dir = tempfile::tempdir()?;
+        check_io_bench(cfg, "fjall", &FjallStore::open(dir.path().join("checkio"))?).await?;
     }
     if !(cfg.wants("P3") || cfg.wants("P5") || cfg.wants("P6") || cfg.wants("FOOTPRINT")) {
         return Ok(());
@@ -1197,7 +1284,7 @@ async fn run_fjall(cfg: &Cfg) -> Res {
 }
 
 async fn run_postgres(cfg: &Cfg, schemas: &Schemas) -> Res {
-    let wanted = ["P2", "P3", "P5", "FOOTPRINT", "EXT"];
+    let wanted = ["P2", "P3", "P5", "FOOTPRINT", "EXT", "CHECKIO"];
     if !wanted.iter().any(|t| cfg.wants(t)) {
         return Ok(());
     }
@@ -1216,6 +1303,11 @@ async fn run_postgres(cfg: &Cfg, schemas: &Schemas) -> Res {
     if cfg.wants("EXT") {
         let store = pg_store(cfg, &schemas.fresh("ext"), 1).await?;
         ext_vs_file(cfg, "postgres", &store).await?;
+        store.close().await?;
+    }
+    if cfg.wants("CHECKIO") {
+        let store = pg_store(cfg, &schemas.fresh("checkio"), 1).await?;
+        check_io_bench(cfg, "postgres", &store).await?;
         store.close().await?;
     }
     if cfg.wants("P3") || cfg.wants("P5") || cfg.wants("FOOTPRINT") {

@@ -234,6 +234,7 @@ async fn main() -> Result<()> {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::now(),
         server_epoch: 1,
+        flavor: fsmeta::LockFlavor::Posix,
     };
     let lock = &lock;
     let granted = store

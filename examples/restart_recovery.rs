@@ -25,6 +25,7 @@ fn lock(file: &FileHandle, client: &str, epoch: u64) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::now(),
         server_epoch: epoch,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

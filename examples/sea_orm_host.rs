@@ -127,6 +127,7 @@ fn lock_on(ino: i64, client: &str) -> Result<PersistedLock> {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::now(),
         server_epoch: 1,
+        flavor: fsmeta::LockFlavor::Posix,
     })
 }
 

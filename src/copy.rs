@@ -379,6 +379,7 @@ mod tests {
             share_reservation: ShareReservation::DenyWrite,
             acquired_at: Timestamp::from_micros(1_700_000_000_000_000),
             server_epoch: epoch,
+            flavor: crate::LockFlavor::Posix,
         }
     }
 

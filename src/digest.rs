@@ -25,7 +25,7 @@ const DIGEST_PAGE: usize = 1024;
 /// (files by handle, locks by id, nodes by id, epoch records by epoch,
 /// extension records by table and key): every
 /// field, integers big-endian, strings and handles length-prefixed, one tag
-/// byte per record kind. It does not depend on a backend's storage format or
+/// byte per record kind (a lock's flavour only when it is not POSIX). It does not depend on a backend's storage format or
 /// on serde, so it stays comparable across backends and versions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StoreDigest {
@@ -235,6 +235,12 @@ impl RecordHasher {
         self.u8(lock.share_reservation as u8);
         self.i64(lock.acquired_at.as_micros());
         self.u64(lock.server_epoch);
+        // Only a non-default flavour is fed (one byte after the record,
+        // never a record tag), so a POSIX-only store keeps the digest that
+        // builds before flavours printed for it.
+        if lock.flavor != crate::lock::LockFlavor::Posix {
+            self.u8(lock.flavor as u8);
+        }
     }
 
     fn ext(&mut self, record: &ExtRecord) {

@@ -33,7 +33,7 @@
 //!     id: uuid::Uuid::new_v4(), share_name: "export".into(), file_id: file.handle.clone(),
 //!     owner_id: "owner-1".into(), client_id: "client-1".into(), lock_type: LockType::Exclusive,
 //!     offset: 0, length: 100, share_reservation: ShareReservation::None,
-//!     acquired_at: now, server_epoch: 1,
+//!     acquired_at: now, server_epoch: 1, flavor: LockFlavor::Posix,
 //! };
 //! let (file_ref, lock_ref) = (&file, &lock);
 //! store
@@ -54,6 +54,9 @@
 //! conflicting locks; [`test_lock`], [`release_range`] (POSIX unlock) and
 //! [`reclaim_lock`] (after a restart, see [`begin_recovery`] and
 //! [`end_grace`]) work the same way.
+//! SMB servers set [`LockFlavor::Windows`] on their locks (MS-FSA rules:
+//! zero-byte locks, stacking, no merge) and use [`unlock_exact`] and
+//! [`check_io`] (mandatory locks on READ/WRITE).
 //!
 //! ```
 //! use fsmeta::*;
@@ -65,7 +68,7 @@
 //!     file_id: FileHandle::new(*b"fh-1").unwrap(), owner_id: owner.into(),
 //!     client_id: "client-1".into(), lock_type: LockType::Exclusive, offset: 0, length: 0,
 //!     share_reservation: ShareReservation::None, acquired_at: Timestamp::now(),
-//!     server_epoch: recovery.epoch,
+//!     server_epoch: recovery.epoch, flavor: LockFlavor::Posix,
 //! };
 //! let (first, second) = (&request("a"), &request("b"));
 //! let answer = store.transact(|tx| Box::pin(async move { acquire_lock(tx, first).await })).await?;
@@ -92,7 +95,7 @@
 //! #     id: uuid::Uuid::new_v4(), share_name: "export".into(), file_id: FileHandle::new(*b"fh-7")?,
 //! #     owner_id: "o".into(), client_id: "c".into(), lock_type: LockType::Shared, offset: 0,
 //! #     length: 0, share_reservation: ShareReservation::None, acquired_at: Timestamp::now(),
-//! #     server_epoch: 1,
+//! #     server_epoch: 1, flavor: LockFlavor::Posix,
 //! # };
 //! let lock = &lock;
 //! store
@@ -126,6 +129,7 @@
 //! | `transact` (one per attempt) | debug | `retry`, `outcome`, `stage` (`begin`, `body`, `commit`) of a failure |
 //! | `acquire_lock`, `test_lock`, `reclaim` | debug | `file`, `owner`, `client`, `offset`, `length`, `lock_type`, `decision`, `conflicts` (`reclaim`: `node`) |
 //! | `release_range` | debug | `file`, `owner`, `client`, `offset`, `length`, `decision`, `released` |
+//! | `unlock_exact` | debug | `file`, `owner`, `client`, `offset`, `length`, `decision` (`unlocked`, `not_locked` or the error kind) |
 //! | `begin_recovery` | info | `node`, `epoch`, `previous_shutdown_clean`, `reclaimable`, `clients`, `outcome` |
 //! | `end_grace` | info | `node`, `epoch`, `deleted`, `outcome` |
 //! | `mark_clean_shutdown` | info | `node`, `outcome` |
@@ -184,11 +188,12 @@ pub use ext::{
 };
 pub use file::{FileHandle, FileKind, FileMeta, FileStore};
 pub use lock::arbiter::{
-    Acquire, Reclaim, acquire_lock, reclaim_lock, reclaim_lock_as, release_range, test_lock,
+    Acquire, Io, Reclaim, Unlock, acquire_lock, check_io, reclaim_lock, reclaim_lock_as,
+    release_range, test_lock, unlock_exact,
 };
 pub use lock::{
-    ByteRange, EnhancedLock, LockOwner, LockQuery, LockStore, LockType, PersistedLock,
-    ShareReservation,
+    ByteRange, EnhancedLock, LockExtent, LockFlavor, LockOwner, LockQuery, LockStore, LockType,
+    PersistedLock, ShareReservation,
 };
 pub use node::{DEFAULT_NODE, EpochRecord, NodeState, NodeStore};
 pub use recovery::{

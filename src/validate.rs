@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::ext::{KeyRange, MAX_EXT_KEY_LEN, MAX_EXT_TABLE_LEN, MAX_EXT_VALUE_LEN};
 use crate::file::{FileHandle, FileMeta};
-use crate::lock::model::{LockQuery, PersistedLock};
+use crate::lock::model::{LockFlavor, LockQuery, PersistedLock};
 use crate::node::{EpochRecord, NodeState};
 use crate::time::Timestamp;
 
@@ -50,7 +50,21 @@ pub fn lock(lock: &PersistedLock) -> Result<()> {
     file_handle(&lock.file_id)?;
     id("owner_id", &lock.owner_id)?;
     id("client_id", &lock.client_id)?;
+    windows_range(lock.flavor, lock.offset, lock.length)?;
     timestamp("acquired_at", lock.acquired_at)
+}
+
+/// A Windows lock's range may not run past 2^64: `offset + length - 1`
+/// must not overflow (MS-FSA `STATUS_INVALID_LOCK_RANGE`). Length 0 (a
+/// zero-byte lock) is valid at any offset. POSIX ranges saturate instead.
+pub fn windows_range(flavor: LockFlavor, offset: u64, length: u64) -> Result<()> {
+    if flavor == LockFlavor::Windows && length > 0 && offset.checked_add(length - 1).is_none() {
+        return Err(Error::Invalid(format!(
+            "offset/length: a Windows lock of {length} bytes at {offset} runs past 2^64 \
+             (STATUS_INVALID_LOCK_RANGE)"
+        )));
+    }
+    Ok(())
 }
 
 /// Every field of a file record.

@@ -26,6 +26,7 @@ fn lock(i: u64) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(1_700_000_000_000_000 + i as i64),
         server_epoch: i % 4,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

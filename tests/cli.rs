@@ -146,6 +146,7 @@ fn lock(
         share_reservation: deny,
         acquired_at: at(i64::from(offset.min(999_999) as u32)),
         server_epoch: epoch,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

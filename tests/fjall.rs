@@ -1211,3 +1211,66 @@ async fn from_database_keeps_to_its_keyspaces_and_survives_reopen() {
         assert_eq!((report.files, report.locks), (1, 1));
     }
 }
+
+/// The lock value layout per flavour, pinned: a POSIX lock is format 1 (the
+/// bytes every earlier build wrote, read as `LockFlavor::Posix`), a Windows
+/// lock format 2 (format 1's body, then the flavour byte); the store writes
+/// exactly these bytes and reads them back.
+#[tokio::test]
+async fn lock_flavor_layout_is_pinned() {
+    use fsmeta::{LockFlavor, LockType, ShareReservation, Timestamp};
+    // postcard: "s", "f", "o", "c", Exclusive, offset 10, length 0, no deny
+    // mode, acquired_at 0 (zigzag), epoch 1.
+    let body: &[u8] = b"\x01s\x01f\x01o\x01c\x01\x0a\x00\x00\x00\x01";
+    let v1 = [b"\x01", body].concat();
+    let v2 = [b"\x02", body, b"\x01"].concat();
+    let lock = |n: u128, flavor| fsmeta::PersistedLock {
+        id: uuid::Uuid::from_u128(n),
+        share_name: "s".into(),
+        file_id: fsmeta::FileHandle::new(*b"f").expect("handle"),
+        owner_id: "o".into(),
+        client_id: "c".into(),
+        lock_type: LockType::Exclusive,
+        offset: 10,
+        length: 0,
+        share_reservation: ShareReservation::None,
+        acquired_at: Timestamp::from_micros(0),
+        server_epoch: 1,
+        flavor,
+    };
+    let (old, win) = (lock(1, LockFlavor::Posix), lock(2, LockFlavor::Windows));
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(FjallStore::open(dir.path()).expect("create"));
+    raw_insert(
+        dir.path(),
+        "locks",
+        &[(old.id.as_bytes(), &v1), (win.id.as_bytes(), &v2)],
+    );
+    {
+        let store = FjallStore::open(dir.path()).expect("reopen");
+        let mut tx = begin(&store).await;
+        assert_eq!(tx.get_lock(old.id).await.expect("get"), Some(old.clone()));
+        assert_eq!(tx.get_lock(win.id).await.expect("get"), Some(win.clone()));
+        drop(tx);
+        // Written by the store: the same bytes.
+        let mut tx = begin(&store).await;
+        tx.put_lock(&lock(3, LockFlavor::Posix)).await.expect("put");
+        tx.put_lock(&lock(4, LockFlavor::Windows))
+            .await
+            .expect("put");
+        tx.commit().await.expect("commit");
+    }
+    let db = fjall::OptimisticTxDatabase::builder(dir.path())
+        .open()
+        .expect("raw open");
+    let ks = db
+        .keyspace("locks", fjall::KeyspaceCreateOptions::default)
+        .expect("raw keyspace");
+    let raw = |n: u128| {
+        ks.get(uuid::Uuid::from_u128(n).as_bytes())
+            .expect("raw get")
+            .map(|v| v.to_vec())
+    };
+    assert_eq!(raw(3), Some(v1));
+    assert_eq!(raw(4), Some(v2));
+}

@@ -103,6 +103,7 @@ fn lock(i: u64) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(1_700_000_000_000_000),
         server_epoch: i,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 
@@ -140,6 +141,7 @@ fn bulk_lock(g: u64, k: u64) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(1_700_000_000_000_000),
         server_epoch: g,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

@@ -67,6 +67,7 @@ fn lock(
         lock_type,
         share_reservation: deny,
         acquired_at: Timestamp::from_micros(0),
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

@@ -266,6 +266,7 @@ fn persisted_lock() -> impl Strategy<Value = PersistedLock> {
                 share_reservation,
                 acquired_at,
                 server_epoch,
+                flavor: fsmeta::LockFlavor::Posix,
             },
         )
 }
@@ -1144,6 +1145,7 @@ fn lock(id: u128, owner: &str, client: &str) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(0),
         server_epoch: 0,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

@@ -150,6 +150,7 @@ mod multinode {
             share_reservation: ShareReservation::None,
             acquired_at: Timestamp::now(),
             server_epoch: epoch,
+            flavor: fsmeta::LockFlavor::Posix,
         }
     }
 

@@ -194,6 +194,7 @@ fn lock(n: u128, file: &FileMeta) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(1_700_000_000_000_000),
         server_epoch: 1,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

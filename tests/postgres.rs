@@ -84,7 +84,7 @@ const ALL_TABLES: [&str; 7] = [
 ];
 
 /// How many migrations `Migrator` has.
-const MIGRATIONS: &str = "3";
+const MIGRATIONS: &str = "4";
 
 fn is_conflict<T>(r: &Result<T>) -> bool {
     matches!(r, Err(e @ Error::Conflict(_)) if e.is_retryable())
@@ -504,8 +504,8 @@ async fn pre_node_store_becomes_the_default_node() {
     };
     let store = fx.pg();
     let db = fx.sql().await;
-    // Down past ext_records (migration 4) and nodes (migration 2).
-    Migrator::down(&db, Some(2))
+    // Down past lock flavours (migration 5), ext_records (4) and nodes (2).
+    Migrator::down(&db, Some(3))
         .await
         .expect("down to the pre-node schema");
     assert_eq!(
@@ -535,7 +535,7 @@ async fn pre_node_store_becomes_the_default_node() {
     assert_eq!(tx.server_epoch().await.unwrap(), 7);
     drop(tx);
 
-    Migrator::down(&db, Some(2)).await.expect("down again");
+    Migrator::down(&db, Some(3)).await.expect("down again");
     assert_eq!(
         sql_text(
             &db,
@@ -738,7 +738,12 @@ async fn rows_that_break_the_model_are_corrupt() {
         );
     }
 
-    let cases: [(&str, &str, &str); 9] = [
+    let cases: [(&str, &str, &str); 10] = [
+        (
+            "locks_flavor_check",
+            "UPDATE locks SET flavor = 2",
+            "UPDATE locks SET flavor = 0",
+        ),
         (
             "locks_lock_type_check",
             "UPDATE locks SET lock_type = 7",
@@ -1872,7 +1877,7 @@ async fn migrate_ignores_unknown_recorded_versions() {
         sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
             .await
             .as_deref(),
-        Some("4")
+        Some("5")
     );
     db.close().await.ok();
     drop(store);
@@ -1931,4 +1936,62 @@ async fn ext_records_checks_are_enforced_by_the_server() {
     sql_exec(&db, &limits).await;
     db.close().await.ok();
     fx.cleanup().await;
+}
+
+/// Migration 5 adds `locks.flavor` with default 0: rows written before it
+/// (or by a server that does not know the column) read as POSIX locks, and
+/// a Windows lock keeps its flavour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_flavor_migration_reads_old_rows_as_posix() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    let f = sample_file(b"flavor", "s");
+    let posix = fsmeta::PersistedLock {
+        id: uuid::Uuid::from_u128(1),
+        ..sample_lock(&f.handle, "o", "c", "s")
+    };
+    let windows = fsmeta::PersistedLock {
+        id: uuid::Uuid::from_u128(2),
+        offset: 10,
+        length: 0,
+        flavor: fsmeta::LockFlavor::Windows,
+        ..sample_lock(&f.handle, "open-1", "c", "s")
+    };
+    let mut tx = begin(&store).await;
+    tx.put_lock(&posix).await.unwrap();
+    tx.put_lock(&windows).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        sql_text(
+            &db,
+            "SELECT string_agg(flavor::text, ',' ORDER BY id) FROM locks"
+        )
+        .await
+        .as_deref(),
+        Some("0,1")
+    );
+    // Down one (the column goes), an old server's insert, up again.
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("down migration 5");
+    sql_exec(
+        &db,
+        "INSERT INTO locks (id, share_name, file_id, owner_id, client_id, lock_type, \"offset\", \
+         length, share_reservation, acquired_at, server_epoch) VALUES \
+         ('00000000-0000-0000-0000-000000000003', 's', 'flavor'::bytea, 'old', 'c', 1, 0, 0, 0, \
+         now(), 1)",
+    )
+    .await;
+    Migrator::up(&db, None).await.expect("up again");
+    let mut tx = begin(&store).await;
+    let all = tx.list_locks(&LockQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(
+        all.iter().all(|l| l.flavor == fsmeta::LockFlavor::Posix),
+        "{all:?}"
+    );
+    assert_eq!(all[0], posix);
 }

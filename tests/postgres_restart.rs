@@ -78,6 +78,7 @@ fn lock(task: usize, i: u64) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(1_700_000_000_000_000),
         server_epoch: i,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

@@ -124,6 +124,7 @@ fn lock(file: &FileHandle, owner: &str, epoch: u64) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(1_700_000_000_000_000),
         server_epoch: epoch,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

@@ -69,6 +69,7 @@ pub fn store_lock(n: u64, i: u64) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(1_764_000_000_000_000 + i as i64),
         server_epoch: 1,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 
@@ -87,6 +88,7 @@ pub fn extra_lock(ns: u8, name: &str, tag: u64, j: u64) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(1_764_000_000_000_000 + j as i64),
         server_epoch: 1,
+        flavor: fsmeta::LockFlavor::Posix,
     }
 }
 

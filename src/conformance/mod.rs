@@ -15,7 +15,7 @@
 //! the contract, with a message that names it.
 //!
 //! One file per semantic area (files, locks, queries, isolation, round trips,
-//! validation, arbiter, recovery, nodes, persistence, pages; shared sample data
+//! validation, arbiter, recovery, nodes, persistence, pages, SMB locks; shared sample data
 //! and helpers in `sample`); every check is re-exported here, so
 //! `fsmeta::conformance::<check>` names each one.
 
@@ -35,6 +35,7 @@ mod reclaim;
 mod recovery;
 mod roundtrip;
 mod sample;
+mod smb;
 mod validation;
 
 pub use arbiter::*;
@@ -50,6 +51,7 @@ pub use reclaim::*;
 pub use recovery::*;
 pub use roundtrip::*;
 pub use sample::*;
+pub use smb::*;
 pub use validation::*;
 
 use std::sync::Arc;
@@ -123,6 +125,10 @@ macro_rules! conformance_tests {
             ext_atomic_with_files_and_locks, ext_phantom_in_scanned_range_conflicts,
             ext_lost_update_is_a_conflict, ext_extremes_round_trip, ext_validation,
             ext_tables_lists_non_empty_tables,
+            windows_zero_byte_locks_overlap_by_ms_fsa, windows_locks_stack_and_never_merge,
+            unlock_exact_removes_exactly_one, windows_ranges_near_2_pow_64,
+            cross_protocol_locks_conflict_both_directions, check_io_follows_smb_rules,
+            windows_flavor_round_trips, smbtorture_lock_cases,
         );
     };
 }

@@ -48,6 +48,7 @@ pub fn sample_lock(file: &FileHandle, owner: &str, client: &str, share: &str) ->
         share_reservation: ShareReservation::None,
         acquired_at: T0,
         server_epoch: 1,
+        flavor: crate::LockFlavor::Posix,
     }
 }
 

@@ -16,7 +16,10 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::file::FileHandle;
-use crate::lock::{ByteRange, LockOwner, LockQuery, PersistedLock, ShareReservation};
+use crate::lock::{
+    ByteRange, LockExtent, LockFlavor, LockOwner, LockQuery, LockType, PersistedLock,
+    ShareReservation,
+};
 use crate::node::DEFAULT_NODE;
 use crate::recovery::Epochs;
 use crate::tx::MetadataTransaction;
@@ -53,6 +56,34 @@ pub enum Reclaim {
     Denied {
         /// The stored locks that conflict with the reclaimed one.
         conflicts: Vec<PersistedLock>,
+    },
+}
+
+/// The answer to [`unlock_exact`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unlock {
+    /// This lock record was deleted.
+    Unlocked {
+        /// The id of the deleted record.
+        id: Uuid,
+    },
+    /// No Windows lock of the owner has exactly that offset and length
+    /// (SMB `STATUS_RANGE_NOT_LOCKED`). Nothing was written.
+    NotLocked,
+}
+
+/// The answer to [`check_io`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Io {
+    /// No stored lock of another owner forbids the I/O.
+    Allowed,
+    /// This stored lock forbids it (SMB `STATUS_FILE_LOCK_CONFLICT`); the
+    /// first such lock in id order, as stored.
+    Conflict {
+        /// The lock that blocks the I/O.
+        lock: PersistedLock,
     },
 }
 
@@ -151,30 +182,67 @@ fn with_range(lock: &PersistedLock, range: ByteRange, id: Uuid) -> PersistedLock
     }
 }
 
+/// True when `stored` keeps `request` from being granted.
+///
+/// Between different owners (of any flavours): the ranges overlap, each read
+/// by its own flavour ([`LockExtent::overlaps`]), and one is exclusive; or a
+/// deny mode forbids the other's type ([`EnhancedLock::conflicts_with`](crate::EnhancedLock::conflicts_with)).
+/// Between two Windows locks of the same open (MS-FSA 2.1.5.8, Samba
+/// `brl_conflict`): two shared locks never conflict, a shared request may
+/// stack on the open's own exclusive lock, and an exclusive request conflicts
+/// with the open's own overlapping lock of either type. POSIX locks of one
+/// owner, and a POSIX and a Windows lock of one owner, never conflict.
+fn conflicts(request: &PersistedLock, stored: &PersistedLock) -> bool {
+    if request.file_id != stored.file_id {
+        return false;
+    }
+    if same_owner(request, stored) {
+        return request.flavor == LockFlavor::Windows
+            && stored.flavor == LockFlavor::Windows
+            && request.lock_type == LockType::Exclusive
+            && request.extent().overlaps(&stored.extent());
+    }
+    request.to_enhanced().conflicts_with(&stored.to_enhanced())
+}
+
 /// Reads the file's locks and decides.
 async fn decide(
     tx: &mut (dyn MetadataTransaction + '_),
     request: &PersistedLock,
 ) -> Result<Decision> {
     validate::lock(request)?;
-    if let Some(under_id) = tx.get_lock(request.id).await?
-        && (under_id.file_id != request.file_id || !same_owner(&under_id, request))
-    {
-        return Err(Error::Invalid(format!(
-            "id: {} is the id of a lock of owner {:?} (client {:?}) on file {}; a request \
-             may reuse only the id of its own owner's lock on the same file",
-            request.id, under_id.owner_id, under_id.client_id, under_id.file_id,
-        )));
+    if let Some(under_id) = tx.get_lock(request.id).await? {
+        if under_id.file_id != request.file_id || !same_owner(&under_id, request) {
+            return Err(Error::Invalid(format!(
+                "id: {} is the id of a lock of owner {:?} (client {:?}) on file {}; a request \
+                 may reuse only the id of its own owner's lock on the same file",
+                request.id, under_id.owner_id, under_id.client_id, under_id.file_id,
+            )));
+        }
+        if request.flavor == LockFlavor::Windows || under_id.flavor == LockFlavor::Windows {
+            return Err(Error::Invalid(format!(
+                "id: {} is the id of a stored {:?} lock; a Windows lock is a record of its \
+                 own (stacked locks are separate records) and needs a fresh id, and a POSIX \
+                 request cannot take over a Windows lock's id",
+                request.id, under_id.flavor,
+            )));
+        }
     }
     let stored = tx.list_locks(&LockQuery::by_file(&request.file_id)).await?;
-    let wanted = request.to_enhanced();
-    let conflicts: Vec<PersistedLock> = stored
+    let conflicting: Vec<PersistedLock> = stored
         .iter()
-        .filter(|s| wanted.conflicts_with(&s.to_enhanced()))
+        .filter(|s| conflicts(request, s))
         .cloned()
         .collect();
-    if !conflicts.is_empty() {
-        return Ok(Decision::Deny(conflicts));
+    if !conflicting.is_empty() {
+        return Ok(Decision::Deny(conflicting));
+    }
+    if request.flavor == LockFlavor::Windows {
+        // MS-FSA: no merge, no split; the request is a record of its own.
+        return Ok(Decision::Grant(Plan {
+            delete: Vec::new(),
+            put: vec![request.clone()],
+        }));
     }
 
     // POSIX fcntl for the same owner, within one deny mode: the request
@@ -185,7 +253,11 @@ async fn decide(
     let mut delete = Vec::new();
     let mut leftovers = Vec::new();
     let mut untouched = Vec::new();
-    for own in stored.iter().filter(|s| same_owner(s, request)) {
+    // The owner's Windows locks are never reshaped by a POSIX request.
+    for own in stored
+        .iter()
+        .filter(|s| same_owner(s, request) && s.flavor == LockFlavor::Posix)
+    {
         let same_mode = own.share_reservation == request.share_reservation;
         if own.id == request.id {
             // The request takes over the id: the record it named is reshaped
@@ -273,6 +345,32 @@ async fn decide(
 /// (the open is closed: [`LockStore::delete_lock`](crate::LockStore::delete_lock)
 /// or a bulk delete). Records without a deny mode follow POSIX `fcntl`
 /// exactly.
+///
+/// # Flavours
+///
+/// The request's [`flavor`](PersistedLock::flavor) chooses the rules. A
+/// [`LockFlavor::Posix`] request follows the above and reshapes only its
+/// owner's POSIX records. A [`LockFlavor::Windows`] request (MS-FSA
+/// 2.1.5.8, Samba `brlock.c`'s Windows flavour) is written as one record of
+/// its own, never merged or split: identical stacked locks are separate
+/// records, each with the id its request carried (which must be new:
+/// reusing a stored id is [`Error::Invalid`]). Its owner is the SMB open:
+/// `owner_id` carries the open (FileId), `client_id` the client. Conflicts
+/// (see `conflicts` in the source; the same rules for every flavour pair):
+///
+/// - different owners: the ranges overlap, each by its own flavour's
+///   meaning ([`LockExtent::overlaps`]: shared bytes, or a Windows zero-byte
+///   lock strictly inside the other's range, never at its first byte), and
+///   one of the two is exclusive; this is also the cross-protocol rule
+///   between a Windows and a POSIX lock;
+/// - the same open, both Windows: a shared request never conflicts (it
+///   stacks on the open's shared or exclusive locks); an exclusive request
+///   conflicts with the open's own overlapping locks of either type;
+/// - the same owner otherwise (POSIX with POSIX or with Windows): no conflict.
+///
+/// A Windows range whose `offset + length - 1` passes 2^64 is
+/// [`Error::Invalid`] (`STATUS_INVALID_LOCK_RANGE`), checked before anything
+/// is read or written.
 pub async fn acquire_lock(
     tx: &mut (dyn MetadataTransaction + '_),
     lock: &PersistedLock,
@@ -322,7 +420,9 @@ pub async fn test_lock(
 /// split in two becomes two records with fresh ids). Returns how many locks were
 /// removed or shrunk. The owner is matched by `owner_id` and `client_id`.
 /// Records with a deny mode are share reservations and are left whole (see
-/// [share reservations](acquire_lock#share-reservations)).
+/// [share reservations](acquire_lock#share-reservations)). Only
+/// [`LockFlavor::Posix`] records are trimmed: the owner's Windows locks stay
+/// (they go one at a time, through [`unlock_exact`]).
 pub async fn release_range(
     tx: &mut (dyn MetadataTransaction + '_),
     file: &FileHandle,
@@ -370,6 +470,7 @@ async fn release_range_untraced(
         l.owner_id == owner.owner_id
             && l.client_id == owner.client_id
             && l.share_reservation == ShareReservation::None
+            && l.flavor == LockFlavor::Posix
             && l.range().overlaps(&range)
     }) {
         tx.delete_lock(lock.id).await?;
@@ -392,12 +493,19 @@ pub async fn reclaim_lock(
 /// True when `stored` is the lock `request` describes: same file, owner,
 /// client, type and deny mode, and the same bytes (`offset` and
 /// [`ByteRange::last`]: length 0 and NFSv4's all-ones length both mean "to EOF").
+/// Windows locks match by flavour and the exact offset and length.
 fn describes(request: &PersistedLock, stored: &PersistedLock) -> bool {
     stored.file_id == request.file_id
         && same_owner(stored, request)
         && stored.lock_type == request.lock_type
         && stored.share_reservation == request.share_reservation
-        && stored.range().same_bytes(&request.range())
+        && stored.flavor == request.flavor
+        && match request.flavor {
+            LockFlavor::Posix => stored.range().same_bytes(&request.range()),
+            LockFlavor::Windows => {
+                stored.offset == request.offset && stored.length == request.length
+            }
+        }
 }
 
 /// Re-grants a lock held before a restart, during the grace period, through `node`.
@@ -473,13 +581,15 @@ async fn reclaim_untraced(
         });
     };
     let held = found.to_enhanced();
-    let conflicts: Vec<PersistedLock> = stored
+    let conflicting: Vec<PersistedLock> = stored
         .iter()
         .filter(|s| held.conflicts_with(&s.to_enhanced()))
         .cloned()
         .collect();
-    if !conflicts.is_empty() {
-        return Ok(Reclaim::Denied { conflicts });
+    if !conflicting.is_empty() {
+        return Ok(Reclaim::Denied {
+            conflicts: conflicting,
+        });
     }
     tx.put_lock(&PersistedLock {
         server_epoch: epoch,
@@ -487,4 +597,114 @@ async fn reclaim_untraced(
     })
     .await?;
     Ok(Reclaim::Granted)
+}
+
+/// Removes one Windows lock of `owner` on `file` with exactly this `offset`
+/// and `length` (SMB2 LOCK with `SMB2_LOCKFLAG_UNLOCK`, MS-FSA 2.1.5.9).
+///
+/// Only [`LockFlavor::Windows`] records without a deny mode match, by owner
+/// (`owner_id` = the open, `client_id`), offset and length (raw values: a
+/// zero-byte lock is unlocked with length 0); the lock type does not matter.
+/// When several are stacked, an exclusive one goes before any shared one
+/// (smbtorture `smb2.lock.unlock`: "exclusive locks should be unlocked
+/// before shared"), and among those of one type the most recent: the
+/// greatest `acquired_at`, then the greatest id. None matching is
+/// [`Unlock::NotLocked`] (`STATUS_RANGE_NOT_LOCKED`) and nothing is written.
+/// A range past 2^64 is [`Error::Invalid`]. POSIX records are never touched
+/// (see [`release_range`]).
+pub async fn unlock_exact(
+    tx: &mut (dyn MetadataTransaction + '_),
+    file: &FileHandle,
+    owner: &LockOwner,
+    offset: u64,
+    length: u64,
+) -> Result<Unlock> {
+    let span = tracing::debug_span!(
+        "unlock_exact",
+        file = %crate::obs::hex(file.as_bytes()),
+        owner = %owner.owner_id,
+        client = %owner.client_id,
+        offset = offset,
+        length = length,
+        decision = field::Empty,
+    );
+    let result = async {
+        validate::file_handle(file)?;
+        validate::id("owner_id", &owner.owner_id)?;
+        validate::id("client_id", &owner.client_id)?;
+        validate::windows_range(LockFlavor::Windows, offset, length)?;
+        let stored = tx.list_locks(&LockQuery::by_file(file)).await?;
+        let Some(latest) = stored
+            .iter()
+            .filter(|l| {
+                l.flavor == LockFlavor::Windows
+                    && l.share_reservation == ShareReservation::None
+                    && l.owner_id == owner.owner_id
+                    && l.client_id == owner.client_id
+                    && l.offset == offset
+                    && l.length == length
+            })
+            .max_by_key(|l| (l.lock_type == LockType::Exclusive, l.acquired_at, l.id))
+        else {
+            return Ok(Unlock::NotLocked);
+        };
+        tx.delete_lock(latest.id).await?;
+        Ok(Unlock::Unlocked { id: latest.id })
+    }
+    .instrument(span.clone())
+    .await;
+    match &result {
+        Ok(Unlock::Unlocked { .. }) => span.record("decision", "unlocked"),
+        Ok(Unlock::NotLocked) => span.record("decision", "not_locked"),
+        Err(e) => span.record("decision", crate::obs::kind(e)),
+    };
+    result
+}
+
+/// Whether `owner` may read (`write == false`) or write `range` of `file`,
+/// against the stored locks (SMB's mandatory byte-range locks). Writes nothing.
+///
+/// `range` is an I/O: `range.length` bytes from `range.offset` (a length
+/// that runs past 2^64 stops at the last byte), and a zero-length I/O
+/// touches nothing and is always allowed. A stored lock blocks the I/O
+/// when its bytes (by its flavour: a POSIX length 0 reaches EOF, a Windows
+/// zero-byte lock covers nothing and so blocks nothing) share a byte with it
+/// and either
+///
+/// - it is another owner's exclusive lock (reads and writes are blocked), or
+/// - it is a shared lock and the I/O writes: any owner's, the caller's own
+///   included (MS-FSA 2.1.4.10; smbtorture `smb2.lock.rw-shared` expects
+///   the holder's own write to fail with `STATUS_FILE_LOCK_CONFLICT`).
+///
+/// The owner's own exclusive locks never block it. POSIX locks count too: they are
+/// advisory between POSIX owners, who never call this, but an SMB server
+/// checking an I/O honours them (so an NFS client's write lock keeps SMB
+/// clients out). The answer names the first blocking lock in id order.
+///
+/// One index read: [`list_locks`](crate::LockStore::list_locks) by file.
+pub async fn check_io(
+    tx: &mut (dyn MetadataTransaction + '_),
+    file: &FileHandle,
+    owner: &LockOwner,
+    range: ByteRange,
+    write: bool,
+) -> Result<Io> {
+    validate::file_handle(file)?;
+    validate::id("owner_id", &owner.owner_id)?;
+    validate::id("client_id", &owner.client_id)?;
+    let Some(io) = LockExtent::io(range) else {
+        return Ok(Io::Allowed);
+    };
+    let stored = tx.list_locks(&LockQuery::by_file(file)).await?;
+    Ok(stored
+        .into_iter()
+        .find(|l| {
+            let own = l.owner_id == owner.owner_id && l.client_id == owner.client_id;
+            let blocks = match l.lock_type {
+                LockType::Exclusive => !own,
+                LockType::Shared => write,
+            };
+            blocks && l.extent().shares_bytes(&io)
+        })
+        .map_or(Io::Allowed, |lock| Io::Conflict { lock }))
 }

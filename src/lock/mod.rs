@@ -7,6 +7,9 @@ pub(crate) mod model;
 mod range;
 pub(crate) mod store;
 
-pub use model::{EnhancedLock, LockOwner, LockQuery, LockType, PersistedLock, ShareReservation};
+pub use model::{
+    EnhancedLock, LockExtent, LockFlavor, LockOwner, LockQuery, LockType, PersistedLock,
+    ShareReservation,
+};
 pub use range::ByteRange;
 pub use store::LockStore;

@@ -31,6 +31,131 @@ impl TryFrom<u8> for LockType {
     }
 }
 
+/// Which protocol's byte-range rules a lock follows.
+///
+/// The flavour decides what a lock's `offset`/`length` mean and how the
+/// arbiter treats it (see [`acquire_lock`](crate::acquire_lock)):
+///
+/// - [`Posix`](LockFlavor::Posix) (NLM, NFSv4, `fcntl`): length 0 (and the
+///   all-ones length) = to end of file; an owner's locks merge, split,
+///   upgrade and downgrade.
+/// - [`Windows`](LockFlavor::Windows) (SMB, MS-FSA): length 0 = a zero-byte
+///   lock at `offset` (it covers no byte); `offset + length` may not pass
+///   2^64; locks never merge or split, identical ones stack, and each is
+///   removed by [`unlock_exact`](crate::unlock_exact).
+///
+/// Records written before flavours existed read as `Posix`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[repr(u8)]
+pub enum LockFlavor {
+    /// POSIX `fcntl` semantics (the default).
+    #[default]
+    Posix = 0,
+    /// Windows (SMB / MS-FSA) semantics.
+    Windows = 1,
+}
+
+impl TryFrom<u8> for LockFlavor {
+    type Error = Error;
+    fn try_from(value: u8) -> Result<Self> {
+        match value {
+            0 => Ok(LockFlavor::Posix),
+            1 => Ok(LockFlavor::Windows),
+            other => Err(Error::Corrupt(format!(
+                "lock flavor {other} is not in 0..=1"
+            ))),
+        }
+    }
+}
+
+/// The bytes a lock covers, by its flavour's meaning: an inclusive span of
+/// bytes, or a zero-byte lock at one offset (Windows length 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockExtent {
+    /// Bytes `first..=last`.
+    Bytes {
+        /// First byte covered.
+        first: u64,
+        /// Last byte covered (inclusive; `u64::MAX` for to end of file).
+        last: u64,
+    },
+    /// A Windows zero-byte lock at `offset`: covers no byte.
+    ZeroByte {
+        /// Where the lock sits.
+        offset: u64,
+    },
+}
+
+impl LockExtent {
+    /// The extent of a lock of `flavor` at `offset` of `length` bytes.
+    /// A Windows range whose end passes 2^64 is clamped to `u64::MAX`
+    /// (validation rejects it before anything is stored).
+    pub const fn of(flavor: LockFlavor, offset: u64, length: u64) -> Self {
+        match flavor {
+            LockFlavor::Posix => LockExtent::Bytes {
+                first: offset,
+                last: ByteRange::new(offset, length).last(),
+            },
+            LockFlavor::Windows => {
+                if length == 0 {
+                    LockExtent::ZeroByte { offset }
+                } else {
+                    LockExtent::Bytes {
+                        first: offset,
+                        last: offset.saturating_add(length - 1),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The extent of an I/O of `range.length` bytes at `range.offset`:
+    /// `None` for a zero-length I/O (it touches nothing).
+    pub const fn io(range: ByteRange) -> Option<Self> {
+        if range.length == 0 {
+            None
+        } else {
+            Some(LockExtent::Bytes {
+                first: range.offset,
+                last: range.offset.saturating_add(range.length - 1),
+            })
+        }
+    }
+
+    /// True when the two share at least one byte (a zero-byte extent shares none).
+    pub const fn shares_bytes(&self, other: &LockExtent) -> bool {
+        match (*self, *other) {
+            (LockExtent::Bytes { first: a, last: b }, LockExtent::Bytes { first: c, last: d }) => {
+                a <= d && c <= b
+            }
+            _ => false,
+        }
+    }
+
+    /// True when a zero-byte lock at `offset` lies strictly inside this
+    /// extent (MS-FSA / Samba `brl_overlap`: `first < offset <= last`; a
+    /// zero-byte lock at a lock's first byte does not overlap it).
+    pub const fn strictly_holds(&self, offset: u64) -> bool {
+        match *self {
+            LockExtent::Bytes { first, last } => first < offset && offset <= last,
+            LockExtent::ZeroByte { .. } => false,
+        }
+    }
+
+    /// The overlap used for lock conflicts: shared bytes, or a zero-byte
+    /// lock strictly inside the other extent. Two zero-byte locks never overlap.
+    pub const fn overlaps(&self, other: &LockExtent) -> bool {
+        match (*self, *other) {
+            (LockExtent::ZeroByte { offset }, b) | (b, LockExtent::ZeroByte { offset }) => {
+                b.strictly_holds(offset)
+            }
+            _ => self.shares_bytes(other),
+        }
+    }
+}
+
 /// An SMB/NFSv4 share reservation (deny mode). Applies to the whole file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[repr(u8)]
@@ -109,9 +234,16 @@ pub struct EnhancedLock {
     pub share_reservation: ShareReservation,
     /// When it was granted.
     pub acquired_at: Timestamp,
+    /// POSIX or Windows rules (what `range` means).
+    pub flavor: LockFlavor,
 }
 
 impl EnhancedLock {
+    /// The bytes the lock covers, by its flavour.
+    pub const fn extent(&self) -> LockExtent {
+        LockExtent::of(self.flavor, self.range.offset, self.range.length)
+    }
+
     /// True when `self` and `other` cannot both be held.
     ///
     /// Only locks on the same file conflict, and an owner (same `owner_id` and
@@ -119,11 +251,15 @@ impl EnhancedLock {
     /// overlap and at least one is exclusive. Share reservations apply to the
     /// whole file, in both directions: `DenyRead` conflicts with the other's
     /// shared lock, `DenyWrite` with the other's exclusive lock, `DenyAll` with both.
+    ///
+    /// Each range is read by its own lock's [`flavor`](LockFlavor) (see
+    /// [`LockExtent::overlaps`]), so a Windows and a POSIX lock conflict by
+    /// the same rule.
     pub fn conflicts_with(&self, other: &EnhancedLock) -> bool {
         if self.file != other.file || self.owner.same_owner(&other.owner) {
             return false;
         }
-        let ranges = self.range.overlaps(&other.range)
+        let ranges = self.extent().overlaps(&other.extent())
             && (self.lock_type == LockType::Exclusive || other.lock_type == LockType::Exclusive);
         ranges
             || self.share_reservation.denies(other.lock_type)
@@ -148,7 +284,8 @@ pub struct PersistedLock {
     pub lock_type: LockType,
     /// First locked byte.
     pub offset: u64,
-    /// Locked bytes; 0 = to end of file.
+    /// Locked bytes; 0 = to end of file ([`LockFlavor::Posix`]) or a
+    /// zero-byte lock ([`LockFlavor::Windows`]).
     pub length: u64,
     /// Whole-file deny mode.
     pub share_reservation: ShareReservation,
@@ -156,6 +293,9 @@ pub struct PersistedLock {
     pub acquired_at: Timestamp,
     /// The server epoch (incarnation) that granted it.
     pub server_epoch: u64,
+    /// POSIX or Windows rules. For a Windows lock, `owner_id` is the SMB
+    /// open (its FileId) and `client_id` the client (session / client GUID).
+    pub flavor: LockFlavor,
 }
 
 impl PersistedLock {
@@ -173,6 +313,7 @@ impl PersistedLock {
             share_reservation: lock.share_reservation,
             acquired_at: lock.acquired_at,
             server_epoch: epoch,
+            flavor: lock.flavor,
         }
     }
 
@@ -186,7 +327,13 @@ impl PersistedLock {
             lock_type: self.lock_type,
             share_reservation: self.share_reservation,
             acquired_at: self.acquired_at,
+            flavor: self.flavor,
         }
+    }
+
+    /// The bytes the lock covers, by its [`flavor`](PersistedLock::flavor).
+    pub const fn extent(&self) -> LockExtent {
+        LockExtent::of(self.flavor, self.offset, self.length)
     }
 
     /// The locked bytes.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::keys::{self, names};
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileKind, FileMeta};
-use crate::lock::{LockType, PersistedLock, ShareReservation};
+use crate::lock::{LockFlavor, LockType, PersistedLock, ShareReservation};
 use crate::node::{EpochRecord, NodeState};
 use crate::time::Timestamp;
 use crate::validate;
@@ -39,6 +39,18 @@ struct LockV1 {
     share_reservation: u8,
     acquired_at: i64,
     server_epoch: u64,
+}
+
+/// The version byte of a lock record with a flavour ([`LockV2`]). Only
+/// Windows locks are written in it: a POSIX lock keeps format 1 (its
+/// encoding is unchanged, and an older build still reads it).
+const LOCK_FORMAT_FLAVOR: u8 = 2;
+
+/// A lock record, format 2: format 1 and the flavour.
+#[derive(Serialize, Deserialize)]
+struct LockV2 {
+    v1: LockV1,
+    flavor: u8,
 }
 
 /// A file record, format 1 (the handle is the key).
@@ -110,6 +122,13 @@ fn decode<T: DeserializeOwned>(keyspace: &str, key: &[u8], bytes: &[u8]) -> Resu
             "unknown value format {version} (this build reads {VALUE_FORMAT})"
         )));
     }
+    decode_body(keyspace, key, body)
+}
+
+/// Postcard `body` (after the version byte) as a whole `T`, nothing left over.
+fn decode_body<T: DeserializeOwned>(keyspace: &str, key: &[u8], body: &[u8]) -> Result<T, Fault> {
+    let undecodable =
+        |detail: std::fmt::Arguments<'_>| Fault::new(FaultKind::Undecodable, keyspace, key, detail);
     match postcard::take_from_bytes::<T>(body) {
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(undecodable(format_args!(
@@ -132,8 +151,11 @@ fn stored<'a>(keyspace: &'a str, key: &'a [u8]) -> impl Fn(Error) -> Fault + 'a 
 }
 
 /// Encodes a lock record.
+///
+/// A POSIX lock is written in format 1 (as before flavours existed), a
+/// Windows lock in format [`LOCK_FORMAT_FLAVOR`].
 pub(super) fn encode_lock(lock: &PersistedLock) -> Result<Vec<u8>> {
-    encode(&LockV1 {
+    let v1 = LockV1 {
         share_name: lock.share_name.clone(),
         file_id: lock.file_id.as_bytes().to_vec(),
         owner_id: lock.owner_id.clone(),
@@ -144,14 +166,34 @@ pub(super) fn encode_lock(lock: &PersistedLock) -> Result<Vec<u8>> {
         share_reservation: lock.share_reservation as u8,
         acquired_at: lock.acquired_at.as_micros(),
         server_epoch: lock.server_epoch,
-    })
+    };
+    match lock.flavor {
+        LockFlavor::Posix => encode(&v1),
+        LockFlavor::Windows => postcard::to_extend(
+            &LockV2 {
+                v1,
+                flavor: lock.flavor as u8,
+            },
+            vec![LOCK_FORMAT_FLAVOR],
+        )
+        .map_err(|e| Error::backend("fjall: encoding a value with postcard", e)),
+    }
 }
 
 /// Decodes the lock stored under `id`.
 pub(super) fn decode_lock(id: Uuid, bytes: &[u8]) -> Result<PersistedLock, Fault> {
     let key = keys::lock(id);
     let ctx = stored(names::LOCKS, &key);
-    let v: LockV1 = decode(names::LOCKS, &key, bytes)?;
+    let (v, flavor) = match bytes.split_first() {
+        Some((&LOCK_FORMAT_FLAVOR, body)) => {
+            let v2: LockV2 = decode_body(names::LOCKS, &key, body)?;
+            (v2.v1, LockFlavor::try_from(v2.flavor).map_err(&ctx)?)
+        }
+        _ => (
+            decode::<LockV1>(names::LOCKS, &key, bytes)?,
+            LockFlavor::Posix,
+        ),
+    };
     let lock = PersistedLock {
         id,
         share_name: v.share_name,
@@ -164,6 +206,7 @@ pub(super) fn decode_lock(id: Uuid, bytes: &[u8]) -> Result<PersistedLock, Fault
         share_reservation: ShareReservation::try_from(v.share_reservation).map_err(&ctx)?,
         acquired_at: Timestamp::from_micros(v.acquired_at),
         server_epoch: v.server_epoch,
+        flavor,
     };
     validate::lock(&lock).map_err(&ctx)?;
     Ok(lock)
@@ -356,6 +399,7 @@ mod tests {
             share_reservation: ShareReservation::DenyAll,
             acquired_at: Timestamp::MIN_VALID,
             server_epoch: u64::MAX,
+            flavor: LockFlavor::Posix,
         }
     }
 
@@ -365,6 +409,40 @@ mod tests {
         let bytes = encode_lock(&l).expect("encode");
         assert_eq!(bytes[0], VALUE_FORMAT);
         assert_eq!(decode_lock(l.id, &bytes).expect("decode"), l);
+    }
+
+    #[test]
+    fn windows_lock_round_trips_in_format_2_and_posix_stays_format_1() {
+        let w = PersistedLock {
+            flavor: LockFlavor::Windows,
+            offset: u64::MAX,
+            length: 1,
+            ..lock()
+        };
+        let bytes = encode_lock(&w).expect("encode");
+        assert_eq!(bytes[0], LOCK_FORMAT_FLAVOR);
+        assert_eq!(decode_lock(w.id, &bytes).expect("decode"), w);
+        // Format 2 is format 1's body and the flavour byte.
+        let v1 = encode_lock(&PersistedLock {
+            flavor: LockFlavor::Posix,
+            ..w.clone()
+        })
+        .expect("encode");
+        assert_eq!(&bytes[1..bytes.len() - 1], &v1[1..]);
+        assert_eq!(bytes.last(), Some(&1));
+        // A bad flavour is an invalid record; a truncated one undecodable.
+        let mut bad = bytes.clone();
+        *bad.last_mut().expect("byte") = 7;
+        assert_eq!(
+            decode_lock(w.id, &bad).expect_err("flavor 7").kind,
+            FaultKind::Invalid
+        );
+        assert_eq!(
+            decode_lock(w.id, &bytes[..bytes.len() - 1])
+                .expect_err("truncated")
+                .kind,
+            FaultKind::Undecodable
+        );
     }
 
     #[test]

@@ -221,6 +221,7 @@ pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         share_reservation: ShareReservation::DenyWrite,
         acquired_at: Timestamp::MAX_VALID,
         server_epoch: 1 << 63,
+        flavor: crate::LockFlavor::Posix,
     };
     let file = crate::file::FileMeta {
         handle: handle(),
@@ -255,6 +256,17 @@ pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         tagged(5, codec::encode_epoch_record(&record).expect("encode")),
         tagged(6, codec::encode_format_version(1).to_vec()),
         tagged(7, codec::encode_ext_value(b"inode 7")),
+        // A Windows lock: value format 2 (format 1 and the flavour byte).
+        tagged(
+            0,
+            codec::encode_lock(&PersistedLock {
+                flavor: crate::LockFlavor::Windows,
+                offset: u64::MAX,
+                length: 1,
+                ..lock.clone()
+            })
+            .expect("encode"),
+        ),
     ];
     let keys = vec![
         tagged(0, keys::lock(lock_id()).to_vec()),

@@ -57,6 +57,7 @@ fn lock(n: u8) -> PersistedLock {
         share_reservation: ShareReservation::None,
         acquired_at: Timestamp::from_micros(0),
         server_epoch: 1,
+        flavor: crate::LockFlavor::Posix,
     }
 }
 

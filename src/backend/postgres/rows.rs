@@ -10,7 +10,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QuerySelect
 use super::entity::{epoch_records, files, locks, nodes};
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileKind, FileMeta};
-use crate::lock::{LockQuery, LockType, PersistedLock, ShareReservation};
+use crate::lock::{LockFlavor, LockQuery, LockType, PersistedLock, ShareReservation};
 use crate::node::{EpochRecord, NodeState};
 use crate::time::Timestamp;
 use crate::validate;
@@ -87,6 +87,7 @@ pub(super) fn lock_row(lock: &PersistedLock) -> Result<locks::ActiveModel> {
         share_reservation: Set(i16::from(lock.share_reservation as u8)),
         acquired_at: Set(to_db_time("acquired_at", lock.acquired_at)?),
         server_epoch: Set(Decimal::from(lock.server_epoch)),
+        flavor: Set(i16::from(lock.flavor as u8)),
     })
 }
 
@@ -105,6 +106,7 @@ pub(super) fn lock_upsert() -> OnConflict {
             C::ShareReservation,
             C::AcquiredAt,
             C::ServerEpoch,
+            C::Flavor,
         ])
         .to_owned()
 }
@@ -170,6 +172,7 @@ pub(super) fn select_locks() -> Select<locks::Entity> {
             C::Length,
             C::ShareReservation,
             C::ServerEpoch,
+            C::Flavor,
         ])
         .expr_as(checked_time(C::AcquiredAt), "acquired_at")
 }
@@ -225,6 +228,7 @@ pub(super) fn lock_from_row(row: locks::Model) -> Result<PersistedLock> {
         )?,
         acquired_at: time_from_db(row.acquired_at),
         server_epoch: u64_from_db("locks.server_epoch", row.server_epoch)?,
+        flavor: small_enum::<LockFlavor>("locks.flavor", row.flavor)?,
     };
     validate::lock(&lock).map_err(stored("locks"))?;
     Ok(lock)

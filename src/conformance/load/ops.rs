@@ -53,6 +53,7 @@ pub(super) fn plan(rng: &mut fastrand::Rng, task: usize, i: usize) -> Vec<Op> {
                     },
                     acquired_at: Timestamp::from_micros(T0 + i as i64),
                     server_epoch: 1,
+                    flavor: crate::LockFlavor::Posix,
                 };
                 Op::Acquire(lock, file)
             }

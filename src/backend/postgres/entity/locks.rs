@@ -32,6 +32,8 @@ pub struct Model {
     /// u64 as `NUMERIC(20,0)`.
     #[sea_orm(column_type = "Decimal(Some((20, 0)))")]
     pub server_epoch: Decimal,
+    /// `LockFlavor` as `SMALLINT` 0..=1 (migration 5; 0 = POSIX for older rows).
+    pub flavor: i16,
 }
 
 /// No foreign key to `files`: locks on handles without metadata are allowed.
