@@ -187,10 +187,9 @@ pub use ext::{
     prefix_successor,
 };
 pub use file::{FileHandle, FileKind, FileMeta, FileStore};
-pub use lock::arbiter::{
-    Acquire, Io, Reclaim, Unlock, acquire_lock, check_io, reclaim_lock, reclaim_lock_as,
-    release_range, test_lock, unlock_exact,
-};
+pub use lock::arbiter::{Acquire, acquire_lock, release_range, test_lock};
+pub use lock::reclaim::{Reclaim, reclaim_lock, reclaim_lock_as};
+pub use lock::windows::{Io, Unlock, check_io, unlock_exact};
 pub use lock::{
     ByteRange, EnhancedLock, LockExtent, LockFlavor, LockOwner, LockQuery, LockStore, LockType,
     PersistedLock, ShareReservation,

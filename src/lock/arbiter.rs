@@ -17,11 +17,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::file::FileHandle;
 use crate::lock::{
-    ByteRange, LockExtent, LockFlavor, LockOwner, LockQuery, LockType, PersistedLock,
-    ShareReservation,
+    ByteRange, LockFlavor, LockOwner, LockQuery, LockType, PersistedLock, ShareReservation,
 };
-use crate::node::DEFAULT_NODE;
-use crate::recovery::Epochs;
 use crate::tx::MetadataTransaction;
 use crate::validate;
 
@@ -36,54 +33,6 @@ pub enum Acquire {
     Denied {
         /// The stored locks that conflict with the request.
         conflicts: Vec<PersistedLock>,
-    },
-}
-
-/// The answer to a reclaim ([`reclaim_lock`], [`reclaim_lock_as`]) during the grace period.
-#[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reclaim {
-    /// The client holds the lock again, stamped with the reclaiming node's
-    /// current epoch. Also the answer to a retransmitted reclaim of a lock
-    /// already reclaimed (nothing is written the second time).
-    Granted,
-    /// No stored lock matches the request: the client did not hold it, or
-    /// not in a dead epoch (NFSv4 `NFS4ERR_RECLAIM_BAD`). Nothing was written.
-    NoSuchLock,
-    /// A matching lock exists, but stored locks of other owners conflict with
-    /// it (NFSv4 `NFS4ERR_DENIED`); they are listed as stored, in id order.
-    /// Nothing was written.
-    Denied {
-        /// The stored locks that conflict with the reclaimed one.
-        conflicts: Vec<PersistedLock>,
-    },
-}
-
-/// The answer to [`unlock_exact`].
-#[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Unlock {
-    /// This lock record was deleted.
-    Unlocked {
-        /// The id of the deleted record.
-        id: Uuid,
-    },
-    /// No Windows lock of the owner has exactly that offset and length
-    /// (SMB `STATUS_RANGE_NOT_LOCKED`). Nothing was written.
-    NotLocked,
-}
-
-/// The answer to [`check_io`].
-#[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Io {
-    /// No stored lock of another owner forbids the I/O.
-    Allowed,
-    /// This stored lock forbids it (SMB `STATUS_FILE_LOCK_CONFLICT`); the
-    /// first such lock in id order, as stored.
-    Conflict {
-        /// The lock that blocks the I/O.
-        lock: PersistedLock,
     },
 }
 
@@ -105,9 +54,10 @@ macro_rules! lock_span {
         )
     };
 }
+pub(super) use lock_span;
 
 /// Records an arbiter call's outcome on its span.
-fn record(span: &Span, decision: &Result<impl Decided>) {
+pub(super) fn record(span: &Span, decision: &Result<impl Decided>) {
     match decision {
         Ok(d) => {
             let (name, conflicts) = d.decided();
@@ -121,7 +71,7 @@ fn record(span: &Span, decision: &Result<impl Decided>) {
 }
 
 /// An answer, as a span field: its name and how many conflicts it lists.
-trait Decided {
+pub(super) trait Decided {
     fn decided(&self) -> (&'static str, usize);
 }
 
@@ -134,18 +84,8 @@ impl Decided for Acquire {
     }
 }
 
-impl Decided for Reclaim {
-    fn decided(&self) -> (&'static str, usize) {
-        match self {
-            Reclaim::Granted => ("granted", 0),
-            Reclaim::NoSuchLock => ("no_such_lock", 0),
-            Reclaim::Denied { conflicts } => ("denied", conflicts.len()),
-        }
-    }
-}
-
 /// The arbiter's decision on a request, before anything is written.
-enum Decision {
+pub(super) enum Decision {
     /// No conflict: granting the request reshapes the stored locks this way.
     Grant(Plan),
     /// These stored locks conflict with the request (as stored, id order).
@@ -153,7 +93,7 @@ enum Decision {
 }
 
 /// What granting `request` does to the stored locks.
-struct Plan {
+pub(super) struct Plan {
     /// Records to delete (the owner's locks the request replaces or absorbs).
     delete: Vec<Uuid>,
     /// Records to write: the request (possibly widened by merging) and the
@@ -161,19 +101,19 @@ struct Plan {
     put: Vec<PersistedLock>,
 }
 
-fn same_owner(a: &PersistedLock, b: &PersistedLock) -> bool {
+pub(super) fn same_owner(a: &PersistedLock, b: &PersistedLock) -> bool {
     a.owner_id == b.owner_id && a.client_id == b.client_id
 }
 
 /// Same owner and the same attributes: pieces that may merge into one record.
-fn mergeable(a: &PersistedLock, b: &PersistedLock) -> bool {
+pub(super) fn mergeable(a: &PersistedLock, b: &PersistedLock) -> bool {
     same_owner(a, b)
         && a.lock_type == b.lock_type
         && a.share_reservation == b.share_reservation
         && a.share_name == b.share_name
 }
 
-fn with_range(lock: &PersistedLock, range: ByteRange, id: Uuid) -> PersistedLock {
+pub(super) fn with_range(lock: &PersistedLock, range: ByteRange, id: Uuid) -> PersistedLock {
     PersistedLock {
         id,
         offset: range.offset,
@@ -185,14 +125,14 @@ fn with_range(lock: &PersistedLock, range: ByteRange, id: Uuid) -> PersistedLock
 /// True when `stored` keeps `request` from being granted.
 ///
 /// Between different owners (of any flavours): the ranges overlap, each read
-/// by its own flavour ([`LockExtent::overlaps`]), and one is exclusive; or a
+/// by its own flavour ([`LockExtent::overlaps`](crate::LockExtent::overlaps)), and one is exclusive; or a
 /// deny mode forbids the other's type ([`EnhancedLock::conflicts_with`](crate::EnhancedLock::conflicts_with)).
 /// Between two Windows locks of the same open (MS-FSA 2.1.5.8, Samba
 /// `brl_conflict`): two shared locks never conflict, a shared request may
 /// stack on the open's own exclusive lock, and an exclusive request conflicts
 /// with the open's own overlapping lock of either type. POSIX locks of one
 /// owner, and a POSIX and a Windows lock of one owner, never conflict.
-fn conflicts(request: &PersistedLock, stored: &PersistedLock) -> bool {
+pub(super) fn conflicts(request: &PersistedLock, stored: &PersistedLock) -> bool {
     if request.file_id != stored.file_id {
         return false;
     }
@@ -206,7 +146,7 @@ fn conflicts(request: &PersistedLock, stored: &PersistedLock) -> bool {
 }
 
 /// Reads the file's locks and decides.
-async fn decide(
+pub(super) async fn decide(
     tx: &mut (dyn MetadataTransaction + '_),
     request: &PersistedLock,
 ) -> Result<Decision> {
@@ -359,7 +299,7 @@ async fn decide(
 /// (see `conflicts` in the source; the same rules for every flavour pair):
 ///
 /// - different owners: the ranges overlap, each by its own flavour's
-///   meaning ([`LockExtent::overlaps`]: shared bytes, or a Windows zero-byte
+///   meaning ([`LockExtent::overlaps`](crate::LockExtent::overlaps): shared bytes, or a Windows zero-byte
 ///   lock strictly inside the other's range, never at its first byte), and
 ///   one of the two is exclusive; this is also the cross-protocol rule
 ///   between a Windows and a POSIX lock;
@@ -422,7 +362,7 @@ pub async fn test_lock(
 /// Records with a deny mode are share reservations and are left whole (see
 /// [share reservations](acquire_lock#share-reservations)). Only
 /// [`LockFlavor::Posix`] records are trimmed: the owner's Windows locks stay
-/// (they go one at a time, through [`unlock_exact`]).
+/// (they go one at a time, through [`unlock_exact`](crate::unlock_exact)).
 pub async fn release_range(
     tx: &mut (dyn MetadataTransaction + '_),
     file: &FileHandle,
@@ -455,7 +395,7 @@ pub async fn release_range(
 }
 
 /// [`release_range`] without its span.
-async fn release_range_untraced(
+pub(super) async fn release_range_untraced(
     tx: &mut (dyn MetadataTransaction + '_),
     file: &FileHandle,
     owner: &LockOwner,
@@ -480,231 +420,4 @@ async fn release_range_untraced(
         touched += 1;
     }
     Ok(touched)
-}
-
-/// Re-grants a lock held before a restart, on node [`DEFAULT_NODE`]; see [`reclaim_lock_as`].
-pub async fn reclaim_lock(
-    tx: &mut (dyn MetadataTransaction + '_),
-    lock: &PersistedLock,
-) -> Result<Reclaim> {
-    reclaim_lock_as(tx, DEFAULT_NODE, lock).await
-}
-
-/// True when `stored` is the lock `request` describes: same file, owner,
-/// client, type and deny mode, and the same bytes (`offset` and
-/// [`ByteRange::last`]: length 0 and NFSv4's all-ones length both mean "to EOF").
-/// Windows locks match by flavour and the exact offset and length.
-fn describes(request: &PersistedLock, stored: &PersistedLock) -> bool {
-    stored.file_id == request.file_id
-        && same_owner(stored, request)
-        && stored.lock_type == request.lock_type
-        && stored.share_reservation == request.share_reservation
-        && stored.flavor == request.flavor
-        && match request.flavor {
-            LockFlavor::Posix => stored.range().same_bytes(&request.range()),
-            LockFlavor::Windows => {
-                stored.offset == request.offset && stored.length == request.length
-            }
-        }
-}
-
-/// Re-grants a lock held before a restart, during the grace period, through `node`.
-///
-/// The request matches a stored lock with the same file, owner, client, type,
-/// deny mode and bytes: ranges are compared by meaning (`offset` and
-/// [`ByteRange::last`]), so a lock the arbiter stores with length 0 after a
-/// split or merge matches a reclaim spelled with NFSv4's all-ones length, and
-/// the reverse. Ids, timestamps and epochs of the request are ignored.
-///
-/// - [`Reclaim::Granted`]: a matching lock from a dead epoch (of any node: a
-///   client may fail over to another server) is restamped with `node`'s
-///   current epoch, in place (it keeps its id and range as stored: no second
-///   record). A retransmitted reclaim, whose lock the same client already
-///   holds in `node`'s current epoch, is granted again and writes nothing.
-/// - [`Reclaim::NoSuchLock`]: no stored lock matches (the client did not
-///   hold it, or holds it in another node's live epoch). Nothing is written.
-/// - [`Reclaim::Denied`]: a matching lock from a dead epoch exists, but stored
-///   locks of other owners conflict with it (locks written around the
-///   arbiter; [`acquire_lock`] never grants one). Nothing is written.
-///
-/// The stamped epoch is always one `node` owns: its current epoch, handed to
-/// it by [`begin_recovery_as`](crate::begin_recovery_as). A node that has not
-/// started an incarnation (including [`DEFAULT_NODE`] before its first
-/// [`begin_recovery`](crate::begin_recovery)) gets
-/// [`Error::NodeNotStarted`], and nothing is written.
-pub async fn reclaim_lock_as(
-    tx: &mut (dyn MetadataTransaction + '_),
-    node: &str,
-    lock: &PersistedLock,
-) -> Result<Reclaim> {
-    let span = lock_span!("reclaim", lock, node = node);
-    let result = reclaim_untraced(tx, node, lock)
-        .instrument(span.clone())
-        .await;
-    record(&span, &result);
-    result
-}
-
-/// [`reclaim_lock_as`] without its span.
-async fn reclaim_untraced(
-    tx: &mut (dyn MetadataTransaction + '_),
-    node: &str,
-    lock: &PersistedLock,
-) -> Result<Reclaim> {
-    validate::id("node_id", node)?;
-    validate::lock(lock)?;
-    let epochs = Epochs::load(tx).await?;
-    let epoch = match tx.get_node(node).await? {
-        Some(state) if state.epoch > 0 && epochs.node_of(state.epoch) == node => state.epoch,
-        _ => {
-            return Err(Error::NodeNotStarted {
-                node: node.to_owned(),
-            });
-        }
-    };
-    let stored = tx.list_locks(&LockQuery::by_file(&lock.file_id)).await?;
-    let matching = |live: bool| {
-        stored.iter().find(|s| {
-            describes(lock, s)
-                && if live {
-                    s.server_epoch == epoch
-                } else {
-                    epochs.is_dead(s.server_epoch)
-                }
-        })
-    };
-    let Some(found) = matching(false) else {
-        return Ok(if matching(true).is_some() {
-            Reclaim::Granted
-        } else {
-            Reclaim::NoSuchLock
-        });
-    };
-    let held = found.to_enhanced();
-    let conflicting: Vec<PersistedLock> = stored
-        .iter()
-        .filter(|s| held.conflicts_with(&s.to_enhanced()))
-        .cloned()
-        .collect();
-    if !conflicting.is_empty() {
-        return Ok(Reclaim::Denied {
-            conflicts: conflicting,
-        });
-    }
-    tx.put_lock(&PersistedLock {
-        server_epoch: epoch,
-        ..found.clone()
-    })
-    .await?;
-    Ok(Reclaim::Granted)
-}
-
-/// Removes one Windows lock of `owner` on `file` with exactly this `offset`
-/// and `length` (SMB2 LOCK with `SMB2_LOCKFLAG_UNLOCK`, MS-FSA 2.1.5.9).
-///
-/// Only [`LockFlavor::Windows`] records without a deny mode match, by owner
-/// (`owner_id` = the open, `client_id`), offset and length (raw values: a
-/// zero-byte lock is unlocked with length 0); the lock type does not matter.
-/// When several are stacked, an exclusive one goes before any shared one
-/// (smbtorture `smb2.lock.unlock`: "exclusive locks should be unlocked
-/// before shared"), and among those of one type the most recent: the
-/// greatest `acquired_at`, then the greatest id. None matching is
-/// [`Unlock::NotLocked`] (`STATUS_RANGE_NOT_LOCKED`) and nothing is written.
-/// A range past 2^64 is [`Error::Invalid`]. POSIX records are never touched
-/// (see [`release_range`]).
-pub async fn unlock_exact(
-    tx: &mut (dyn MetadataTransaction + '_),
-    file: &FileHandle,
-    owner: &LockOwner,
-    offset: u64,
-    length: u64,
-) -> Result<Unlock> {
-    let span = tracing::debug_span!(
-        "unlock_exact",
-        file = %crate::obs::hex(file.as_bytes()),
-        owner = %owner.owner_id,
-        client = %owner.client_id,
-        offset = offset,
-        length = length,
-        decision = field::Empty,
-    );
-    let result = async {
-        validate::file_handle(file)?;
-        validate::id("owner_id", &owner.owner_id)?;
-        validate::id("client_id", &owner.client_id)?;
-        validate::windows_range(LockFlavor::Windows, offset, length)?;
-        let stored = tx.list_locks(&LockQuery::by_file(file)).await?;
-        let Some(latest) = stored
-            .iter()
-            .filter(|l| {
-                l.flavor == LockFlavor::Windows
-                    && l.share_reservation == ShareReservation::None
-                    && l.owner_id == owner.owner_id
-                    && l.client_id == owner.client_id
-                    && l.offset == offset
-                    && l.length == length
-            })
-            .max_by_key(|l| (l.lock_type == LockType::Exclusive, l.acquired_at, l.id))
-        else {
-            return Ok(Unlock::NotLocked);
-        };
-        tx.delete_lock(latest.id).await?;
-        Ok(Unlock::Unlocked { id: latest.id })
-    }
-    .instrument(span.clone())
-    .await;
-    match &result {
-        Ok(Unlock::Unlocked { .. }) => span.record("decision", "unlocked"),
-        Ok(Unlock::NotLocked) => span.record("decision", "not_locked"),
-        Err(e) => span.record("decision", crate::obs::kind(e)),
-    };
-    result
-}
-
-/// Whether `owner` may read (`write == false`) or write `range` of `file`,
-/// against the stored locks (SMB's mandatory byte-range locks). Writes nothing.
-///
-/// `range` is an I/O: `range.length` bytes from `range.offset` (a length
-/// that runs past 2^64 stops at the last byte), and a zero-length I/O
-/// touches nothing and is always allowed. A stored lock blocks the I/O
-/// when its bytes (by its flavour: a POSIX length 0 reaches EOF, a Windows
-/// zero-byte lock covers nothing and so blocks nothing) share a byte with it
-/// and either
-///
-/// - it is another owner's exclusive lock (reads and writes are blocked), or
-/// - it is a shared lock and the I/O writes: any owner's, the caller's own
-///   included (MS-FSA 2.1.4.10; smbtorture `smb2.lock.rw-shared` expects
-///   the holder's own write to fail with `STATUS_FILE_LOCK_CONFLICT`).
-///
-/// The owner's own exclusive locks never block it. POSIX locks count too: they are
-/// advisory between POSIX owners, who never call this, but an SMB server
-/// checking an I/O honours them (so an NFS client's write lock keeps SMB
-/// clients out). The answer names the first blocking lock in id order.
-///
-/// One index read: [`list_locks`](crate::LockStore::list_locks) by file.
-pub async fn check_io(
-    tx: &mut (dyn MetadataTransaction + '_),
-    file: &FileHandle,
-    owner: &LockOwner,
-    range: ByteRange,
-    write: bool,
-) -> Result<Io> {
-    validate::file_handle(file)?;
-    validate::id("owner_id", &owner.owner_id)?;
-    validate::id("client_id", &owner.client_id)?;
-    let Some(io) = LockExtent::io(range) else {
-        return Ok(Io::Allowed);
-    };
-    let stored = tx.list_locks(&LockQuery::by_file(file)).await?;
-    Ok(stored
-        .into_iter()
-        .find(|l| {
-            let own = l.owner_id == owner.owner_id && l.client_id == owner.client_id;
-            let blocks = match l.lock_type {
-                LockType::Exclusive => !own,
-                LockType::Shared => write,
-            };
-            blocks && l.extent().shares_bytes(&io)
-        })
-        .map_or(Io::Allowed, |lock| Io::Conflict { lock }))
 }

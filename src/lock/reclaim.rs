@@ -1,0 +1,162 @@
+//! Reclaim during the grace period: a client re-grants a lock it held
+//! before a restart or failover, matched by meaning and stamped with the
+//! reclaiming node's own epoch.
+
+use tracing::{Instrument, field};
+
+use crate::error::{Error, Result};
+use crate::lock::{LockFlavor, LockQuery, PersistedLock};
+use crate::node::DEFAULT_NODE;
+use crate::recovery::Epochs;
+use crate::tx::MetadataTransaction;
+use crate::validate;
+
+use super::arbiter::lock_span;
+use super::arbiter::*;
+
+/// The answer to a reclaim ([`reclaim_lock`], [`reclaim_lock_as`]) during the grace period.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reclaim {
+    /// The client holds the lock again, stamped with the reclaiming node's
+    /// current epoch. Also the answer to a retransmitted reclaim of a lock
+    /// already reclaimed (nothing is written the second time).
+    Granted,
+    /// No stored lock matches the request: the client did not hold it, or
+    /// not in a dead epoch (NFSv4 `NFS4ERR_RECLAIM_BAD`). Nothing was written.
+    NoSuchLock,
+    /// A matching lock exists, but stored locks of other owners conflict with
+    /// it (NFSv4 `NFS4ERR_DENIED`); they are listed as stored, in id order.
+    /// Nothing was written.
+    Denied {
+        /// The stored locks that conflict with the reclaimed one.
+        conflicts: Vec<PersistedLock>,
+    },
+}
+
+/// Re-grants a lock held before a restart, on node [`DEFAULT_NODE`]; see [`reclaim_lock_as`].
+pub async fn reclaim_lock(
+    tx: &mut (dyn MetadataTransaction + '_),
+    lock: &PersistedLock,
+) -> Result<Reclaim> {
+    reclaim_lock_as(tx, DEFAULT_NODE, lock).await
+}
+
+/// True when `stored` is the lock `request` describes: same file, owner,
+/// client, type and deny mode, and the same bytes (`offset` and
+/// [`ByteRange::last`]: length 0 and NFSv4's all-ones length both mean "to EOF").
+/// Windows locks match by flavour and the exact offset and length.
+fn describes(request: &PersistedLock, stored: &PersistedLock) -> bool {
+    stored.file_id == request.file_id
+        && same_owner(stored, request)
+        && stored.lock_type == request.lock_type
+        && stored.share_reservation == request.share_reservation
+        && stored.flavor == request.flavor
+        && match request.flavor {
+            LockFlavor::Posix => stored.range().same_bytes(&request.range()),
+            LockFlavor::Windows => {
+                stored.offset == request.offset && stored.length == request.length
+            }
+        }
+}
+
+/// Re-grants a lock held before a restart, during the grace period, through `node`.
+///
+/// The request matches a stored lock with the same file, owner, client, type,
+/// deny mode and bytes: ranges are compared by meaning (`offset` and
+/// [`ByteRange::last`](crate::ByteRange::last)), so a lock the arbiter stores with length 0 after a
+/// split or merge matches a reclaim spelled with NFSv4's all-ones length, and
+/// the reverse. Ids, timestamps and epochs of the request are ignored.
+///
+/// - [`Reclaim::Granted`]: a matching lock from a dead epoch (of any node: a
+///   client may fail over to another server) is restamped with `node`'s
+///   current epoch, in place (it keeps its id and range as stored: no second
+///   record). A retransmitted reclaim, whose lock the same client already
+///   holds in `node`'s current epoch, is granted again and writes nothing.
+/// - [`Reclaim::NoSuchLock`]: no stored lock matches (the client did not
+///   hold it, or holds it in another node's live epoch). Nothing is written.
+/// - [`Reclaim::Denied`]: a matching lock from a dead epoch exists, but stored
+///   locks of other owners conflict with it (locks written around the
+///   arbiter; [`acquire_lock`] never grants one). Nothing is written.
+///
+/// The stamped epoch is always one `node` owns: its current epoch, handed to
+/// it by [`begin_recovery_as`](crate::begin_recovery_as). A node that has not
+/// started an incarnation (including [`DEFAULT_NODE`] before its first
+/// [`begin_recovery`](crate::begin_recovery)) gets
+/// [`Error::NodeNotStarted`], and nothing is written.
+pub async fn reclaim_lock_as(
+    tx: &mut (dyn MetadataTransaction + '_),
+    node: &str,
+    lock: &PersistedLock,
+) -> Result<Reclaim> {
+    let span = lock_span!("reclaim", lock, node = node);
+    let result = reclaim_untraced(tx, node, lock)
+        .instrument(span.clone())
+        .await;
+    record(&span, &result);
+    result
+}
+
+/// [`reclaim_lock_as`] without its span.
+async fn reclaim_untraced(
+    tx: &mut (dyn MetadataTransaction + '_),
+    node: &str,
+    lock: &PersistedLock,
+) -> Result<Reclaim> {
+    validate::id("node_id", node)?;
+    validate::lock(lock)?;
+    let epochs = Epochs::load(tx).await?;
+    let epoch = match tx.get_node(node).await? {
+        Some(state) if state.epoch > 0 && epochs.node_of(state.epoch) == node => state.epoch,
+        _ => {
+            return Err(Error::NodeNotStarted {
+                node: node.to_owned(),
+            });
+        }
+    };
+    let stored = tx.list_locks(&LockQuery::by_file(&lock.file_id)).await?;
+    let matching = |live: bool| {
+        stored.iter().find(|s| {
+            describes(lock, s)
+                && if live {
+                    s.server_epoch == epoch
+                } else {
+                    epochs.is_dead(s.server_epoch)
+                }
+        })
+    };
+    let Some(found) = matching(false) else {
+        return Ok(if matching(true).is_some() {
+            Reclaim::Granted
+        } else {
+            Reclaim::NoSuchLock
+        });
+    };
+    let held = found.to_enhanced();
+    let conflicting: Vec<PersistedLock> = stored
+        .iter()
+        .filter(|s| held.conflicts_with(&s.to_enhanced()))
+        .cloned()
+        .collect();
+    if !conflicting.is_empty() {
+        return Ok(Reclaim::Denied {
+            conflicts: conflicting,
+        });
+    }
+    tx.put_lock(&PersistedLock {
+        server_epoch: epoch,
+        ..found.clone()
+    })
+    .await?;
+    Ok(Reclaim::Granted)
+}
+
+impl Decided for Reclaim {
+    fn decided(&self) -> (&'static str, usize) {
+        match self {
+            Reclaim::Granted => ("granted", 0),
+            Reclaim::NoSuchLock => ("no_such_lock", 0),
+            Reclaim::Denied { conflicts } => ("denied", conflicts.len()),
+        }
+    }
+}
