@@ -157,6 +157,18 @@ pub fn ext_value(value: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The address of an extension record: its table name and key.
+pub fn ext_address(table: &str, key: &[u8]) -> Result<()> {
+    ext_table(table)?;
+    ext_key("key", key)
+}
+
+/// Every field of an extension record: table name, key and value.
+pub fn ext_record(table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+    ext_address(table, key)?;
+    ext_value(value)
+}
+
 /// The bounds of an extension scan: each key in it at most 1024 bytes (a
 /// prefix or start may be empty), and a start not above its end.
 pub fn ext_range(range: &KeyRange) -> Result<()> {

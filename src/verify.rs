@@ -39,9 +39,7 @@ where
         Ok(tables) => {
             for table in &tables {
                 let records = walk(tx, pages::ext(table, PAGE), &mut report, |record| {
-                    validate::ext_table(table)
-                        .and_then(|()| validate::ext_key("key", &record.key))
-                        .and_then(|()| validate::ext_value(&record.value))
+                    validate::ext_record(table, &record.key, &record.value)
                         .map_err(|e| (format!("ext/{table}"), e))
                 })
                 .await?;

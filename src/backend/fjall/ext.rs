@@ -134,9 +134,7 @@ fn scan_bounds(table: &str, range: &KeyRange, after: Option<&[u8]>) -> Result<Op
 #[async_trait]
 impl ExtStore for FjallTx {
     async fn ext_put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        validate::ext_table(table)?;
-        validate::ext_key("key", key)?;
-        validate::ext_value(value)?;
+        validate::ext_record(table, key, value)?;
         let entry = ExtEntry {
             key: ExtKey::new(table, key)?,
             value: value.to_vec(),
@@ -145,8 +143,7 @@ impl ExtStore for FjallTx {
     }
 
     async fn ext_get(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        validate::ext_table(table)?;
-        validate::ext_key("key", key)?;
+        validate::ext_address(table, key)?;
         let key = ExtKey::new(table, key)?;
         Ok(Table::<Ext>::new(&self.store.ks)
             .get(&self.tx, &key)?
@@ -154,8 +151,7 @@ impl ExtStore for FjallTx {
     }
 
     async fn ext_delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
-        validate::ext_table(table)?;
-        validate::ext_key("key", key)?;
+        validate::ext_address(table, key)?;
         let key = ExtKey::new(table, key)?;
         Ok(Table::<Ext>::new(&self.store.ks)
             .delete(&mut self.tx, &key)?

@@ -195,8 +195,8 @@ pub fn keys(data: &[u8]) {
         // key, and drawing them again gives the input.
         _ => {
             if let Some((table, record_key)) = keys::split_ext(key) {
-                validate::ext_table(table).expect("a decoded table name is valid");
-                validate::ext_key("key", record_key).expect("a decoded key is valid");
+                validate::ext_address(table, record_key)
+                    .expect("a decoded table and key are valid");
                 assert_eq!(keys::ext(table, record_key).expect("key"), key);
             }
         }

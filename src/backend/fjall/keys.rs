@@ -259,8 +259,7 @@ pub(super) fn split_ext(raw: &[u8]) -> Option<(&str, &[u8])> {
     }
     let (table, key) = rest.split_at(len);
     let table = std::str::from_utf8(table).ok()?;
-    crate::validate::ext_table(table).ok()?;
-    crate::validate::ext_key("key", key).ok()?;
+    crate::validate::ext_address(table, key).ok()?;
     Some((table, key))
 }
 

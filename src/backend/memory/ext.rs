@@ -146,9 +146,7 @@ impl Bookkeeping for Ext {
 #[async_trait]
 impl ExtStore for MemoryTx {
     async fn ext_put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        validate::ext_table(table)?;
-        validate::ext_key("key", key)?;
-        validate::ext_value(value)?;
+        validate::ext_record(table, key, value)?;
         let entry = Arc::new(ExtEntry {
             id: ExtKey::new(table, key),
             value: value.to_vec(),
@@ -159,8 +157,7 @@ impl ExtStore for MemoryTx {
     }
 
     async fn ext_get(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        validate::ext_table(table)?;
-        validate::ext_key("key", key)?;
+        validate::ext_address(table, key)?;
         let id = ExtKey::new(table, key);
         let value = self.working.ext.get(&id).map(|e| e.value.clone());
         self.reads.ext.keys.insert(id);
@@ -168,8 +165,7 @@ impl ExtStore for MemoryTx {
     }
 
     async fn ext_delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
-        validate::ext_table(table)?;
-        validate::ext_key("key", key)?;
+        validate::ext_address(table, key)?;
         let id = ExtKey::new(table, key);
         self.reads.ext.keys.insert(id.clone());
         if self.working.ext.delete(&id).is_none() {

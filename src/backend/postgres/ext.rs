@@ -28,8 +28,7 @@ pub(super) fn check_stored(table: &str, key: &[u8], value_len: usize) -> Result<
         Error::Invalid(why) => Error::Corrupt(format!("ext_records: stored row: {why}")),
         other => other,
     };
-    validate::ext_table(table).map_err(corrupt)?;
-    validate::ext_key("key", key).map_err(corrupt)?;
+    validate::ext_address(table, key).map_err(corrupt)?;
     if value_len > crate::ext::MAX_EXT_VALUE_LEN {
         return Err(corrupt(Error::Invalid(format!(
             "value: {value_len} bytes, at most {} allowed",
@@ -52,9 +51,7 @@ impl ExtStore for PgTx {
     async fn ext_put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
         let op = "ext_put";
         self.usable(op)?;
-        validate::ext_table(table)?;
-        validate::ext_key("key", key)?;
-        validate::ext_value(value)?;
+        validate::ext_record(table, key, value)?;
         let row = ext_records::ActiveModel {
             table_name: Set(table.to_owned()),
             key: Set(key.to_vec()),
@@ -71,8 +68,7 @@ impl ExtStore for PgTx {
     async fn ext_get(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let op = "ext_get";
         self.usable(op)?;
-        validate::ext_table(table)?;
-        validate::ext_key("key", key)?;
+        validate::ext_address(table, key)?;
         let value = ext_records::Entity::find()
             .select_only()
             .column(ext_records::Column::Value)
@@ -91,8 +87,7 @@ impl ExtStore for PgTx {
     async fn ext_delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
         let op = "ext_delete";
         self.usable(op)?;
-        validate::ext_table(table)?;
-        validate::ext_key("key", key)?;
+        validate::ext_address(table, key)?;
         // Existence is learnt from the row count, never from a failing statement.
         let deleted = ext_records::Entity::delete_many()
             .filter(ext_records::Column::TableName.eq(table))

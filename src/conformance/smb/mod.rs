@@ -7,7 +7,9 @@
 use uuid::Uuid;
 
 use super::TestStore;
-use super::sample::{T0, all_locks, assert_invalid, begin, by_id, commit, handle, sample_lock};
+use super::sample::{
+    T0, all_locks, assert_invalid, begin, by_id, commit, handle, request, sample_lock,
+};
 use crate::{
     Acquire, ByteRange, FileHandle, Io, LockFlavor, LockOwner, LockQuery, LockType,
     MetadataStoreExt, PersistedLock, Result, ShareReservation, Timestamp, Unlock,
@@ -30,22 +32,6 @@ fn win(
         length,
         flavor: LockFlavor::Windows,
         ..sample_lock(file, open, CLIENT, "s")
-    }
-}
-
-/// A POSIX lock request of `owner` (client `nfs-<owner>`), fresh id.
-fn posix(
-    file: &FileHandle,
-    owner: &str,
-    lock_type: LockType,
-    offset: u64,
-    length: u64,
-) -> PersistedLock {
-    PersistedLock {
-        lock_type,
-        offset,
-        length,
-        ..sample_lock(file, owner, &format!("nfs-{owner}"), "s")
     }
 }
 
@@ -281,7 +267,7 @@ pub async fn unlock_exact_removes_exactly_one(t: &mut dyn TestStore) {
     for l in [&excl, &older, &newer] {
         assert_eq!(acquire(t, l).await, Acquire::Granted);
     }
-    let nfs = posix(&f, "nfs", Shared, 0, 10);
+    let nfs = request(&f, "nfs", Shared, 0, 10);
     assert_eq!(
         acquire(t, &nfs).await,
         Acquire::Denied {
@@ -324,7 +310,7 @@ pub async fn unlock_exact_removes_exactly_one(t: &mut dyn TestStore) {
     let w = win(&g, "o", Exclusive, 0, 10);
     let p = PersistedLock {
         client_id: CLIENT.into(),
-        ..posix(&g, "o", Exclusive, 100, 10)
+        ..request(&g, "o", Exclusive, 100, 10)
     };
     assert_eq!(acquire(t, &w).await, Acquire::Granted);
     assert_eq!(acquire(t, &p).await, Acquire::Granted);
@@ -349,7 +335,7 @@ pub async fn unlock_exact_removes_exactly_one(t: &mut dyn TestStore) {
             t,
             &PersistedLock {
                 client_id: CLIENT.into(),
-                ..posix(&g, "o", Shared, 5, 1)
+                ..request(&g, "o", Shared, 5, 1)
             }
         )
         .await,

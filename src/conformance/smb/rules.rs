@@ -65,7 +65,7 @@ pub async fn windows_ranges_near_2_pow_64(t: &mut dyn TestStore) {
     assert!(granted(t, &win(&f, "a", Exclusive, max, 1)).await);
     assert!(!granted(t, &win(&f, "b", Shared, 1 << 63, 1 << 63)).await);
     assert!(
-        !granted(t, &posix(&f, "c", Shared, max, 0)).await,
+        !granted(t, &request(&f, "c", Shared, max, 0)).await,
         "POSIX to EOF holds the last byte"
     );
     assert!(
@@ -81,7 +81,7 @@ pub async fn cross_protocol_locks_conflict_both_directions(t: &mut dyn TestStore
     use LockType::*;
     // POSIX held, Windows asks.
     let f = handle(b"x-posix-first");
-    let nfs = posix(&f, "nfs", Exclusive, 100, 0); // 100 to EOF
+    let nfs = request(&f, "nfs", Exclusive, 100, 0); // 100 to EOF
     assert_eq!(acquire(t, &nfs).await, Acquire::Granted);
     match acquire(t, &win(&f, "h", Shared, 1 << 40, 1)).await {
         Acquire::Denied { conflicts } => assert_eq!(conflicts, vec![nfs.clone()]),
@@ -103,36 +103,36 @@ pub async fn cross_protocol_locks_conflict_both_directions(t: &mut dyn TestStore
     let g = handle(b"x-windows-first");
     let smb = win(&g, "h", Exclusive, 100, 10);
     assert_eq!(acquire(t, &smb).await, Acquire::Granted);
-    match acquire(t, &posix(&g, "nfs", Shared, 0, 0)).await {
+    match acquire(t, &request(&g, "nfs", Shared, 0, 0)).await {
         Acquire::Denied { conflicts } => assert_eq!(conflicts, vec![smb.clone()]),
         other => panic!("a POSIX lock to EOF over a Windows lock: {other:?}"),
     }
-    assert!(!granted(t, &posix(&g, "nfs", Exclusive, 109, 1)).await);
+    assert!(!granted(t, &request(&g, "nfs", Exclusive, 109, 1)).await);
     assert!(
-        granted(t, &posix(&g, "nfs", Exclusive, 110, 0)).await,
+        granted(t, &request(&g, "nfs", Exclusive, 110, 0)).await,
         "after it"
     );
     assert!(
-        granted(t, &posix(&g, "nfs2", Exclusive, 0, 100)).await,
+        granted(t, &request(&g, "nfs2", Exclusive, 0, 100)).await,
         "before it"
     );
     // Shared with shared never conflicts across protocols.
     let h = handle(b"x-shared");
     assert!(granted(t, &win(&h, "h", Shared, 0, 10)).await);
-    assert!(granted(t, &posix(&h, "nfs", Shared, 0, 0)).await);
+    assert!(granted(t, &request(&h, "nfs", Shared, 0, 0)).await);
     assert!(!granted(t, &win(&h, "h2", Exclusive, 5, 1)).await);
-    assert!(!granted(t, &posix(&h, "nfs2", Exclusive, 5, 1)).await);
+    assert!(!granted(t, &request(&h, "nfs2", Exclusive, 5, 1)).await);
     // A Windows zero-byte exclusive lock is seen by POSIX requests that strictly contain it.
     let z = handle(b"x-zero");
     assert!(granted(t, &win(&z, "h", Exclusive, 50, 0)).await);
-    assert!(!granted(t, &posix(&z, "nfs", Shared, 40, 20)).await);
+    assert!(!granted(t, &request(&z, "nfs", Shared, 40, 20)).await);
     assert!(
-        granted(t, &posix(&z, "nfs", Shared, 50, 20)).await,
+        granted(t, &request(&z, "nfs", Shared, 50, 20)).await,
         "from its offset: no overlap"
     );
     // test_lock decides the same across protocols.
     let store = t.store();
-    let probe = &posix(&g, "nfs3", Shared, 105, 1);
+    let probe = &request(&g, "nfs3", Shared, 105, 1);
     let answer = store
         .transact(|tx| Box::pin(async move { crate::test_lock(tx, probe).await }))
         .await
@@ -194,7 +194,7 @@ pub async fn check_io_follows_smb_rules(t: &mut dyn TestStore) {
     }
     // POSIX locks are seen by an SMB server's I/O check, by their meaning.
     let p = handle(b"io-posix");
-    let nfs = posix(&p, "nfs", Exclusive, 1000, 0);
+    let nfs = request(&p, "nfs", Exclusive, 1000, 0);
     assert_eq!(acquire(t, &nfs).await, Acquire::Granted);
     assert!(io(t, &p, "h", 0, 1000, true).await);
     assert_eq!(
