@@ -56,6 +56,8 @@ pub enum CopyPhase {
     Locks,
     /// Copying extension records (`total` counts them as they come: 0 up front).
     Ext,
+    /// Copying client records (`total` counts them as they come).
+    Clients,
     /// Computing the digests of both stores.
     Verifying,
 }
@@ -84,6 +86,8 @@ pub struct CopyReport {
     pub epoch_records: u64,
     /// Extension records written (every table).
     pub ext_records: u64,
+    /// Client records written.
+    pub clients: u64,
     /// The source, digested after the copy.
     pub source: StoreDigest,
     /// The destination, digested after the copy.
@@ -98,8 +102,8 @@ impl CopyReport {
 }
 
 /// Copies every record of `from` into `to`: the server epoch, node states
-/// (with their clean-shutdown flags), epoch records, files, locks and
-/// extension records. Then
+/// (with their clean-shutdown flags), epoch records, files, locks,
+/// extension records and client records. Then
 /// digests both stores and returns the two [`StoreDigest`]s in the report: a
 /// copy is complete when [`CopyReport::matches`].
 ///
@@ -294,6 +298,26 @@ where
             });
         }
     }
+    let mut clients = 0;
+    let mut pages = pages::clients(batch);
+    while let Some(page) = pages.next(src).await? {
+        let page = &page;
+        to.transact(|tx| {
+            Box::pin(async move {
+                for client in page {
+                    tx.put_client(client).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        clients += page.len() as u64;
+        progress(CopyProgress {
+            phase: CopyPhase::Clients,
+            done: clients,
+            total: clients,
+        });
+    }
     // The source transaction only read: ending it cannot change the outcome.
     let _ = source_tx.rollback().await;
 
@@ -320,6 +344,7 @@ where
         nodes: nodes.len() as u64,
         epoch_records: records.len() as u64,
         ext_records,
+        clients,
         source,
         destination,
     })

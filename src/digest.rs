@@ -6,6 +6,7 @@ use std::fmt;
 use sha2::{Digest as _, Sha256};
 use tracing::{Instrument, field};
 
+use crate::client::ClientRecord;
 use crate::error::Result;
 use crate::ext::ExtRecord;
 use crate::file::FileMeta;
@@ -19,11 +20,11 @@ const DIGEST_PAGE: usize = 1024;
 
 /// Counts and a SHA-256 over every record of a store: two stores with equal
 /// digests hold the same files, locks, node states, epoch records, extension
-/// records and server epoch, whatever their backends.
+/// records, client records and server epoch, whatever their backends.
 ///
 /// The hash covers a fixed binary encoding of each record, fed in key order
 /// (files by handle, locks by id, nodes by id, epoch records by epoch,
-/// extension records by table and key): every
+/// extension records by table and key, clients by id): every
 /// field, integers big-endian, strings and handles length-prefixed, one tag
 /// byte per record kind (a lock's flavour only when it is not POSIX). It does not depend on a backend's storage format or
 /// on serde, so it stays comparable across backends and versions.
@@ -39,6 +40,8 @@ pub struct StoreDigest {
     pub epoch_records: u64,
     /// Number of extension records (every table).
     pub ext_records: u64,
+    /// Number of client records.
+    pub clients: u64,
     /// The global server epoch.
     pub epoch: u64,
     /// SHA-256 of every record (see the type's docs).
@@ -56,12 +59,13 @@ impl fmt::Display for StoreDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} files, {} locks, {} nodes, {} epoch records, {} extension records, epoch {}, sha256 {}",
+            "{} files, {} locks, {} nodes, {} epoch records, {} extension records, {} clients, epoch {}, sha256 {}",
             self.files,
             self.locks,
             self.nodes,
             self.epoch_records,
             self.ext_records,
+            self.clients,
             self.epoch,
             self.hex()
         )
@@ -136,7 +140,16 @@ pub async fn digest_in(tx: &mut (dyn MetadataTransaction + '_)) -> Result<StoreD
             ext_records += page.len() as u64;
         }
     }
+    let mut clients = 0;
+    let mut pages = pages::clients(DIGEST_PAGE);
+    while let Some(page) = pages.next(tx).await? {
+        for client in &page {
+            hasher.client(client);
+        }
+        clients += page.len() as u64;
+    }
     Ok(StoreDigest {
+        clients,
         files,
         locks,
         ext_records,
@@ -156,7 +169,8 @@ pub async fn store_is_empty(store: &(impl MetadataStore + ?Sized)) -> Result<boo
         && tx.list_locks_page(None, 1).await?.is_empty()
         && tx.list_nodes().await?.is_empty()
         && tx.list_epoch_records().await?.is_empty()
-        && tx.ext_tables().await?.is_empty();
+        && tx.ext_tables().await?.is_empty()
+        && tx.list_clients_page(None, 1).await?.is_empty();
     let _ = tx.rollback().await;
     Ok(empty)
 }
@@ -247,6 +261,31 @@ impl RecordHasher {
         self.u8(b'X');
         self.bytes(&record.key);
         self.bytes(&record.value);
+    }
+
+    /// A client record (after every extension record; a store without
+    /// clients keeps the digest that builds before client records printed).
+    fn client(&mut self, client: &ClientRecord) {
+        self.u8(b'C');
+        self.bytes(client.client_id.as_bytes());
+        self.bytes(client.node_id.as_bytes());
+        self.u8(client.protocol as u8);
+        self.bytes(&client.owner);
+        self.0.update(client.verifier);
+        self.option(client.principal.as_deref());
+        self.u64(client.epoch);
+        self.u8(u8::from(client.reclaim_complete));
+        self.i64(client.last_renewed.as_micros());
+        self.u8(u8::from(client.expired));
+        self.option(client.callback.as_deref().map(str::as_bytes));
+    }
+
+    /// An optional byte string: a presence byte, then the bytes.
+    fn option(&mut self, v: Option<&[u8]>) {
+        self.u8(u8::from(v.is_some()));
+        if let Some(v) = v {
+            self.bytes(v);
+        }
     }
 
     fn finish(self) -> [u8; 32] {

@@ -152,6 +152,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+mod client;
 mod copy;
 mod digest;
 mod error;
@@ -179,6 +180,10 @@ pub use backend::fjall::{Durability, FjallOptions, FjallStore};
 pub use backend::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use backend::postgres::{PgOptions, PostgresStore};
+pub use client::{
+    ClientProtocol, ClientQuery, ClientRecord, ClientStore, MAX_CLIENT_CALLBACK_LEN,
+    MAX_CLIENT_OWNER_LEN, MAX_CLIENT_PRINCIPAL_LEN,
+};
 pub use copy::{CopyOptions, CopyPhase, CopyProgress, CopyReport, copy_store};
 pub use digest::{StoreDigest, digest, digest_in, store_is_empty};
 pub use error::{Error, Result};

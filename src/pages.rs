@@ -25,14 +25,15 @@ use std::pin::Pin;
 
 use uuid::Uuid;
 
+use crate::client::{ClientRecord, ClientStore};
 use crate::error::{Error, Result};
 use crate::ext::{ExtRecord, ExtStore, KeyRange};
 use crate::file::{FileHandle, FileMeta, FileStore};
 use crate::lock::{LockStore, PersistedLock};
 
 /// What a walker can read through: every family with a paged listing.
-pub trait PagedStore: FileStore + LockStore + ExtStore {}
-impl<T: FileStore + LockStore + ExtStore + ?Sized> PagedStore for T {}
+pub trait PagedStore: FileStore + LockStore + ExtStore + ClientStore {}
+impl<T: FileStore + LockStore + ExtStore + ClientStore + ?Sized> PagedStore for T {}
 
 /// The future a [`Paged::fetch`] returns.
 pub type PageFuture<'a, R> = Pin<Box<dyn Future<Output = Result<Vec<R>>> + Send + 'a>>;
@@ -124,6 +125,26 @@ impl Paged for ExtRecord {
     }
 }
 
+impl Paged for ClientRecord {
+    type Key = String;
+    type Scope = ();
+    const FAMILY: &'static str = "clients";
+    fn key(&self) -> String {
+        self.client_id.clone()
+    }
+    fn fetch<'a, T>(
+        tx: &'a mut T,
+        _: &'a (),
+        after: Option<&'a String>,
+        limit: usize,
+    ) -> PageFuture<'a, Self>
+    where
+        T: PagedStore + ?Sized,
+    {
+        tx.list_clients_page(after.map(String::as_str), limit)
+    }
+}
+
 /// A cursor over every record of one family, one page at a time.
 #[derive(Debug)]
 pub struct Pages<R: Paged> {
@@ -140,6 +161,11 @@ pub fn files(limit: usize) -> Pages<FileMeta> {
 
 /// Every lock, in id order, `limit` (≥ 1) per page.
 pub fn locks(limit: usize) -> Pages<PersistedLock> {
+    Pages::new((), limit)
+}
+
+/// Every client record, in client id order, `limit` (≥ 1) per page.
+pub fn clients(limit: usize) -> Pages<ClientRecord> {
     Pages::new((), limit)
 }
 

@@ -45,6 +45,8 @@ pub struct VerifyReport {
     pub locks: u64,
     /// Extension records examined (where the check reads them).
     pub ext_records: u64,
+    /// Client records examined (where the check reads them).
+    pub clients: u64,
     /// Everything found wrong; empty for a healthy store.
     pub problems: Vec<Problem>,
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tracing::Instrument;
 
+use crate::client::ClientStore;
 use crate::error::Result;
 use crate::ext::ExtStore;
 use crate::file::FileStore;
@@ -21,7 +22,7 @@ use crate::verify::verify_transaction;
 ///
 /// Dropping it without `commit` rolls it back.
 #[async_trait]
-pub trait MetadataTransaction: FileStore + LockStore + NodeStore + ExtStore {
+pub trait MetadataTransaction: FileStore + LockStore + NodeStore + ExtStore + ClientStore {
     /// Makes every write of this transaction visible and durable, atomically.
     /// [`crate::Error::Conflict`] when a concurrent transaction made it impossible
     /// to serialize: nothing was written, run the whole transaction again.

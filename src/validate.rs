@@ -223,3 +223,43 @@ fn text(field: &str, value: &str, max: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Opaque client bytes (owner, principal): 1 to `max` bytes, any bytes.
+fn client_bytes(field: &str, value: &[u8], max: usize) -> Result<()> {
+    if value.is_empty() || value.len() > max {
+        return Err(Error::Invalid(format!(
+            "{field}: {} bytes, 1 to {max} allowed",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Every field of a client record: ids, owner (1..=1024 bytes), principal
+/// and callback (1..=1024 bytes when set; the callback without NUL), last
+/// renewal time. The verifier is 8 bytes by its type.
+pub fn client(client: &crate::client::ClientRecord) -> Result<()> {
+    use crate::client::{MAX_CLIENT_CALLBACK_LEN, MAX_CLIENT_OWNER_LEN, MAX_CLIENT_PRINCIPAL_LEN};
+    id("client_id", &client.client_id)?;
+    id("node_id", &client.node_id)?;
+    client_bytes("owner", &client.owner, MAX_CLIENT_OWNER_LEN)?;
+    if let Some(principal) = &client.principal {
+        client_bytes("principal", principal, MAX_CLIENT_PRINCIPAL_LEN)?;
+    }
+    if let Some(callback) = &client.callback {
+        text("callback", callback, MAX_CLIENT_CALLBACK_LEN)?;
+    }
+    timestamp("last_renewed", client.last_renewed)
+}
+
+/// A client query: a filter that is set must be valid (an empty node id or
+/// owner matches nothing and signals a bug in the caller).
+pub fn client_query(query: &crate::client::ClientQuery) -> Result<()> {
+    if let Some(node) = &query.node_id {
+        id("node_id", node)?;
+    }
+    if let Some(owner) = &query.owner {
+        client_bytes("owner", owner, crate::client::MAX_CLIENT_OWNER_LEN)?;
+    }
+    Ok(())
+}

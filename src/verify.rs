@@ -3,6 +3,7 @@
 //! [`crate::report`](crate::VerifyReport); `MetadataStore::verify` calls
 //! [`verify_transaction`] by default.
 
+use crate::client::ClientStore;
 use crate::error::{Error, Result};
 use crate::ext::ExtStore;
 use crate::file::FileStore;
@@ -22,7 +23,7 @@ pub(crate) const PAGE: usize = 1024;
 /// over a record it cannot decode, but one bad family hides no other.
 pub async fn verify_transaction<T>(tx: &mut T) -> Result<VerifyReport>
 where
-    T: FileStore + LockStore + NodeStore + ExtStore + ?Sized,
+    T: FileStore + LockStore + NodeStore + ExtStore + ClientStore + ?Sized,
 {
     let mut report = VerifyReport::default();
     let files = walk(tx, pages::files(PAGE), &mut report, |file| {
@@ -35,6 +36,11 @@ where
     })
     .await?;
     report.locks = locks;
+    let clients = walk(tx, pages::clients(PAGE), &mut report, |client| {
+        validate::client(client).map_err(|e| (format!("clients/{}", client.client_id), e))
+    })
+    .await?;
+    report.clients = clients;
     match tx.ext_tables().await {
         Ok(tables) => {
             for table in &tables {
@@ -79,7 +85,7 @@ async fn walk<T, R: Paged>(
     check: impl Fn(&R) -> std::result::Result<(), (String, Error)>,
 ) -> Result<u64>
 where
-    T: FileStore + LockStore + NodeStore + ExtStore + ?Sized,
+    T: FileStore + LockStore + NodeStore + ExtStore + ClientStore + ?Sized,
 {
     let mut examined = 0;
     loop {

@@ -20,6 +20,7 @@
 //! `fsmeta::conformance::<check>` names each one.
 
 mod arbiter;
+mod clients;
 mod ext;
 mod files;
 mod isolation;
@@ -39,6 +40,7 @@ mod smb;
 mod validation;
 
 pub use arbiter::*;
+pub use clients::*;
 pub use ext::*;
 pub use files::*;
 pub use isolation::*;
@@ -129,6 +131,9 @@ macro_rules! conformance_tests {
             unlock_exact_removes_exactly_one, windows_ranges_near_2_pow_64,
             cross_protocol_locks_conflict_both_directions, check_io_follows_smb_rules,
             windows_flavor_round_trips, smbtorture_lock_cases,
+            clients_every_field_round_trips, clients_put_list_upsert, clients_delete_reports_existence,
+            clients_queries_and_indexes, clients_atomic_and_serializable, clients_pages_and_digest,
+            clients_validation,
         );
     };
 }
@@ -140,7 +145,7 @@ macro_rules! persistence_tests {
         $crate::__conformance_each!($harness;
             reopen_keeps_files_locks_and_indexes, reopen_keeps_rolled_back_writes_out,
             reopen_keeps_epoch_and_flag, recovery_survives_reopen, nodes_survive_reopen,
-            ext_records_survive_reopen,
+            ext_records_survive_reopen, clients_survive_reopen,
         );
     };
 }

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use fjall::Readable;
 
+use super::clients::Clients;
 use super::codec::FaultKind;
 use super::ext::Ext;
 use super::files::Files;
@@ -107,10 +108,12 @@ impl Inner {
         nodes::check_meta(&snapshot, &self.ks, &mut findings)?;
         // Every `ext` key names a valid table and key, every value decodes.
         let ext_records = verify_table::<Ext>(&snapshot, self, &mut findings)?;
+        let clients = verify_table::<Clients>(&snapshot, self, &mut findings)?;
         Ok(VerifyReport {
             files,
             locks,
             ext_records,
+            clients,
             problems: findings.iter().map(Finding::problem).collect(),
         })
     }
@@ -120,7 +123,9 @@ impl Inner {
     pub(super) fn repair_blocking(&self) -> Result<u64> {
         // Nodes, epoch records and extension records have no indexes:
         // nothing to rebuild.
-        Ok(self.repair_table::<Files>()? + self.repair_table::<Locks>()?)
+        Ok(self.repair_table::<Files>()?
+            + self.repair_table::<Locks>()?
+            + self.repair_table::<Clients>()?)
     }
 
     fn repair_table<F: Family>(&self) -> Result<u64> {

@@ -22,6 +22,10 @@
 //! meta              "epoch/" | be64(epoch)                      codec: node id + start time
 //! (meta             "clean_shutdown"                            codec: bool; only in stores written before node state: moved to node default on open)
 //! ext               len8(table) | key (1..=1024 raw bytes)      format byte 1 | the value's raw bytes
+//! clients           client_id                                   codec: client record
+//! clients_by_node   len16(node_id) | client_id                  empty
+//! clients_by_owner  len16(owner)   | client_id                  empty
+//! clients_by_epoch  be64(epoch)    | client_id                  empty
 //! ```
 //!
 //! These are the names [`FjallStore::open`](super::FjallStore::open) uses;
@@ -81,6 +85,10 @@ pub(super) mod names {
     pub const LOCKS_BY_EPOCH: &str = "locks_by_epoch";
     pub const META: &str = "meta";
     pub const EXT: &str = "ext";
+    pub const CLIENTS: &str = "clients";
+    pub const CLIENTS_BY_NODE: &str = "clients_by_node";
+    pub const CLIENTS_BY_OWNER: &str = "clients_by_owner";
+    pub const CLIENTS_BY_EPOCH: &str = "clients_by_epoch";
 }
 
 /// `meta` key holding the store format version (raw big-endian `u32`).

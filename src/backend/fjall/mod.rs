@@ -67,6 +67,7 @@
 //! at all.
 
 mod check;
+mod clients;
 mod codec;
 mod ext;
 mod files;
@@ -192,6 +193,10 @@ struct Keyspaces {
     locks_by_epoch: OptimisticTxKeyspace,
     meta: OptimisticTxKeyspace,
     ext: OptimisticTxKeyspace,
+    clients: OptimisticTxKeyspace,
+    clients_by_node: OptimisticTxKeyspace,
+    clients_by_owner: OptimisticTxKeyspace,
+    clients_by_epoch: OptimisticTxKeyspace,
 }
 
 impl fmt::Debug for FjallStore {

@@ -51,6 +51,11 @@ impl FjallStore {
             // opening one creates it, empty (same format version: nothing
             // older builds read has changed).
             ext: open(names::EXT)?,
+            // Likewise the client keyspaces (client records came later still).
+            clients: open(names::CLIENTS)?,
+            clients_by_node: open(names::CLIENTS_BY_NODE)?,
+            clients_by_owner: open(names::CLIENTS_BY_OWNER)?,
+            clients_by_epoch: open(names::CLIENTS_BY_EPOCH)?,
             meta,
         };
         // A keyspace lives in `<database>/keyspaces/<id>`.

@@ -28,6 +28,7 @@ use crate::tx::{MetadataStore, MetadataTransaction};
 
 #[macro_use]
 mod table;
+mod clients;
 mod ext;
 mod files;
 mod locks;
@@ -96,6 +97,7 @@ struct Tables {
     locks: <locks::Locks as Bookkeeping>::Tables,
     nodes: <nodes::Nodes as Bookkeeping>::Tables,
     ext: <ext::Ext as Bookkeeping>::Tables,
+    clients: <clients::Clients as Bookkeeping>::Tables,
 }
 
 /// A transaction's writes, per family, in the order it made them.
@@ -105,6 +107,7 @@ struct Writes {
     locks: Vec<<locks::Locks as Bookkeeping>::Write>,
     nodes: Vec<<nodes::Nodes as Bookkeeping>::Write>,
     ext: Vec<<ext::Ext as Bookkeeping>::Write>,
+    clients: Vec<<clients::Clients as Bookkeeping>::Write>,
 }
 
 impl Writes {
@@ -113,6 +116,7 @@ impl Writes {
             && self.locks.is_empty()
             && self.nodes.is_empty()
             && self.ext.is_empty()
+            && self.clients.is_empty()
     }
 }
 
@@ -123,6 +127,7 @@ struct ReadSet {
     locks: <locks::Locks as Bookkeeping>::Reads,
     nodes: <nodes::Nodes as Bookkeeping>::Reads,
     ext: <ext::Ext as Bookkeeping>::Reads,
+    clients: <clients::Clients as Bookkeeping>::Reads,
 }
 
 /// What one commit changed, as validation of later-committing transactions needs it.
@@ -133,6 +138,7 @@ struct CommitRecord {
     locks: <locks::Locks as Bookkeeping>::Changes,
     nodes: <nodes::Nodes as Bookkeeping>::Changes,
     ext: <ext::Ext as Bookkeeping>::Changes,
+    clients: <clients::Clients as Bookkeeping>::Changes,
 }
 
 impl CommitRecord {
@@ -141,6 +147,7 @@ impl CommitRecord {
             || locks::Locks::invalidates(&self.locks, &reads.locks)
             || nodes::Nodes::invalidates(&self.nodes, &reads.nodes)
             || ext::Ext::invalidates(&self.ext, &reads.ext)
+            || clients::Clients::invalidates(&self.clients, &reads.clients)
     }
 }
 
@@ -217,6 +224,7 @@ impl MetadataStore for MemoryStore {
         let tables = self.lock_shared().tables.clone();
         report.problems.extend(tables.files.verify());
         report.problems.extend(tables.locks.verify());
+        report.problems.extend(tables.clients.verify());
         Ok(report)
     }
 }
@@ -292,6 +300,7 @@ impl MemoryTx {
         replay::<locks::Locks>(&mut tables.locks, writes.locks, &mut record.locks);
         replay::<nodes::Nodes>(&mut tables.nodes, writes.nodes, &mut record.nodes);
         replay::<ext::Ext>(&mut tables.ext, writes.ext, &mut record.ext);
+        replay::<clients::Clients>(&mut tables.clients, writes.clients, &mut record.clients);
         shared.tables = tables;
         shared.version = record.version;
         shared.log.push_back(record);

@@ -60,6 +60,7 @@
 //! - `verify`: the row-by-row check of a whole store;
 //! - `entity`: the SeaORM entities, one per table.
 
+mod clients;
 mod connect;
 mod entity;
 mod errors;

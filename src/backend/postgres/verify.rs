@@ -14,7 +14,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::entity::{epoch_records, ext_records, files, locks, nodes, server_state};
+use super::clients::{client_from_row, select_clients};
+use super::entity::{
+    client_records, epoch_records, ext_records, files, locks, nodes, server_state,
+};
 use super::errors::db_error;
 use super::ext::check_stored;
 use super::rows::{
@@ -74,6 +77,31 @@ pub(super) async fn verify(db: &DatabaseConnection) -> Result<VerifyReport> {
             report.locks += 1;
             let key = row.try_get::<Uuid>("", KEY).map_err(|e| db_error(op, e))?;
             check(&mut report, format!("locks/{key}"), row, lock_from_row);
+            after = Some(key);
+        }
+        if rows.len() < PAGE {
+            break;
+        }
+    }
+
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = select_clients().expr_as(Expr::col(client_records::Column::ClientId), KEY);
+        if let Some(after) = after.take() {
+            query = query.filter(client_records::Column::ClientId.gt(after));
+        }
+        let rows = page(&tx, query.order_by_asc(client_records::Column::ClientId)).await?;
+        for row in &rows {
+            report.clients += 1;
+            let key = row
+                .try_get::<String>("", KEY)
+                .map_err(|e| db_error(op, e))?;
+            check(
+                &mut report,
+                format!("client_records/{key}"),
+                row,
+                client_from_row,
+            );
             after = Some(key);
         }
         if rows.len() < PAGE {

@@ -4,6 +4,7 @@
 //! Conversion to fsmeta's model, and the checks that a stored row obeys it,
 //! live in `super::rows`.
 
+pub(super) mod client_records;
 pub(super) mod epoch_records;
 pub(super) mod ext_records;
 pub(super) mod files;
