@@ -19,7 +19,7 @@ use fsmeta::{
     Error, LockQuery, MetadataStore, MetadataStoreExt, MetadataTransaction, PgOptions,
     PostgresStore, Result, Timestamp,
 };
-use migration::{Migrator, MigratorTrait};
+use migration::{MigrationName, Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 // ---------------------------------------------------------------------------
@@ -73,7 +73,8 @@ async fn table_names(db: &DatabaseConnection) -> Vec<String> {
 }
 
 /// Every table of a migrated schema, sorted.
-const ALL_TABLES: [&str; 7] = [
+const ALL_TABLES: [&str; 8] = [
+    "client_records",
     "epoch_records",
     "ext_records",
     "files",
@@ -84,7 +85,21 @@ const ALL_TABLES: [&str; 7] = [
 ];
 
 /// How many migrations `Migrator` has.
-const MIGRATIONS: &str = "4";
+const MIGRATIONS: &str = "5";
+
+/// How many migrations `Migrator::down` must revert to undo `name` and every
+/// migration after it (so the count stays right as migrations are added).
+fn down_through(name: &str) -> u32 {
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let at = names
+        .iter()
+        .position(|n| n == name)
+        .expect("a known migration");
+    u32::try_from(names.len() - at).expect("few migrations")
+}
 
 fn is_conflict<T>(r: &Result<T>) -> bool {
     matches!(r, Err(e @ Error::Conflict(_)) if e.is_retryable())
@@ -504,8 +519,8 @@ async fn pre_node_store_becomes_the_default_node() {
     };
     let store = fx.pg();
     let db = fx.sql().await;
-    // Down past lock flavours (migration 5), ext_records (4) and nodes (2).
-    Migrator::down(&db, Some(3))
+    // Down past nodes (migration 2) and every migration after it.
+    Migrator::down(&db, Some(down_through("m20261127_000002_nodes")))
         .await
         .expect("down to the pre-node schema");
     assert_eq!(
@@ -535,7 +550,9 @@ async fn pre_node_store_becomes_the_default_node() {
     assert_eq!(tx.server_epoch().await.unwrap(), 7);
     drop(tx);
 
-    Migrator::down(&db, Some(3)).await.expect("down again");
+    Migrator::down(&db, Some(down_through("m20261127_000002_nodes")))
+        .await
+        .expect("down again");
     assert_eq!(
         sql_text(
             &db,
@@ -1877,7 +1894,12 @@ async fn migrate_ignores_unknown_recorded_versions() {
         sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
             .await
             .as_deref(),
-        Some("5")
+        Some(
+            (MIGRATIONS.parse::<u32>().unwrap() + 1)
+                .to_string()
+                .as_str()
+        ),
+        "fsmeta's migrations and the future one"
     );
     db.close().await.ok();
     drop(store);
@@ -1973,8 +1995,8 @@ async fn lock_flavor_migration_reads_old_rows_as_posix() {
         .as_deref(),
         Some("0,1")
     );
-    // Down one (the column goes), an old server's insert, up again.
-    Migrator::down(&db, Some(1))
+    // Down through migration 5 (the column goes), an old server's insert, up again.
+    Migrator::down(&db, Some(down_through("m20261201_000005_lock_flavor")))
         .await
         .expect("down migration 5");
     sql_exec(

@@ -44,6 +44,8 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Print the store's global server epoch.
     Epoch,
+    /// List client records: protocol, owner, epoch, reclaim-complete, last renewal, locks (EXPIRED: state revoked).
+    Clients(ClientsArgs),
     /// Print a shell completion script (e.g. `fsmeta completions bash > /etc/bash_completion.d/fsmeta`).
     Completions(CompletionsArgs),
 }
@@ -116,6 +118,16 @@ pub struct CopyArgs {
     /// Copy into a destination that is not empty (same keys are overwritten).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientsArgs {
+    /// Only the clients of this node.
+    #[arg(long, value_name = "ID")]
+    pub node: Option<String>,
+    /// Print a JSON array instead of a table (fields: see the README).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@
 
 mod admin;
 mod args;
+mod clients;
 mod copy;
 mod files;
 mod fsck;
@@ -184,7 +185,7 @@ fn usage_error(error: &clap::Error) -> ExitCode {
     }
     if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         fail(
-            "missing subcommand (locks, files, stats, fsck, copy, release, epoch, completions); see fsmeta --help",
+            "missing subcommand (locks, files, stats, fsck, copy, release, epoch, clients, completions); see fsmeta --help",
         );
         return ExitCode::from(2);
     }
@@ -207,6 +208,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Fsck(args) => fsck::run(&*existing(url).await?, &args, out).await?,
         Command::Release(args) => admin::release(&*existing(url).await?, &args, out).await?,
         Command::Epoch => admin::epoch(&*existing(url).await?, out).await?,
+        Command::Clients(args) => clients::run(&*existing(url).await?, &args, out).await?,
         Command::Completions(_) => unreachable!("handled before the runtime starts"),
     };
     out.flush()?;
