@@ -59,6 +59,23 @@ pub enum Error {
     /// The transaction was already finished, or the store was closed.
     #[error("transaction closed: {0}")]
     Closed(String),
+    /// No client record with this id is stored (NFSv4 `NFS4ERR_STALE_CLIENTID`).
+    #[error("client {0:?} not found")]
+    ClientNotFound(String),
+    /// The client's state was revoked after its lease lapsed (NFSv4 `NFS4ERR_EXPIRED`).
+    #[error("client {0:?} expired: its state was revoked")]
+    ClientExpired(String),
+    /// The client already sent RECLAIM_COMPLETE in this epoch (NFSv4 `NFS4ERR_COMPLETE_ALREADY`).
+    #[error("client {0:?} already completed its reclaim")]
+    AlreadyComplete(String),
+    /// The client's record belongs to another node than the one asked.
+    #[error("client {client:?} belongs to node {node:?}")]
+    WrongNode {
+        /// The client.
+        client: String,
+        /// The node its record names.
+        node: String,
+    },
     /// An I/O, database or driver error.
     #[error("backend error: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),

@@ -82,6 +82,10 @@ pub(crate) fn kind(error: &Error) -> &'static str {
         Error::NodeNotStarted { .. } => "node_not_started",
         Error::DestinationNotEmpty { .. } => "destination_not_empty",
         Error::Closed(_) => "closed",
+        Error::ClientNotFound(_) => "client_not_found",
+        Error::ClientExpired(_) => "client_expired",
+        Error::AlreadyComplete(_) => "already_complete",
+        Error::WrongNode { .. } => "wrong_node",
         Error::Backend(_) => "backend",
     }
 }

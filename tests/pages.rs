@@ -155,6 +155,29 @@ impl ExtStore for BrokenTx {
 }
 
 #[async_trait]
+impl ClientStore for BrokenTx {
+    async fn put_client(&mut self, client: &ClientRecord) -> Result<()> {
+        self.inner.put_client(client).await
+    }
+    async fn get_client(&mut self, client_id: &str) -> Result<Option<ClientRecord>> {
+        self.inner.get_client(client_id).await
+    }
+    async fn delete_client(&mut self, client_id: &str) -> Result<bool> {
+        self.inner.delete_client(client_id).await
+    }
+    async fn list_clients(&mut self, query: &ClientQuery) -> Result<Vec<ClientRecord>> {
+        self.inner.list_clients(query).await
+    }
+    async fn list_clients_page(
+        &mut self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ClientRecord>> {
+        self.inner.list_clients_page(after, limit).await
+    }
+}
+
+#[async_trait]
 impl MetadataTransaction for BrokenTx {
     async fn commit(self: Box<Self>) -> Result<()> {
         self.inner.commit().await

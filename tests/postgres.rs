@@ -19,7 +19,7 @@ use fsmeta::{
     Error, LockQuery, MetadataStore, MetadataStoreExt, MetadataTransaction, PgOptions,
     PostgresStore, Result, Timestamp,
 };
-use migration::{MigrationName, Migrator, MigratorTrait};
+use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 // ---------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 //! The fjall backend: the embedded, persistent default for one server.
 //!
 //! State lives in a fjall 3 [`OptimisticTxDatabase`] in one directory: one
-//! keyspace per record kind (`files`, `locks`, `meta`, and `ext` for every
-//! extension table) and one per secondary index (`files_by_share`,
+//! keyspace per record kind (`files`, `locks`, `meta`, `clients`, and `ext`
+//! for every extension table) and one per secondary index (`files_by_share`,
 //! `locks_by_file`, `locks_by_owner`, `locks_by_client`, `locks_by_share`,
-//! `locks_by_epoch`); `keys.rs` draws every key. Each record family
-//! (`files.rs`, `locks.rs`, `nodes.rs`, `ext.rs`) only declares its keyspace,
+//! `locks_by_epoch`, `clients_by_node`, `clients_by_owner`,
+//! `clients_by_epoch`); `keys.rs` draws every key. Each record family
+//! (`files.rs`, `locks.rs`, `nodes.rs`, `ext.rs`, `clients.rs`) only declares its keyspace,
 //! key, codec and index extractors; one generic indexed table (`table.rs`)
 //! stores them all. Values are postcard (extension values: the host's raw
 //! bytes) behind a one-byte format version (`codec.rs`); `meta` records the
