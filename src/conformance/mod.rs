@@ -35,6 +35,7 @@ mod reclaim;
 mod recovery;
 mod roundtrip;
 mod sample;
+mod sessions;
 mod smb;
 mod validation;
 
@@ -51,6 +52,7 @@ pub use reclaim::*;
 pub use recovery::*;
 pub use roundtrip::*;
 pub use sample::*;
+pub use sessions::*;
 pub use smb::*;
 pub use validation::*;
 
