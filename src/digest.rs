@@ -212,6 +212,17 @@ impl RecordHasher {
         self.bytes(node.node_id.as_bytes());
         self.u64(node.epoch);
         self.u8(u8::from(node.clean_shutdown));
+        // Fed only when set, so digests of nodes without a lease or takeover
+        // stay what they were before these fields existed.
+        if let Some(until) = node.lease_expires_at {
+            self.u8(b'L');
+            self.i64(until.as_micros());
+        }
+        if let Some(takeover) = &node.taken_over {
+            self.u8(b'T');
+            self.bytes(takeover.by.as_bytes());
+            self.i64(takeover.at.as_micros());
+        }
     }
 
     fn epoch_record(&mut self, record: &EpochRecord) {

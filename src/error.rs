@@ -50,6 +50,53 @@ pub enum Error {
         /// The node.
         node: String,
     },
+    /// A transaction of a node session whose incarnation is no longer its
+    /// node's current one: the node started again elsewhere, or was declared
+    /// dead. Nothing was written; this session must stop (it is a zombie).
+    #[error(
+        "node {node:?}: the session of epoch {epoch} is fenced (the node's current epoch is {current}: it restarted or was declared dead)"
+    )]
+    Fenced {
+        /// The node.
+        node: String,
+        /// The session's epoch.
+        epoch: u64,
+        /// The node's current epoch as stored (equal to `epoch` when the node
+        /// was declared dead: the epoch ended without a successor).
+        current: u64,
+    },
+    /// The node's current incarnation still holds an unexpired liveness lease:
+    /// it may be running, so it cannot be started again or declared dead
+    /// (unless the operator says it is dead: `StartOptions::take_over_live`,
+    /// `declare_dead_forced`).
+    #[error("node {node:?} is alive: its lease runs until {until:?}")]
+    NodeAlive {
+        /// The node.
+        node: String,
+        /// When its lease expires.
+        until: crate::time::Timestamp,
+    },
+    /// [`require_lock`](crate::require_lock): the owner holds no lock (of the
+    /// needed type) over the whole range, so the write that relied on it must
+    /// not happen. The transaction stays usable.
+    #[error(
+        "owner {owner:?} (client {client:?}) holds no {} lock over bytes {offset}+{length} of file {file}",
+        if *write { "exclusive" } else { "" }
+    )]
+    LockNotHeld {
+        /// The file.
+        file: FileHandle,
+        /// The owner id.
+        owner: String,
+        /// The client id.
+        client: String,
+        /// The range's offset.
+        offset: u64,
+        /// The range's length (0: to the end of the file).
+        length: u64,
+        /// True when an exclusive lock was needed (a write).
+        write: bool,
+    },
     /// A copy's destination already holds records.
     #[error("destination {url} is not empty")]
     DestinationNotEmpty {

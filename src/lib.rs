@@ -165,6 +165,7 @@ mod obs;
 pub mod pages;
 mod recovery;
 mod report;
+mod session;
 mod time;
 mod tx;
 pub mod validate;
@@ -182,7 +183,7 @@ pub use backend::memory::MemoryStore;
 pub use backend::postgres::{PgOptions, PostgresStore};
 pub use client::{
     ClientProtocol, ClientQuery, ClientRecord, ClientStore, MAX_CLIENT_CALLBACK_LEN,
-    MAX_CLIENT_OWNER_LEN, MAX_CLIENT_PRINCIPAL_LEN,
+    MAX_CLIENT_OWNER_LEN, MAX_CLIENT_PRINCIPAL_LEN, ReclaimRefusal, may_reclaim,
 };
 pub use copy::{CopyOptions, CopyPhase, CopyProgress, CopyReport, copy_store};
 pub use digest::{StoreDigest, digest, digest_in, store_is_empty};
@@ -193,18 +194,22 @@ pub use ext::{
 };
 pub use file::{FileHandle, FileKind, FileMeta, FileStore};
 pub use lock::arbiter::{Acquire, acquire_lock, release_range, test_lock};
-pub use lock::reclaim::{Reclaim, reclaim_lock, reclaim_lock_as};
+pub use lock::reclaim::{Reclaim, reclaim_lock};
 pub use lock::windows::{Io, Unlock, check_io, unlock_exact};
 pub use lock::{
     ByteRange, EnhancedLock, LockExtent, LockFlavor, LockOwner, LockQuery, LockStore, LockType,
     PersistedLock, ShareReservation,
 };
-pub use node::{DEFAULT_NODE, EpochRecord, NodeState, NodeStore};
+pub use node::{DEFAULT_NODE, EpochRecord, NodeState, NodeStore, Takeover};
 pub use recovery::{
-    Epochs, Recovery, begin_recovery, begin_recovery_as, clean_shutdown, end_grace, end_grace_as,
-    mark_clean_shutdown, mark_clean_shutdown_as, set_clean_shutdown,
+    Epochs, Recovery, begin_recovery, clean_shutdown, end_grace, mark_clean_shutdown,
+    set_clean_shutdown,
 };
 pub use report::{Problem, ProblemKind, VerifyReport};
+pub use session::{
+    DeadNode, Node, NodeSession, SessionTx, StartOptions, declare_dead, declare_dead_forced,
+    require_lock,
+};
 pub use time::Timestamp;
 pub use tx::{
     MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture, verify_records,

@@ -5,8 +5,12 @@
 //! the store records which node each epoch went to and each node's current
 //! epoch and clean-shutdown flag. An epoch is *live* while it is the current
 //! epoch of its node and *dead* once that node has started a newer
-//! incarnation. Recovery works on one node's dead epochs only, so a node that
-//! restarts never disturbs the live locks of the others.
+//! incarnation *or* was declared dead ([`declare_dead`](crate::declare_dead)).
+//! Recovery works on one node's dead epochs only, so a node that restarts
+//! never disturbs the live locks of the others.
+//!
+//! A node started through [`Node::start`](crate::Node::start) also holds a
+//! liveness lease ([`NodeState::lease_expires_at`]), renewed by its session.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -30,6 +34,27 @@ pub struct NodeState {
     pub epoch: u64,
     /// True when the node's last incarnation shut down cleanly (or it never ran).
     pub clean_shutdown: bool,
+    /// Until when the current incarnation's liveness lease runs (set by
+    /// [`Node::start`](crate::Node::start) and
+    /// [`NodeSession::renew`](crate::NodeSession::renew), cleared by a clean
+    /// shutdown). `None`: no lease (a node run through the single-node API, or
+    /// one that shut down), so nothing keeps another incarnation from starting.
+    pub lease_expires_at: Option<Timestamp>,
+    /// Set when the current epoch was ended by
+    /// [`declare_dead`](crate::declare_dead) rather than by a restart: the epoch
+    /// is dead, and the node named here runs the grace period of its locks.
+    /// Cleared when the node starts again.
+    pub taken_over: Option<Takeover>,
+}
+
+/// Who declared a node dead, and when ([`NodeState::taken_over`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Takeover {
+    /// The node whose [`end_grace`](crate::NodeSession::end_grace) drops the
+    /// dead node's locks that nobody reclaimed.
+    pub by: String,
+    /// When the node was declared dead.
+    pub at: Timestamp,
 }
 
 impl NodeState {
@@ -39,7 +64,20 @@ impl NodeState {
             node_id: node_id.to_owned(),
             epoch: 0,
             clean_shutdown: true,
+            lease_expires_at: None,
+            taken_over: None,
         }
+    }
+
+    /// True when the node's current epoch is live: the node has started an
+    /// incarnation that was not declared dead.
+    pub fn is_live(&self) -> bool {
+        self.epoch > 0 && self.taken_over.is_none()
+    }
+
+    /// True when the current incarnation holds a lease that has not expired at `now`.
+    pub fn lease_held_at(&self, now: Timestamp) -> bool {
+        self.is_live() && self.lease_expires_at.is_some_and(|until| until > now)
     }
 }
 

@@ -1,38 +1,59 @@
 //! Restart recovery: epochs, clean-shutdown flags and the grace period, per node.
 //!
-//! A server calls [`begin_recovery_as`] when it starts, lets clients reclaim
-//! their locks with [`reclaim_lock_as`](crate::reclaim_lock_as) during the
-//! grace period, then calls [`end_grace_as`] to drop what nobody reclaimed,
-//! and [`mark_clean_shutdown_as`] when it stops in an orderly way. Each step
-//! is one transaction. The functions without `_as` work on node
-//! [`DEFAULT_NODE`]: a single server needs nothing else.
+//! A server starts an incarnation with [`Node::start`](crate::Node::start),
+//! lets clients reclaim their locks through its
+//! [`NodeSession`](crate::NodeSession) during the grace period, then calls
+//! [`NodeSession::end_grace`](crate::NodeSession::end_grace) to drop what
+//! nobody reclaimed, and [`NodeSession::shutdown`](crate::NodeSession::shutdown)
+//! when it stops in an orderly way. The free functions here
+//! ([`begin_recovery`], [`end_grace`], [`mark_clean_shutdown`],
+//! [`reclaim_lock`](crate::reclaim_lock)) do the same for node
+//! [`DEFAULT_NODE`], without a lease or fencing: a single server needs
+//! nothing else. Each step is one transaction; the session and the free
+//! functions share one session-free core.
 //!
 //! See [`NodeState`] for the model: one global epoch counter, each epoch
-//! handed to one node, live while it is its node's current epoch.
+//! handed to one node, live while it is its node's current epoch and the
+//! node was not declared dead.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
 
 use tracing::{Instrument, field};
 
-use crate::error::Result;
+use crate::client::ClientRecord;
+use crate::error::{Error, Result};
 use crate::lock::{LockQuery, LockStore, PersistedLock};
 use crate::node::{DEFAULT_NODE, EpochRecord, NodeState, NodeStore};
 use crate::time::Timestamp;
-use crate::tx::{MetadataStore, MetadataStoreExt};
-use crate::validate;
+use crate::tx::{MetadataStore, MetadataStoreExt, MetadataTransaction};
 
 /// What a starting server learns about its node's previous incarnations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovery {
-    /// True when the node's previous incarnation called
-    /// [`mark_clean_shutdown_as`] (or the node never ran before).
+    /// True when the node's previous incarnation shut down cleanly
+    /// ([`NodeSession::shutdown`](crate::NodeSession::shutdown),
+    /// [`mark_clean_shutdown`]), or the node never ran before.
     pub previous_shutdown_clean: bool,
-    /// This incarnation's epoch: stamp new locks with it.
+    /// This incarnation's epoch (a session stamps its locks with it).
     pub epoch: u64,
     /// Locks granted by the node's dead epochs: clients may reclaim them during the grace period.
     pub reclaimable: Vec<PersistedLock>,
-    /// The clients holding reclaimable locks.
-    pub clients: BTreeSet<String>,
+    /// The clients that may reclaim: the client records of the node's dead
+    /// epochs and of the nodes it took over, not expired, in id order (the
+    /// recovery set, see [`crate::may_reclaim`]).
+    pub clients: Vec<ClientRecord>,
+}
+
+impl Recovery {
+    /// The clients holding reclaimable locks (whether or not they have a record).
+    pub fn lock_holders(&self) -> BTreeSet<String> {
+        self.reclaimable
+            .iter()
+            .map(|l| l.client_id.clone())
+            .collect()
+    }
 }
 
 /// Who owns which epoch, as one transaction sees it: the rule that tells a
@@ -40,8 +61,10 @@ pub struct Recovery {
 /// the locks of dead epochs STALE).
 ///
 /// An epoch is *live* while it is the current epoch of the node it was handed
-/// to and *dead* once that node has started a newer incarnation. An epoch no
-/// node was handed (written before nodes existed, or taken with a bare
+/// to and that node was not declared dead; it is *dead* once that node has
+/// started a newer incarnation or was declared dead
+/// ([`declare_dead`](crate::declare_dead)). An epoch no node was handed
+/// (written before nodes existed, or taken with a bare
 /// [`NodeStore::increment_server_epoch`]) counts as [`DEFAULT_NODE`]'s and is
 /// dead once the global counter has moved past it.
 ///
@@ -60,7 +83,10 @@ pub struct Recovery {
 #[derive(Clone, Debug)]
 pub struct Epochs {
     owner: BTreeMap<u64, String>,
+    /// The live epoch of each node that has one.
     current: BTreeMap<String, u64>,
+    /// Node → the node that declared it dead.
+    taken_over: BTreeMap<String, String>,
     global: u64,
 }
 
@@ -73,16 +99,23 @@ impl Epochs {
             .into_iter()
             .map(|r| (r.epoch, r.node_id))
             .collect();
-        let current = tx
-            .list_nodes()
-            .await?
-            .into_iter()
-            .map(|n| (n.node_id, n.epoch))
-            .collect();
+        let mut current = BTreeMap::new();
+        let mut taken_over = BTreeMap::new();
+        for node in tx.list_nodes().await? {
+            match node.taken_over {
+                Some(takeover) => {
+                    taken_over.insert(node.node_id, takeover.by);
+                }
+                None => {
+                    current.insert(node.node_id, node.epoch);
+                }
+            }
+        }
         let global = tx.server_epoch().await?;
         Ok(Epochs {
             owner,
             current,
+            taken_over,
             global,
         })
     }
@@ -94,13 +127,13 @@ impl Epochs {
     }
 
     /// True when no incarnation runs with `epoch` any more: its locks are
-    /// reclaimable, and swept at the end of their node's grace period.
+    /// reclaimable, and swept at the end of their grace period.
     pub fn is_dead(&self, epoch: u64) -> bool {
         match self.owner.get(&epoch) {
             Some(node) => self.current.get(node) != Some(&epoch),
             // Unrecorded epochs predate node records; one not yet reached by the
             // counter was never handed out, so nothing can have died with it.
-            None => epoch < self.global,
+            None => epoch < self.global && self.current.get(DEFAULT_NODE) != Some(&epoch),
         }
     }
 
@@ -109,38 +142,145 @@ impl Epochs {
         self.global
     }
 
+    /// The nodes declared dead whose grace period `by` runs, in id order.
+    pub fn taken_over_by<'a>(&'a self, by: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.taken_over
+            .iter()
+            .filter(move |(_, taker)| taker.as_str() == by)
+            .map(|(node, _)| node.as_str())
+    }
+
     /// True when `epoch` is a dead epoch of `node`.
     fn is_dead_of(&self, epoch: u64, node: &str) -> bool {
         self.node_of(epoch) == node && self.is_dead(epoch)
     }
 }
 
-/// Locks of `node`'s dead epochs below `below`.
-async fn dead_locks_of<T: LockStore + NodeStore + ?Sized>(
+/// Locks of `node`'s dead epochs below `below`, in id order.
+///
+/// A named node's dead epochs are read one index range each (its epoch
+/// records say which), so the cost follows the node's own locks, not the
+/// store's. [`DEFAULT_NODE`] also owns the unrecorded epochs of stores
+/// written before nodes existed, which no record lists: its locks are found
+/// by one range over every epoch below `below`.
+pub(crate) async fn dead_locks_of<T: LockStore + NodeStore + ?Sized>(
+    tx: &mut T,
+    epochs: &Epochs,
+    node: &str,
+    below: u64,
+) -> Result<Vec<PersistedLock>> {
+    if node == DEFAULT_NODE {
+        let candidates = tx.list_locks(&LockQuery::epoch_below(below)).await?;
+        return Ok(candidates
+            .into_iter()
+            .filter(|l| epochs.is_dead_of(l.server_epoch, node))
+            .collect());
+    }
+    let dead: Vec<u64> = epochs
+        .owner
+        .range(..below)
+        .filter(|(epoch, owner)| owner.as_str() == node && epochs.is_dead(**epoch))
+        .map(|(epoch, _)| *epoch)
+        .collect();
+    let mut locks = Vec::new();
+    for epoch in dead {
+        locks.extend(tx.list_locks(&LockQuery::in_epoch(epoch)).await?);
+    }
+    locks.sort_unstable_by_key(|l| l.id);
+    Ok(locks)
+}
+
+/// The locks whose grace period `node` runs: its own dead epochs' below
+/// `below`, and every dead epoch's of the nodes it took over (see
+/// [`declare_dead`](crate::declare_dead)), in id order.
+pub(crate) async fn grace_locks_of<T: LockStore + NodeStore + ?Sized>(
     tx: &mut T,
     node: &str,
     below: u64,
 ) -> Result<Vec<PersistedLock>> {
     let epochs = Epochs::load(tx).await?;
-    // Every dead epoch is below the global counter; the filter keeps this node's.
-    let candidates = tx.list_locks(&LockQuery::epoch_below(below)).await?;
-    Ok(candidates
-        .into_iter()
-        .filter(|l| epochs.is_dead_of(l.server_epoch, node))
-        .collect())
+    let mut locks = dead_locks_of(tx, &epochs, node, below).await?;
+    let taken: Vec<String> = epochs.taken_over_by(node).map(str::to_owned).collect();
+    for dead in taken {
+        locks.extend(dead_locks_of(tx, &epochs, &dead, u64::MAX).await?);
+    }
+    locks.sort_unstable_by_key(|l| l.id);
+    Ok(locks)
 }
 
-/// Starts a new incarnation of node [`DEFAULT_NODE`]; see [`begin_recovery_as`].
-pub async fn begin_recovery(store: &dyn MetadataStore) -> Result<Recovery> {
-    begin_recovery_as(store, DEFAULT_NODE).await
+/// `now + lease`, or `Invalid` when that is past the last valid timestamp.
+pub(crate) fn lease_expiry(now: Timestamp, lease: Duration) -> Result<Timestamp> {
+    i64::try_from(lease.as_micros())
+        .ok()
+        .and_then(|us| now.as_micros().checked_add(us))
+        .map(Timestamp::from_micros)
+        .filter(|t| t.is_valid())
+        .ok_or_else(|| Error::Invalid(format!("lease: {lease:?} runs past the year 9999")))
 }
 
-/// Starts a new incarnation of `node`, in one transaction: reads the node's
-/// clean flag and sets it to unclean (only [`mark_clean_shutdown_as`] sets it
-/// back, so a crash leaves it unclean), takes a new epoch from the global
-/// counter and records it as the node's, and lists the locks of the node's
-/// dead epochs. Other nodes' locks are never listed.
-pub async fn begin_recovery_as(store: &dyn MetadataStore, node: &str) -> Result<Recovery> {
+/// How an incarnation starts: the lease it takes, and whether a live lease of
+/// the previous incarnation is overridden.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Start {
+    /// The liveness lease; `None` takes none (the single-node API).
+    pub lease: Option<Duration>,
+    /// Start even while the previous incarnation's lease runs.
+    pub take_over_live: bool,
+}
+
+/// Starts a new incarnation of `node` in `tx`: the core of [`begin_recovery`]
+/// and [`Node::start`](crate::Node::start).
+pub(crate) async fn start_in(
+    tx: &mut (dyn MetadataTransaction + '_),
+    node: &str,
+    how: Start,
+) -> Result<Recovery> {
+    let now = Timestamp::now();
+    let mut state = tx
+        .get_node(node)
+        .await?
+        .unwrap_or_else(|| NodeState::new(node));
+    if !how.take_over_live
+        && state.lease_held_at(now)
+        && let Some(until) = state.lease_expires_at
+    {
+        return Err(Error::NodeAlive {
+            node: node.to_owned(),
+            until,
+        });
+    }
+    let previous_shutdown_clean = state.clean_shutdown;
+    let epoch = tx.increment_server_epoch().await?;
+    let record = EpochRecord {
+        epoch,
+        node_id: node.to_owned(),
+        started_at: now,
+    };
+    tx.put_epoch_record(&record).await?;
+    state.epoch = epoch;
+    state.clean_shutdown = false;
+    state.lease_expires_at = how.lease.map(|l| lease_expiry(now, l)).transpose()?;
+    state.taken_over = None;
+    tx.put_node(&state).await?;
+    let epochs = Epochs::load(tx).await?;
+    // Reading the dead epochs' locks by epoch is also what makes a zombie's
+    // in-flight grant (a lock of its epoch) conflict with this start on
+    // PostgreSQL: see `crate::session`.
+    let reclaimable = dead_locks_of(tx, &epochs, node, epoch).await?;
+    let clients = crate::client::recovery_set(tx, &epochs, node).await?;
+    Ok(Recovery {
+        previous_shutdown_clean,
+        epoch,
+        reclaimable,
+        clients,
+    })
+}
+
+/// Runs a start (`work`) of `node` in the `begin_recovery` span.
+pub(crate) async fn traced_start(
+    node: &str,
+    work: impl Future<Output = Result<Recovery>>,
+) -> Result<Recovery> {
     let span = tracing::info_span!(
         "begin_recovery",
         node,
@@ -150,9 +290,7 @@ pub async fn begin_recovery_as(store: &dyn MetadataStore, node: &str) -> Result<
         clients = field::Empty,
         outcome = field::Empty,
     );
-    let result = begin_recovery_untraced(store, node)
-        .instrument(span.clone())
-        .await;
+    let result = work.instrument(span.clone()).await;
     if let Ok(recovery) = &result {
         span.record("epoch", recovery.epoch);
         span.record("previous_shutdown_clean", recovery.previous_shutdown_clean);
@@ -164,50 +302,45 @@ pub async fn begin_recovery_as(store: &dyn MetadataStore, node: &str) -> Result<
     result
 }
 
-/// [`begin_recovery_as`] without its span.
-async fn begin_recovery_untraced(store: &dyn MetadataStore, node: &str) -> Result<Recovery> {
-    validate::id("node_id", node)?;
-    store
-        .transact(|tx| {
-            Box::pin(async move {
-                let mut state = tx
-                    .get_node(node)
-                    .await?
-                    .unwrap_or_else(|| NodeState::new(node));
-                let previous_shutdown_clean = state.clean_shutdown;
-                let epoch = tx.increment_server_epoch().await?;
-                let record = EpochRecord {
-                    epoch,
-                    node_id: node.to_owned(),
-                    started_at: Timestamp::now(),
-                };
-                tx.put_epoch_record(&record).await?;
-                state.epoch = epoch;
-                state.clean_shutdown = false;
-                tx.put_node(&state).await?;
-                let reclaimable = dead_locks_of(tx, node, epoch).await?;
-                let clients = reclaimable.iter().map(|l| l.client_id.clone()).collect();
-                Ok(Recovery {
-                    previous_shutdown_clean,
-                    epoch,
-                    reclaimable,
-                    clients,
-                })
-            })
-        })
-        .await
+/// Starts a new incarnation of node [`DEFAULT_NODE`], in one transaction:
+/// reads the node's clean flag and sets it to unclean (only
+/// [`mark_clean_shutdown`] sets it back, so a crash leaves it unclean), takes
+/// a new epoch from the global counter and records it as the node's, and
+/// lists the locks of the node's dead epochs. Other nodes' locks are never
+/// listed. It takes no lease and is never refused: the single-node API has no
+/// other incarnation to wait for. Several servers start
+/// [`Node`](crate::Node)s instead.
+pub async fn begin_recovery(store: &dyn MetadataStore) -> Result<Recovery> {
+    let how = Start {
+        lease: None,
+        take_over_live: true,
+    };
+    traced_start(
+        DEFAULT_NODE,
+        store.transact(|tx| Box::pin(async move { start_in(tx, DEFAULT_NODE, how).await })),
+    )
+    .await
 }
 
-/// Ends node [`DEFAULT_NODE`]'s grace period; see [`end_grace_as`].
-pub async fn end_grace(store: &dyn MetadataStore, epoch: u64) -> Result<u64> {
-    end_grace_as(store, DEFAULT_NODE, epoch).await
+/// Deletes, in `tx`, the locks whose grace period `node` runs (its own dead
+/// epochs' below `below`, and those of the nodes it took over), in one bulk
+/// delete; returns how many.
+pub(crate) async fn sweep_in(
+    tx: &mut (dyn MetadataTransaction + '_),
+    node: &str,
+    below: u64,
+) -> Result<u64> {
+    let stale = grace_locks_of(tx, node, below).await?;
+    let ids: Vec<_> = stale.iter().map(|l| l.id).collect();
+    tx.delete_locks(&ids).await
 }
 
-/// Ends `node`'s grace period: deletes the locks still stamped with one of
-/// the node's dead epochs below `epoch` (held by clients that did not
-/// reclaim). Returns how many. Live epochs, the node's own or another's, are
-/// never swept.
-pub async fn end_grace_as(store: &dyn MetadataStore, node: &str, epoch: u64) -> Result<u64> {
+/// Runs an end of grace (`work`) of `node` in the `end_grace` span.
+pub(crate) async fn traced_end_grace(
+    node: &str,
+    epoch: u64,
+    work: impl Future<Output = Result<u64>>,
+) -> Result<u64> {
     let span = tracing::info_span!(
         "end_grace",
         node,
@@ -215,9 +348,7 @@ pub async fn end_grace_as(store: &dyn MetadataStore, node: &str, epoch: u64) -> 
         deleted = field::Empty,
         outcome = field::Empty,
     );
-    let result = end_grace_untraced(store, node, epoch)
-        .instrument(span.clone())
-        .await;
+    let result = work.instrument(span.clone()).await;
     if let Ok(deleted) = &result {
         span.record("deleted", deleted);
         tracing::info!(parent: &span, deleted, "fsmeta: grace period ended");
@@ -226,52 +357,49 @@ pub async fn end_grace_as(store: &dyn MetadataStore, node: &str, epoch: u64) -> 
     result
 }
 
-/// [`end_grace_as`] without its span.
-async fn end_grace_untraced(store: &dyn MetadataStore, node: &str, epoch: u64) -> Result<u64> {
-    validate::id("node_id", node)?;
-    store
-        .transact(|tx| {
-            Box::pin(async move {
-                let stale = dead_locks_of(tx, node, epoch).await?;
-                for lock in &stale {
-                    tx.delete_lock(lock.id).await?;
-                }
-                Ok(stale.len() as u64)
-            })
-        })
-        .await
+/// Ends node [`DEFAULT_NODE`]'s grace period: deletes the locks still stamped
+/// with one of its dead epochs below `epoch` (held by clients that did not
+/// reclaim), and those of the nodes declared dead with
+/// [`DEFAULT_NODE`] as the taker. Returns how many. Live epochs are never swept.
+pub async fn end_grace(store: &dyn MetadataStore, epoch: u64) -> Result<u64> {
+    traced_end_grace(
+        DEFAULT_NODE,
+        epoch,
+        store.transact(|tx| Box::pin(async move { sweep_in(tx, DEFAULT_NODE, epoch).await })),
+    )
+    .await
 }
 
-/// Records that node [`DEFAULT_NODE`] is shutting down cleanly.
-pub async fn mark_clean_shutdown(store: &dyn MetadataStore) -> Result<()> {
-    mark_clean_shutdown_as(store, DEFAULT_NODE).await
+/// Marks, in `tx`, `node`'s current incarnation as shut down cleanly: the
+/// clean flag is set and the lease dropped (nothing is running any more).
+pub(crate) async fn mark_clean_in<T: NodeStore + ?Sized>(tx: &mut T, node: &str) -> Result<()> {
+    let mut state = tx
+        .get_node(node)
+        .await?
+        .unwrap_or_else(|| NodeState::new(node));
+    state.clean_shutdown = true;
+    state.lease_expires_at = None;
+    tx.put_node(&state).await
 }
 
-/// Records that `node`'s current incarnation is shutting down cleanly.
-pub async fn mark_clean_shutdown_as(store: &dyn MetadataStore, node: &str) -> Result<()> {
+/// Runs a clean-shutdown mark (`work`) of `node` in the `mark_clean_shutdown` span.
+pub(crate) async fn traced_mark_clean(
+    node: &str,
+    work: impl Future<Output = Result<()>>,
+) -> Result<()> {
     let span = tracing::info_span!("mark_clean_shutdown", node, outcome = field::Empty);
-    let result = mark_clean_shutdown_untraced(store, node)
-        .instrument(span.clone())
-        .await;
+    let result = work.instrument(span.clone()).await;
     span.record("outcome", crate::obs::outcome(&result));
     result
 }
 
-/// [`mark_clean_shutdown_as`] without its span.
-async fn mark_clean_shutdown_untraced(store: &dyn MetadataStore, node: &str) -> Result<()> {
-    validate::id("node_id", node)?;
-    store
-        .transact(|tx| {
-            Box::pin(async move {
-                let mut state = tx
-                    .get_node(node)
-                    .await?
-                    .unwrap_or_else(|| NodeState::new(node));
-                state.clean_shutdown = true;
-                tx.put_node(&state).await
-            })
-        })
-        .await
+/// Records that node [`DEFAULT_NODE`] is shutting down cleanly.
+pub async fn mark_clean_shutdown(store: &dyn MetadataStore) -> Result<()> {
+    traced_mark_clean(
+        DEFAULT_NODE,
+        store.transact(|tx| Box::pin(async move { mark_clean_in(tx, DEFAULT_NODE).await })),
+    )
+    .await
 }
 
 /// True when node [`DEFAULT_NODE`]'s last incarnation marked its shutdown

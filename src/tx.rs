@@ -93,7 +93,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The pause before retry number `retry` (0-based): full jitter over the
     /// exponential bound, so that racing transactions spread out.
-    fn backoff(&self, retry: u32) -> Duration {
+    pub(crate) fn backoff(&self, retry: u32) -> Duration {
         let bound = self
             .initial_backoff
             .saturating_mul(1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX))

@@ -76,9 +76,18 @@ pub fn file(file: &FileMeta) -> Result<()> {
     timestamp("ctime", file.ctime)
 }
 
-/// A node's state: a valid node id.
+/// A node's state: a valid node id, lease expiry and takeover (a valid
+/// taker's id and time).
 pub fn node(node: &NodeState) -> Result<()> {
-    id("node_id", &node.node_id)
+    id("node_id", &node.node_id)?;
+    if let Some(until) = node.lease_expires_at {
+        timestamp("lease_expires_at", until)?;
+    }
+    if let Some(takeover) = &node.taken_over {
+        id("taken_over.by", &takeover.by)?;
+        timestamp("taken_over.at", takeover.at)?;
+    }
+    Ok(())
 }
 
 /// An epoch record: a valid node id and start time.

@@ -396,6 +396,7 @@ fn input_rows() -> Vec<Row> {
                     client_id: Some(id(1024)),
                     share_name: Some(id(255)),
                     server_epoch_below: Some(u64::MAX),
+                    server_epoch: Some(u64::MAX),
                 };
                 assert_eq!(tx.list_locks(&q).await?, vec![]);
             })),
@@ -465,28 +466,36 @@ fn input_rows() -> Vec<Row> {
                 .await?)),
         ),
         row(
-            "begin_recovery_as empty node",
+            "declare_dead of an empty node",
             Invalid,
             Store(store_op!(
-                |store| fsmeta::begin_recovery_as(store, "").await?
+                |store| fsmeta::declare_dead(store, "", "b").await?
             )),
         ),
         row(
-            "end_grace_as node of 1025 bytes",
+            "declare_dead by a node of 1025 bytes",
             Invalid,
-            Store(store_op!(
-                |store| fsmeta::end_grace_as(store, &id(1025), 1).await?
-            )),
-        ),
-        row(
-            "reclaim_lock_as a node that never began recovery",
-            NodeNotStarted,
-            Tx(tx_op!(|tx| fsmeta::reclaim_lock_as(
-                tx,
-                "never-started",
-                &good_lock()
+            Store(store_op!(|store| fsmeta::declare_dead(
+                store,
+                "a",
+                &id(1025)
             )
             .await?)),
+        ),
+        row(
+            "declare_dead of a node that never started",
+            NodeNotStarted,
+            Store(store_op!(|store| fsmeta::declare_dead(
+                store,
+                "never-started",
+                "b"
+            )
+            .await?)),
+        ),
+        row(
+            "reclaim_lock before the default node began recovery",
+            NodeNotStarted,
+            Tx(tx_op!(|tx| fsmeta::reclaim_lock(tx, &good_lock()).await?)),
         ),
         // Arbitration validates before it reads.
         row(

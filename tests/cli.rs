@@ -16,8 +16,8 @@ use std::process::{Command, Output};
 
 use fsmeta::{
     Epochs, FileHandle, FileKind, FileMeta, FjallStore, LockQuery, LockType, MetadataStore,
-    MetadataStoreExt, NodeState, PersistedLock, ShareReservation, StoreDigest, Timestamp,
-    begin_recovery_as, digest, mark_clean_shutdown_as,
+    MetadataStoreExt, Node, NodeSession, NodeState, PersistedLock, ShareReservation, StartOptions,
+    StoreDigest, Timestamp, digest,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -155,15 +155,22 @@ const SHARES: [&str; 2] = ["export", "home ü"];
 /// Node a starts (epoch 1), node b starts (epoch 2), both take locks; node a
 /// restarts (epoch 3: its epoch 1 is dead) and takes more; b shuts down
 /// cleanly (its epoch 2 stays live: it has not restarted).
-async fn populate(store: &dyn MetadataStore) {
-    let a1 = begin_recovery_as(store, "node-a")
-        .await
-        .expect("a starts")
-        .epoch;
-    let b = begin_recovery_as(store, "node-b")
-        .await
-        .expect("b starts")
-        .epoch;
+async fn populate(store: &(impl MetadataStore + Clone + 'static)) {
+    let start = |node: &'static str| async move {
+        let handle: std::sync::Arc<dyn MetadataStore> = std::sync::Arc::new(store.clone());
+        let options = StartOptions {
+            take_over_live: true,
+            ..Default::default()
+        };
+        Node::new(handle, node)
+            .expect("node id")
+            .start(options)
+            .await
+            .expect("node starts")
+    };
+    let a1 = start("node-a").await.epoch();
+    let b_session: NodeSession = start("node-b").await;
+    let b = b_session.epoch();
     let files: Vec<FileMeta> = (0..6)
         .map(|n| file(n, SHARES[usize::from(n % 2)]))
         .collect();
@@ -221,10 +228,7 @@ async fn populate(store: &dyn MetadataStore) {
         })
         .await
         .expect("files and first locks");
-    let a3 = begin_recovery_as(store, "node-a")
-        .await
-        .expect("a restarts")
-        .epoch;
+    let a3 = start("node-a").await.epoch();
     assert_eq!((a1, b, a3), (1, 2, 3));
     let later = vec![
         lock(&files[4], "owner 1", "client1", a3, 5, 10, x, d),
@@ -242,9 +246,7 @@ async fn populate(store: &dyn MetadataStore) {
         })
         .await
         .expect("later locks");
-    mark_clean_shutdown_as(store, "node-b")
-        .await
-        .expect("b stops");
+    b_session.shutdown().await.expect("b stops");
     locks.extend(later);
 }
 

@@ -354,7 +354,9 @@ async fn single_node_store_is_upgraded_to_node_default() {
         Some(fsmeta::NodeState {
             node_id: "default".into(),
             epoch: 7,
-            clean_shutdown: false
+            clean_shutdown: false,
+            lease_expires_at: None,
+            taken_over: None,
         })
     );
     assert!(

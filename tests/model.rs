@@ -283,14 +283,18 @@ fn lock_query() -> impl Strategy<Value = LockQuery> {
         proptest::option::weighted(0.3, id()),
         proptest::option::weighted(0.3, share()),
         proptest::option::weighted(0.3, u64_edge()),
+        proptest::option::weighted(0.2, u64_edge()),
     )
         .prop_map(
-            |(file_id, owner_id, client_id, share_name, server_epoch_below)| LockQuery {
-                file_id,
-                owner_id,
-                client_id,
-                share_name,
-                server_epoch_below,
+            |(file_id, owner_id, client_id, share_name, server_epoch_below, server_epoch)| {
+                LockQuery {
+                    file_id,
+                    owner_id,
+                    client_id,
+                    share_name,
+                    server_epoch_below,
+                    server_epoch,
+                }
             },
         )
 }

@@ -17,18 +17,24 @@ fn main() {
 }
 
 #[cfg(feature = "postgres")]
+#[path = "support/node_proc.rs"]
+mod node_proc;
+
+#[cfg(feature = "postgres")]
 mod multinode {
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::process::{Command, Stdio};
+    use std::collections::BTreeSet;
 
     use fsmeta::conformance::postgres::TestSchema;
     use fsmeta::*;
     use uuid::Uuid;
 
+    use crate::node_proc::{
+        CHILD, NodeProc, connect_child, fields, lock_request, node_child, spawn,
+    };
+
     /// A parent-side test: runs child processes against the schema.
     type Test = fn(&tokio::runtime::Runtime, &TestSchema);
 
-    const CHILD: &str = "FSMETA_MULTINODE_CHILD";
     const PROCESSES: usize = 3;
     const TASKS: usize = 8;
     const ROUNDS: usize = 8;
@@ -83,18 +89,6 @@ mod multinode {
         let _ = sql.close().await;
     }
 
-    /// Runs this binary as a child process with a role and arguments; returns its stdout lines.
-    fn spawn(schema: &TestSchema, role: &str, args: &[&str]) -> std::process::Child {
-        Command::new(std::env::current_exe().expect("current exe"))
-            .env(CHILD, role)
-            .env("FSMETA_TEST_POSTGRES_URL", schema.url())
-            .env("FSMETA_MULTINODE_SCHEMA", schema.name())
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn child process")
-    }
-
     fn output(child: std::process::Child) -> Vec<String> {
         let out = child.wait_with_output().expect("child output");
         assert!(out.status.success(), "child failed: {:?}", out.status);
@@ -103,55 +97,6 @@ mod multinode {
             .lines()
             .map(str::to_owned)
             .collect()
-    }
-
-    fn run(schema: &TestSchema, role: &str, args: &[&str]) -> Vec<String> {
-        output(spawn(schema, role, args))
-    }
-
-    /// `key=value` fields of one output line.
-    fn fields(line: &str) -> BTreeMap<String, String> {
-        line.split_whitespace()
-            .filter_map(|f| f.split_once('='))
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect()
-    }
-
-    async fn connect_child() -> PostgresStore {
-        let url = std::env::var("FSMETA_TEST_POSTGRES_URL").expect("url");
-        let schema = std::env::var("FSMETA_MULTINODE_SCHEMA").expect("schema");
-        let options = PgOptions {
-            schema: Some(schema),
-            migrate: false,
-            ..Default::default()
-        };
-        PostgresStore::connect_with(&url, options)
-            .await
-            .expect("child connects")
-    }
-
-    fn lock_request(
-        file: &[u8],
-        owner: &str,
-        lock_type: LockType,
-        offset: u64,
-        length: u64,
-        epoch: u64,
-    ) -> PersistedLock {
-        PersistedLock {
-            id: Uuid::new_v4(),
-            share_name: "export".into(),
-            file_id: FileHandle::new(file).expect("handle"),
-            owner_id: owner.into(),
-            client_id: format!("client-of-{owner}"),
-            lock_type,
-            offset,
-            length,
-            share_reservation: ShareReservation::None,
-            acquired_at: Timestamp::now(),
-            server_epoch: epoch,
-            flavor: fsmeta::LockFlavor::Posix,
-        }
     }
 
     /// One attempt per transaction, counting the conflicts `transact` would hide.
@@ -182,6 +127,9 @@ mod multinode {
     }
 
     async fn child(role: &str, args: &[String]) {
+        if role == "node" {
+            return node_child(args).await;
+        }
         let store = connect_child().await;
         let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
         match role {
@@ -203,14 +151,16 @@ mod multinode {
                                 // An owner's requests sit in disjoint 10 000-byte slots: a grant stays as granted.
                                 let offset = round as u64 * 10_000 + (slot * 37 % 2_000);
                                 let file = [b'f', (slot % 2) as u8];
-                                let req = lock_request(
-                                    &file,
-                                    &owner,
-                                    lock_type,
-                                    offset,
-                                    500 + (slot % 4) * 400,
-                                    1,
-                                );
+                                let req = PersistedLock {
+                                    server_epoch: 1,
+                                    ..lock_request(
+                                        &file,
+                                        &owner,
+                                        lock_type,
+                                        offset,
+                                        500 + (slot % 4) * 400,
+                                    )
+                                };
                                 match acquire_counting(&store, &req, &mut conflicts).await {
                                     Acquire::Granted => granted.push(req.id),
                                     Acquire::Denied { conflicts } => {
@@ -235,63 +185,6 @@ mod multinode {
                 }
                 println!("summary denied={denied} conflicts={conflicts}");
             }
-            "start" => {
-                let r = begin_recovery_as(&store, arg(0))
-                    .await
-                    .expect("begin_recovery_as");
-                let ids: Vec<String> = r.reclaimable.iter().map(|l| l.id.to_string()).collect();
-                println!(
-                    "epoch={} clean={} reclaimable={}",
-                    r.epoch,
-                    r.previous_shutdown_clean,
-                    ids.join(",")
-                );
-            }
-            "lock" => {
-                let mut tx = store.begin().await.expect("begin");
-                let epoch = tx
-                    .get_node(arg(0))
-                    .await
-                    .expect("get_node")
-                    .expect("node started")
-                    .epoch;
-                drop(tx);
-                let req = lock_request(arg(1).as_bytes(), arg(2), LockType::Exclusive, 0, 0, epoch);
-                let r = &req;
-                let answer = store
-                    .transact(|tx| Box::pin(async move { acquire_lock(tx, r).await }))
-                    .await
-                    .expect("acquire");
-                assert_eq!(answer, Acquire::Granted);
-                println!("id={}", req.id);
-            }
-            "reclaim" => {
-                let id: Uuid = arg(1).parse().expect("lock id");
-                let mut tx = store.begin().await.expect("begin");
-                let held = tx
-                    .get_lock(id)
-                    .await
-                    .expect("get_lock")
-                    .expect("the lock to reclaim");
-                let answer = reclaim_lock_as(&mut *tx, arg(0), &held)
-                    .await
-                    .expect("reclaim");
-                tx.commit().await.expect("commit");
-                println!(
-                    "granted={} no_such_lock={}",
-                    answer == Reclaim::Granted,
-                    answer == Reclaim::NoSuchLock
-                );
-            }
-            "end-grace" => {
-                let n = end_grace_as(&store, arg(0), arg(1).parse().expect("epoch"))
-                    .await
-                    .expect("end_grace_as");
-                println!("removed={n}");
-            }
-            "shutdown" => mark_clean_shutdown_as(&store, arg(0))
-                .await
-                .expect("mark_clean_shutdown_as"),
             other => panic!("unknown child role {other}"),
         }
         let _ = store.close().await;
@@ -344,49 +237,45 @@ mod multinode {
     }
 
     fn nodes_recover_independently(runtime: &tokio::runtime::Runtime, schema: &TestSchema) {
-        let start = |node: &str| fields(&run(schema, "start", &[node])[0]);
-        let lock = |node: &str, file: &str, owner: &str| {
-            fields(&run(schema, "lock", &[node, file, owner])[0])["id"].clone()
-        };
-        let a1 = start("node-a");
-        let b1 = start("node-b");
+        const LEASE_MS: u64 = 60_000;
+        let start = |node: &str| NodeProc::start(schema, node, LEASE_MS, true);
+        let mut a1 = start("node-a");
+        let mut b1 = start("node-b");
         assert_eq!(
-            (a1["clean"].as_str(), b1["clean"].as_str()),
+            (a1.started["clean"].as_str(), b1.started["clean"].as_str()),
             ("true", "true")
         );
         let (a_lock1, a_lock2) = (
-            lock("node-a", "fa1", "a-owner1"),
-            lock("node-a", "fa2", "a-owner2"),
+            a1.cmd("lock fa1 a-owner1")["id"].clone(),
+            a1.cmd("lock fa2 a-owner2")["id"].clone(),
         );
-        let b_lock = lock("node-b", "fb1", "b-owner1");
+        let b_lock = b1.cmd("lock fb1 b-owner1")["id"].clone();
         // node-a's process is gone without a clean mark: it restarts.
-        let a2 = start("node-a");
-        assert_eq!(a2["clean"], "false");
-        let reclaimable: BTreeSet<&str> = a2["reclaimable"].split(',').collect();
+        a1.exit();
+        let mut a2 = start("node-a");
+        assert_eq!(a2.started["clean"], "false");
+        let reclaimable: BTreeSet<&str> = a2.started["reclaimable"].split(',').collect();
         assert_eq!(
             reclaimable,
             BTreeSet::from([a_lock1.as_str(), a_lock2.as_str()]),
             "exactly A's old locks"
         );
-        let answer = fields(&run(schema, "reclaim", &["node-a", &b_lock])[0]);
+        let answer = a2.cmd(&format!("reclaim {b_lock}"));
         assert_eq!(
-            (answer["granted"].as_str(), answer["no_such_lock"].as_str()),
+            (answer["granted"].as_str(), answer["not_allowed"].as_str()),
             ("false", "true"),
-            "B's lock is live"
+            "B's lock is live: its client is B's"
         );
+        assert_eq!(a2.cmd(&format!("reclaim {a_lock1}"))["granted"], "true");
+        a2.cmd("complete client-of-a-owner1");
+        b1.cmd("rehome client-of-a-owner2");
         assert_eq!(
-            fields(&run(schema, "reclaim", &["node-a", &a_lock1])[0])["granted"],
-            "true"
-        );
-        assert_eq!(
-            fields(&run(schema, "reclaim", &["node-b", &a_lock2])[0])["granted"],
+            b1.cmd(&format!("reclaim {a_lock2}"))["granted"],
             "true",
             "fail-over reclaim through B"
         );
-        assert_eq!(
-            fields(&run(schema, "end-grace", &["node-a", &a2["epoch"]])[0])["removed"],
-            "0"
-        );
+        b1.cmd("complete client-of-a-owner2");
+        assert_eq!(a2.cmd("end-grace")["removed"], "0");
         let locks = runtime.block_on(all_locks(schema));
         let epoch_of = |id: &str| {
             locks
@@ -396,37 +285,44 @@ mod multinode {
         };
         assert_eq!(
             epoch_of(&b_lock),
-            Some(b1["epoch"].clone()),
+            Some(b1.started["epoch"].clone()),
             "B's lock untouched"
         );
-        assert_eq!(epoch_of(&a_lock1), Some(a2["epoch"].clone()));
+        assert_eq!(epoch_of(&a_lock1), Some(a2.started["epoch"].clone()));
         assert_eq!(
             epoch_of(&a_lock2),
-            Some(b1["epoch"].clone()),
+            Some(b1.started["epoch"].clone()),
             "restamped with B's epoch"
         );
-        // B shuts down cleanly and restarts.
-        run(schema, "shutdown", &["node-b"]);
-        assert_eq!(start("node-b")["clean"], "true");
+        // B shuts down cleanly and restarts: no lease to wait for.
+        b1.cmd("shutdown");
+        b1.exit();
+        let b2 = NodeProc::start(schema, "node-b", LEASE_MS, false);
+        assert_eq!(b2.started["clean"], "true");
         // Four nodes recover at the same moment, in four processes.
+        a2.exit();
         let nodes = ["node-a", "node-c", "node-d", "node-e"];
-        let children: Vec<_> = nodes.iter().map(|n| spawn(schema, "start", &[n])).collect();
-        let epochs: BTreeSet<String> = children
-            .into_iter()
-            .map(|c| fields(&output(c)[0])["epoch"].clone())
-            .collect();
+        let mut procs: Vec<NodeProc> = std::thread::scope(|s| {
+            let starting: Vec<_> = nodes.iter().map(|n| s.spawn(|| start(n))).collect();
+            starting
+                .into_iter()
+                .map(|h| h.join().expect("start"))
+                .collect()
+        });
+        let epochs: BTreeSet<String> = procs.iter().map(|p| p.started["epoch"].clone()).collect();
         assert_eq!(epochs.len(), nodes.len(), "distinct epochs: {epochs:?}");
-        for n in nodes {
-            run(schema, "end-grace", &[n, "18446744073709551615"]);
+        for p in &mut procs {
+            p.cmd("end-grace");
         }
         let survivors = runtime.block_on(all_locks(schema));
         assert!(
             survivors.iter().any(|l| l.id.to_string() == b_lock),
             "no node swept node-b's live lock"
         );
-        println!(
-            "multinode nodes: {} processes acting as 5 nodes, recoveries independent",
-            14
-        );
+        for p in procs {
+            p.exit();
+        }
+        b2.exit();
+        println!("multinode nodes: 9 processes acting as 5 nodes, recoveries independent");
     }
 }

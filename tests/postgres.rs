@@ -85,7 +85,7 @@ const ALL_TABLES: [&str; 8] = [
 ];
 
 /// How many migrations `Migrator` has.
-const MIGRATIONS: &str = "5";
+const MIGRATIONS: &str = "6";
 
 /// How many migrations `Migrator::down` must revert to undo `name` and every
 /// migration after it (so the count stays right as migrations are added).
@@ -541,6 +541,8 @@ async fn pre_node_store_becomes_the_default_node() {
             node_id: fsmeta::DEFAULT_NODE.into(),
             epoch: 7,
             clean_shutdown: false,
+            lease_expires_at: None,
+            taken_over: None,
         })
     );
     assert!(
@@ -864,6 +866,11 @@ async fn verify_reports_every_bad_row_and_keeps_walking() {
         node_id: "n1".into(),
         epoch: 3,
         clean_shutdown: true,
+        lease_expires_at: Some(fsmeta::Timestamp::from_micros(1_700_000_000_000_000)),
+        taken_over: Some(fsmeta::Takeover {
+            by: "n2".into(),
+            at: fsmeta::Timestamp::from_micros(-1),
+        }),
     };
     tx.put_node(&node).await.unwrap();
     tx.put_epoch_record(&fsmeta::EpochRecord {

@@ -21,6 +21,12 @@
 //! # Ok(()) }
 //! ```
 
+mod rules;
+mod session;
+
+pub use rules::{ReclaimRefusal, may_reclaim};
+pub(crate) use rules::{acquire_courteous, end_grace_clients, recovery_set};
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 

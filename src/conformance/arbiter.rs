@@ -36,7 +36,7 @@ pub async fn arbiter_denies_conflicts_and_changes_nothing(t: &mut dyn TestStore)
             expected.extend(before.iter().filter(|l| l.owner_id == "c").cloned());
             assert_eq!(conflicts, by_id(expected), "the conflicts, as stored");
         }
-        Acquire::Granted => panic!("an overlapping exclusive lock of another owner was granted"),
+        other => panic!("an overlapping exclusive lock of another owner: {other:?}"),
     }
     assert_eq!(
         all_locks(t, &LockQuery::default()).await,
@@ -260,7 +260,7 @@ pub async fn test_lock_writes_nothing(t: &mut dyn TestStore) {
         .unwrap()
     {
         Acquire::Denied { conflicts } => assert_eq!(conflicts, before),
-        Acquire::Granted => panic!("test_lock granted a conflicting lock"),
+        other => panic!("test_lock of a conflicting lock: {other:?}"),
     }
     commit(tx).await;
     assert_eq!(all_locks(t, &LockQuery::default()).await, before);
@@ -308,7 +308,7 @@ pub async fn concurrent_acquisitions_never_double_grant(t: &mut dyn TestStore) {
                         Ok(Acquire::Denied { conflicts }) => {
                             assert!(!conflicts.is_empty(), "denied without a conflict")
                         }
-                        Err(e) => panic!("acquire_lock failed: {e}"),
+                        other => panic!("acquire_lock: {other:?}"),
                     }
                 }
                 granted

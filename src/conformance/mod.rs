@@ -21,6 +21,7 @@
 
 mod arbiter;
 mod clients;
+mod clients_recovery;
 mod ext;
 mod files;
 mod isolation;
@@ -36,11 +37,13 @@ mod reclaim;
 mod recovery;
 mod roundtrip;
 mod sample;
+mod sessions;
 mod smb;
 mod validation;
 
 pub use arbiter::*;
 pub use clients::*;
+pub use clients_recovery::*;
 pub use ext::*;
 pub use files::*;
 pub use isolation::*;
@@ -53,6 +56,7 @@ pub use reclaim::*;
 pub use recovery::*;
 pub use roundtrip::*;
 pub use sample::*;
+pub use sessions::*;
 pub use smb::*;
 pub use validation::*;
 
@@ -134,6 +138,10 @@ macro_rules! conformance_tests {
             clients_every_field_round_trips, clients_put_list_upsert, clients_delete_reports_existence,
             clients_queries_and_indexes, clients_atomic_and_serializable, clients_pages_and_digest,
             clients_validation,
+            reclaim_needs_a_record_of_a_dead_epoch, reclaim_complete_once_and_end_of_grace,
+            restart_during_grace_keeps_the_recovery_set,
+            partitioned_client_cannot_reclaim_after_a_second_restart,
+            clients_reclaim_through_the_taker, courteous_expiry_revokes_only_on_conflict,
         );
     };
 }

@@ -8,9 +8,10 @@ use super::sample::{
     T0, acquire, all_locks, assert_conflict, assert_invalid, begin, by_id, commit, handle,
     read_lock, request,
 };
+use super::sessions::{assert_fenced, restart, start_node};
 use crate::{
-    Acquire, EpochRecord, FileHandle, LockQuery, LockType, MetadataStoreExt, MetadataTransaction,
-    NodeState, PersistedLock, Reclaim, Timestamp,
+    Acquire, EpochRecord, FileHandle, LockQuery, LockType, MetadataTransaction, NodeState,
+    PersistedLock, Reclaim, ReclaimRefusal, Timestamp,
 };
 
 /// A new store has epoch 0; each committed increment adds exactly one.
@@ -103,20 +104,33 @@ pub async fn node_state_round_trips(t: &mut dyn TestStore) {
     assert!(tx.list_nodes().await.unwrap().is_empty());
     assert!(tx.list_epoch_records().await.unwrap().is_empty());
     let nodes = [
+        // Every field away from its default, at its extremes.
         NodeState {
             node_id: "b:1/ü".into(),
             epoch: u64::MAX,
             clean_shutdown: false,
+            lease_expires_at: Some(Timestamp::MAX_VALID),
+            taken_over: Some(crate::Takeover {
+                by: "a0 :/ü".into(),
+                at: Timestamp::MIN_VALID,
+            }),
         },
         NodeState {
             node_id: "a".into(),
             epoch: 3,
             clean_shutdown: true,
+            lease_expires_at: Some(Timestamp::MIN_VALID),
+            taken_over: None,
         },
         NodeState {
             node_id: "a0".into(),
             epoch: 0,
             clean_shutdown: false,
+            lease_expires_at: None,
+            taken_over: Some(crate::Takeover {
+                by: "n".repeat(1024),
+                at: Timestamp::MAX_VALID,
+            }),
         },
     ];
     for n in &nodes {
@@ -152,6 +166,37 @@ pub async fn node_state_round_trips(t: &mut dyn TestStore) {
             "put_epoch_record with a bad id",
             tx.put_epoch_record(&record).await,
         );
+    }
+    for (what, bad) in [
+        (
+            "a lease expiry out of range",
+            NodeState {
+                lease_expires_at: Some(Timestamp::from_micros(i64::MAX)),
+                ..NodeState::new("a")
+            },
+        ),
+        (
+            "an empty taker",
+            NodeState {
+                taken_over: Some(crate::Takeover {
+                    by: String::new(),
+                    at: T0,
+                }),
+                ..NodeState::new("a")
+            },
+        ),
+        (
+            "a takeover time out of range",
+            NodeState {
+                taken_over: Some(crate::Takeover {
+                    by: "b".into(),
+                    at: Timestamp::from_micros(i64::MIN),
+                }),
+                ..NodeState::new("a")
+            },
+        ),
+    ] {
+        assert_invalid(what, tx.put_node(&bad).await);
     }
     let bad_time = EpochRecord {
         epoch: 9,
@@ -236,112 +281,111 @@ pub(super) async fn take(
 /// Nodes A and B share a store: A's crash and recovery touch only A's locks;
 /// A's client fails over and reclaims through B; B restarts cleanly.
 pub async fn nodes_recover_independently(t: &mut dyn TestStore) {
-    let store = t.store();
-    let a1 = crate::begin_recovery_as(&*store, "node-a").await.unwrap();
-    let b1 = crate::begin_recovery_as(&*store, "node-b").await.unwrap();
+    let a1 = start_node(t, "node-a").await;
+    let b1 = start_node(t, "node-b").await;
     assert!(
-        a1.previous_shutdown_clean && b1.previous_shutdown_clean,
+        a1.recovery().previous_shutdown_clean && b1.recovery().previous_shutdown_clean,
         "first starts are clean"
     );
-    assert_ne!(a1.epoch, b1.epoch, "every incarnation gets its own epoch");
+    assert_ne!(
+        a1.epoch(),
+        b1.epoch(),
+        "every incarnation gets its own epoch"
+    );
     let a_locks = vec![
-        take(t, &handle(b"fa1"), "a-owner1", a1.epoch).await,
-        take(t, &handle(b"fa2"), "a-owner2", a1.epoch).await,
+        take(t, &handle(b"fa1"), "a-owner1", a1.epoch()).await,
+        take(t, &handle(b"fa2"), "a-owner2", a1.epoch()).await,
     ];
-    let b_locks = [take(t, &handle(b"fb1"), "b-owner1", b1.epoch).await];
+    let b_locks = [take(t, &handle(b"fb1"), "b-owner1", b1.epoch()).await];
+    // The clients' records (only a client with one may reclaim through a
+    // session). The second of A's clients will fail over: the host moved its
+    // record to B, keeping the epoch it was confirmed in.
+    let record = |client: &str, node: &str, epoch| super::clients::sample_client(client, node, epoch);
+    super::clients::seed_clients(
+        t,
+        &[
+            record("client-of-a-owner1", "node-a", a1.epoch()),
+            record("client-of-a-owner2", "node-b", a1.epoch()),
+            record("client-of-b-owner1", "node-b", b1.epoch()),
+        ],
+    )
+    .await;
     // A crashes (no clean mark) and restarts.
-    let a2 = crate::begin_recovery_as(&*store, "node-a").await.unwrap();
-    assert!(!a2.previous_shutdown_clean);
-    assert!(a2.epoch > b1.epoch);
+    let a2 = start_node(t, "node-a").await;
+    assert!(!a2.recovery().previous_shutdown_clean);
+    assert!(a2.epoch() > b1.epoch());
     assert_eq!(
-        a2.reclaimable,
+        a2.recovery().reclaimable,
         by_id(a_locks.clone()),
         "A's reclaimable set is exactly A's old locks"
     );
-    assert_eq!(a2.clients.len(), 2);
+    assert_eq!(a2.recovery().lock_holders().len(), 2);
+    assert_fenced(
+        "A's first incarnation",
+        &a1,
+        a2.epoch(),
+        a1.reclaim(&a_locks[0]).await,
+    );
     // A's first client reclaims through A; the second fails over and reclaims through B.
-    let reclaim_as = |node: &'static str, lock: PersistedLock| {
-        let store = store.clone();
-        async move {
-            let lock = &lock;
-            store
-                .transact(|tx| {
-                    Box::pin(async move { crate::reclaim_lock_as(tx, node, lock).await })
-                })
-                .await
-                .unwrap()
-        }
-    };
     assert_eq!(
-        reclaim_as("node-a", b_locks[0].clone()).await,
-        Reclaim::NoSuchLock,
-        "B's live epoch: its locks are not reclaimable"
+        a2.reclaim(&b_locks[0]).await.unwrap(),
+        Reclaim::NotAllowed(ReclaimRefusal::OtherNode),
+        "B's live epoch: its clients are not A's to reclaim"
     );
     assert_eq!(
-        reclaim_as("node-b", b_locks[0].clone()).await,
-        Reclaim::Granted,
-        "the holder's own lock in its node's current epoch: a retransmit, nothing written"
+        b1.reclaim(&b_locks[0]).await.unwrap(),
+        Reclaim::NotAllowed(ReclaimRefusal::NotInRecovery),
+        "a client of B's live epoch is in no grace period: nothing written"
     );
     assert_eq!(
         read_lock(t, b_locks[0].id).await.as_ref(),
         Some(&b_locks[0])
     );
+    assert_eq!(a2.reclaim(&a_locks[0]).await.unwrap(), Reclaim::Granted);
     assert_eq!(
-        reclaim_as("node-a", a_locks[0].clone()).await,
-        Reclaim::Granted
-    );
-    assert_eq!(
-        reclaim_as("node-b", a_locks[1].clone()).await,
+        b1.reclaim(&a_locks[1]).await.unwrap(),
         Reclaim::Granted,
         "fail-over reclaim"
     );
+    b1.reclaim_complete("client-of-a-owner2").await.unwrap();
     assert_eq!(
         read_lock(t, a_locks[0].id).await.unwrap().server_epoch,
-        a2.epoch
+        a2.epoch()
     );
     assert_eq!(
         read_lock(t, a_locks[1].id).await.unwrap().server_epoch,
-        b1.epoch,
+        b1.epoch(),
         "restamped with B's epoch"
     );
     // Another crash of A: its grace sweep must spare B's live locks, including the failed-over one.
-    let orphan = take(t, &handle(b"fa3"), "a-owner3", a2.epoch).await;
-    let a3 = crate::begin_recovery_as(&*store, "node-a").await.unwrap();
+    let orphan = take(t, &handle(b"fa3"), "a-owner3", a2.epoch()).await;
+    let a3 = start_node(t, "node-a").await;
     assert_eq!(
-        a3.reclaimable.iter().map(|l| l.id).collect::<Vec<_>>(),
+        a3.recovery()
+            .reclaimable
+            .iter()
+            .map(|l| l.id)
+            .collect::<Vec<_>>(),
         by_id(vec![a_locks[0].clone(), orphan.clone()])
             .iter()
             .map(|l| l.id)
             .collect::<Vec<_>>()
     );
-    assert_eq!(
-        crate::end_grace_as(&*store, "node-a", a3.epoch)
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        crate::end_grace_as(&*store, "node-b", b1.epoch + 100)
-            .await
-            .unwrap(),
-        0,
-        "B has no dead epochs"
-    );
+    assert_eq!(a3.end_grace().await.unwrap(), 2);
+    assert_eq!(b1.end_grace().await.unwrap(), 0, "B has no dead epochs");
     let left = all_locks(t, &LockQuery::default()).await;
     assert_eq!(
         left.len(),
         2,
         "B's own and the failed-over lock survive: {left:?}"
     );
-    assert!(left.iter().all(|l| l.server_epoch == b1.epoch));
+    assert!(left.iter().all(|l| l.server_epoch == b1.epoch()));
     // B shuts down cleanly and restarts.
-    crate::mark_clean_shutdown_as(&*store, "node-b")
-        .await
-        .unwrap();
-    let b2 = crate::begin_recovery_as(&*store, "node-b").await.unwrap();
-    assert!(b2.previous_shutdown_clean);
+    b1.shutdown().await.unwrap();
+    let b2 = start_node(t, "node-b").await;
+    assert!(b2.recovery().previous_shutdown_clean);
     assert_eq!(
-        b2.reclaimable.len(),
+        b2.recovery().reclaimable.len(),
         2,
         "B's previous epoch is dead now: its locks are reclaimable"
     );
@@ -350,21 +394,18 @@ pub async fn nodes_recover_independently(t: &mut dyn TestStore) {
     assert_eq!(
         nodes,
         vec![
-            ("node-a".into(), a3.epoch, false),
-            ("node-b".into(), b2.epoch, false)
+            ("node-a".into(), a3.epoch(), false),
+            ("node-b".into(), b2.epoch(), false)
         ]
     );
     let handed = epoch_owners(&mut *tx).await;
     assert_eq!(handed.len(), 5, "one record per incarnation: {handed:?}");
     assert_eq!(
         tx.server_epoch().await.unwrap(),
-        b2.epoch,
+        b2.epoch(),
         "the counter stays global"
     );
-    assert_invalid(
-        "begin_recovery_as(\"\")",
-        crate::begin_recovery_as(&*store, "").await,
-    );
+    assert_invalid("Node::new(\"\")", crate::Node::new(t.store(), ""));
 }
 
 /// Several nodes recovering at the same moment get distinct epochs and never sweep each other.
@@ -373,30 +414,28 @@ pub async fn simultaneous_node_recoveries_stay_apart(t: &mut dyn TestStore) {
     let store = t.store();
     let mut firsts = Vec::new();
     for n in 0..NODES {
-        let r = crate::begin_recovery_as(&*store, &format!("node-{n}"))
-            .await
-            .unwrap();
+        let r = start_node(t, &format!("node-{n}")).await;
         take(
             t,
             &handle(format!("f{n}").as_bytes()),
             &format!("o{n}"),
-            r.epoch,
+            r.epoch(),
         )
         .await;
-        firsts.push(r.epoch);
+        firsts.push(r.epoch());
     }
     let tasks: Vec<_> = (0..NODES)
         .map(|n| {
             let store = store.clone();
             tokio::spawn(async move {
                 let node = format!("node-{n}");
-                let r = crate::begin_recovery_as(&*store, &node)
+                let session = crate::Node::new(store, node)
+                    .expect("node id")
+                    .start(restart())
                     .await
-                    .expect("begin_recovery_as");
-                let swept = crate::end_grace_as(&*store, &node, r.epoch)
-                    .await
-                    .expect("end_grace_as");
-                (r, swept)
+                    .expect("start");
+                let swept = session.end_grace().await.expect("end_grace");
+                (session.recovery().clone(), swept)
             })
         })
         .collect();

@@ -121,16 +121,23 @@ pub async fn recovery_survives_reopen(t: &mut dyn TestStore) {
 
 /// Node states and epoch records survive reopen.
 pub async fn nodes_survive_reopen(t: &mut dyn TestStore) {
-    let a = crate::begin_recovery_as(&*t.store(), "node-a")
-        .await
-        .unwrap();
-    crate::mark_clean_shutdown_as(&*t.store(), "node-a")
-        .await
-        .unwrap();
-    let b = crate::begin_recovery_as(&*t.store(), "node-b")
-        .await
-        .unwrap();
+    let a = super::sessions::start_node(t, "node-a").await;
+    a.shutdown().await.unwrap();
+    let b = super::sessions::start_node(t, "node-b").await;
+    let (a, b) = (a.recovery().clone(), b.recovery().clone());
+    let b_state = begin(t).await.get_node("node-b").await.unwrap();
+    assert!(
+        b_state
+            .as_ref()
+            .is_some_and(|s| s.lease_expires_at.is_some()),
+        "a started node holds a lease: {b_state:?}"
+    );
     t.reopen().await.expect("reopen");
+    assert_eq!(
+        begin(t).await.get_node("node-b").await.unwrap(),
+        b_state,
+        "the lease survives reopen"
+    );
     let mut tx = begin(t).await;
     let nodes = node_summary(&mut *tx).await;
     assert_eq!(

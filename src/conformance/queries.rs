@@ -41,6 +41,7 @@ pub async fn list_locks_filters_are_anded(t: &mut dyn TestStore) {
             client_id: Some("c1".into()),
             share_name: Some("s2".into()),
             server_epoch_below: None,
+            server_epoch: None,
         },
         LockQuery {
             file_id: Some(f1.clone()),
@@ -93,6 +94,43 @@ pub async fn list_locks_by_epoch_below(t: &mut dyn TestStore) {
             tx.list_locks(&q).await.unwrap(),
             expected,
             "client + server_epoch_below {below}"
+        );
+    }
+    // Exact epochs (`server_epoch`), with a second lock in epoch 1 and an
+    // epoch nobody holds; alone, combined with `below`, and with a client.
+    let extra = PersistedLock {
+        server_epoch: 1,
+        ..sample_lock(&file, "o2", "c", "s")
+    };
+    tx.put_lock(&extra).await.unwrap();
+    let mut locks = locks;
+    locks.push(extra);
+    for epoch in [0, 1, 2, 7, u64::MAX] {
+        let expected = by_id(
+            locks
+                .iter()
+                .filter(|l| l.server_epoch == epoch)
+                .cloned()
+                .collect(),
+        );
+        assert_eq!(
+            tx.list_locks(&LockQuery::in_epoch(epoch)).await.unwrap(),
+            expected,
+            "server_epoch {epoch}"
+        );
+        let q = LockQuery {
+            client_id: Some("c".into()),
+            server_epoch_below: Some(2),
+            ..LockQuery::in_epoch(epoch)
+        };
+        let both: Vec<_> = expected
+            .into_iter()
+            .filter(|l| l.server_epoch < 2)
+            .collect();
+        assert_eq!(
+            tx.list_locks(&q).await.unwrap(),
+            both,
+            "client + server_epoch {epoch} + below 2"
         );
     }
 }

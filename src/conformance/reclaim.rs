@@ -11,18 +11,19 @@ use super::sample::{
     acquire, all_locks, assert_invalid, begin, by_id, commit, handle, read_lock, request, seed,
     shape,
 };
+use super::sessions::start_node;
 use crate::{
     Acquire, ByteRange, DEFAULT_NODE, Error, FileHandle, LockQuery, LockType, MetadataStoreExt,
     PersistedLock, Reclaim, ShareReservation,
 };
 
-/// Reclaims `lock` through `node` in its own transaction.
-async fn reclaim_through(t: &dyn TestStore, node: &str, lock: &PersistedLock) -> Reclaim {
+/// Reclaims `lock` through node [`DEFAULT_NODE`] in its own transaction.
+async fn reclaim_through(t: &dyn TestStore, lock: &PersistedLock) -> Reclaim {
     let store = t.store();
     store
-        .transact(|tx| Box::pin(async move { crate::reclaim_lock_as(tx, node, lock).await }))
+        .transact(|tx| Box::pin(async move { crate::reclaim_lock(tx, lock).await }))
         .await
-        .expect("reclaim_lock_as")
+        .expect("reclaim_lock")
 }
 
 /// Releases `range` of the owner of `like` on `file` in its own transaction.
@@ -106,11 +107,7 @@ pub async fn reclaim_compares_ranges_by_meaning(t: &mut dyn TestStore) {
         ),
     ] {
         let wanted = stamped(second.epoch, wanted);
-        assert_eq!(
-            reclaim_through(t, DEFAULT_NODE, &wanted).await,
-            answer,
-            "{what}"
-        );
+        assert_eq!(reclaim_through(t, &wanted).await, answer, "{what}");
     }
     let restamped: Vec<PersistedLock> = before
         .into_iter()
@@ -142,14 +139,11 @@ pub async fn reclaim_is_idempotent_and_says_why(t: &mut dyn TestStore) {
     let intruder = stamped(second.epoch, request(&g, "d", Shared, 5, 1));
     seed(t, &[], std::slice::from_ref(&intruder)).await;
 
-    assert_eq!(
-        reclaim_through(t, DEFAULT_NODE, &held).await,
-        Reclaim::Granted
-    );
+    assert_eq!(reclaim_through(t, &held).await, Reclaim::Granted);
     let reclaimed = stamped(second.epoch, held.clone());
     assert_eq!(read_lock(t, held.id).await.as_ref(), Some(&reclaimed));
     assert_eq!(
-        reclaim_through(t, DEFAULT_NODE, &held).await,
+        reclaim_through(t, &held).await,
         Reclaim::Granted,
         "a retransmitted reclaim is granted again"
     );
@@ -158,7 +152,7 @@ pub async fn reclaim_is_idempotent_and_says_why(t: &mut dyn TestStore) {
         ..reclaimed.clone()
     };
     assert_eq!(
-        reclaim_through(t, DEFAULT_NODE, &retransmit).await,
+        reclaim_through(t, &retransmit).await,
         Reclaim::Granted,
         "a retransmit matches by content, not id"
     );
@@ -182,13 +176,13 @@ pub async fn reclaim_is_idempotent_and_says_why(t: &mut dyn TestStore) {
         ),
     ] {
         assert_eq!(
-            reclaim_through(t, DEFAULT_NODE, &wanted).await,
+            reclaim_through(t, &wanted).await,
             Reclaim::NoSuchLock,
             "{what}"
         );
     }
     assert_eq!(
-        reclaim_through(t, DEFAULT_NODE, &blocked).await,
+        reclaim_through(t, &blocked).await,
         Reclaim::Denied {
             conflicts: vec![intruder.clone()]
         },
@@ -213,19 +207,19 @@ pub async fn reclaim_is_idempotent_and_says_why(t: &mut dyn TestStore) {
 /// started, and writes nothing.
 pub async fn reclaim_stamps_only_the_nodes_own_epoch(t: &mut dyn TestStore) {
     let store = t.store();
-    let a1 = crate::begin_recovery_as(&*store, "node-a").await.unwrap();
+    let a1 = start_node(t, "node-a").await;
     let held = stamped(
-        a1.epoch,
+        a1.epoch(),
         request(&handle(b"f"), "a", LockType::Exclusive, 0, 0),
     );
     assert_eq!(acquire(t, &held).await, Acquire::Granted);
-    let a2 = crate::begin_recovery_as(&*store, "node-a").await.unwrap();
-    assert_eq!(a2.reclaimable, vec![held.clone()]);
-    let b1 = crate::begin_recovery_as(&*store, "node-b").await.unwrap();
+    let a2 = start_node(t, "node-a").await;
+    assert_eq!(a2.recovery().reclaimable, vec![held.clone()]);
+    let b1 = start_node(t, "node-b").await;
     let mut tx = begin(t).await;
     assert_eq!(
         tx.server_epoch().await.unwrap(),
-        b1.epoch,
+        b1.epoch(),
         "the global counter is node-b's live epoch"
     );
     match crate::reclaim_lock(&mut *tx, &held).await {
@@ -234,12 +228,8 @@ pub async fn reclaim_stamps_only_the_nodes_own_epoch(t: &mut dyn TestStore) {
             panic!("reclaim_lock before begin_recovery: expected NodeNotStarted, got {other:?}")
         }
     }
-    match crate::reclaim_lock_as(&mut *tx, "node-c", &held).await {
-        Err(Error::NodeNotStarted { node }) => assert_eq!(node, "node-c"),
-        other => panic!(
-            "reclaim through a node that never started: expected NodeNotStarted, got {other:?}"
-        ),
-    }
+    // (A named node reclaims through its session, which exists only once
+    // the node has started: there is nothing to get wrong there.)
     assert_eq!(
         tx.get_lock(held.id).await.unwrap().as_ref(),
         Some(&held),
@@ -249,10 +239,7 @@ pub async fn reclaim_stamps_only_the_nodes_own_epoch(t: &mut dyn TestStore) {
     assert_eq!(read_lock(t, held.id).await.as_ref(), Some(&held));
     // Once the default node has started, it reclaims with its own epoch.
     let d1 = crate::begin_recovery(&*store).await.unwrap();
-    assert_eq!(
-        reclaim_through(t, DEFAULT_NODE, &held).await,
-        Reclaim::Granted
-    );
+    assert_eq!(reclaim_through(t, &held).await, Reclaim::Granted);
     assert_eq!(
         read_lock(t, held.id).await.map(|l| l.server_epoch),
         Some(d1.epoch)

@@ -59,7 +59,7 @@ pub async fn recovery_cycle(t: &mut dyn TestStore) {
     assert_eq!(second.epoch, 2);
     assert_eq!(second.reclaimable, by_id(vec![kept.clone(), lost.clone()]));
     assert_eq!(
-        second.clients.iter().cloned().collect::<Vec<_>>(),
+        second.lock_holders().into_iter().collect::<Vec<_>>(),
         vec!["client-of-a", "client-of-b"]
     );
     let reclaim = |lock: PersistedLock| {

@@ -34,6 +34,16 @@ pub enum Acquire {
         /// The stored locks that conflict with the request.
         conflicts: Vec<PersistedLock>,
     },
+    /// The lock conflicts with stored locks, and at least one of them is
+    /// from a dead epoch: reclaimable by its client until its grace period
+    /// ends (NFSv4 `NFS4ERR_GRACE`, NLM `NLM4_DENIED_GRACE_PERIOD`: retry
+    /// after the grace period). A request that conflicts with no reclaimable
+    /// lock is decided as usual, grace or not. Nothing was written.
+    Grace {
+        /// The stored locks that conflict with the request (as stored, id
+        /// order; the dead epochs' among them).
+        conflicts: Vec<PersistedLock>,
+    },
 }
 
 /// The span of an arbiter call on `lock`: ids, range and type only, then
@@ -80,6 +90,7 @@ impl Decided for Acquire {
         match self {
             Acquire::Granted => ("granted", 0),
             Acquire::Denied { conflicts } => ("denied", conflicts.len()),
+            Acquire::Grace { conflicts } => ("grace", conflicts.len()),
         }
     }
 }
@@ -318,7 +329,7 @@ pub async fn acquire_lock(
     let span = lock_span!("acquire_lock", lock);
     let result = async {
         match decide(tx, lock).await? {
-            Decision::Deny(conflicts) => Ok(Acquire::Denied { conflicts }),
+            Decision::Deny(conflicts) => super::reclaim::denial(tx, conflicts).await,
             Decision::Grant(plan) => {
                 for id in plan.delete {
                     tx.delete_lock(id).await?;
@@ -344,10 +355,10 @@ pub async fn test_lock(
 ) -> Result<Acquire> {
     let span = lock_span!("test_lock", lock);
     let result = async {
-        Ok(match decide(tx, lock).await? {
-            Decision::Deny(conflicts) => Acquire::Denied { conflicts },
-            Decision::Grant(_) => Acquire::Granted,
-        })
+        match decide(tx, lock).await? {
+            Decision::Deny(conflicts) => super::reclaim::denial(tx, conflicts).await,
+            Decision::Grant(_) => Ok(Acquire::Granted),
+        }
     }
     .instrument(span.clone())
     .await;

@@ -364,6 +364,9 @@ pub struct LockQuery {
     pub share_name: Option<String>,
     /// Locks granted by an epoch strictly below this one (earlier incarnations).
     pub server_epoch_below: Option<u64>,
+    /// Locks stamped with exactly this epoch (one incarnation's locks: what
+    /// recovery reads, one index range per dead epoch).
+    pub server_epoch: Option<u64>,
 }
 
 impl LockQuery {
@@ -407,6 +410,14 @@ impl LockQuery {
         }
     }
 
+    /// Locks stamped with exactly `epoch`.
+    pub fn in_epoch(epoch: u64) -> Self {
+        LockQuery {
+            server_epoch: Some(epoch),
+            ..Default::default()
+        }
+    }
+
     /// True when `lock` passes every filter that is set.
     pub fn matches(&self, lock: &PersistedLock) -> bool {
         self.file_id.as_ref().is_none_or(|f| *f == lock.file_id)
@@ -419,5 +430,6 @@ impl LockQuery {
             && self
                 .server_epoch_below
                 .is_none_or(|e| lock.server_epoch < e)
+            && self.server_epoch.is_none_or(|e| lock.server_epoch == e)
     }
 }

@@ -14,7 +14,7 @@ use crate::validate;
 use super::arbiter::lock_span;
 use super::arbiter::*;
 
-/// The answer to a reclaim ([`reclaim_lock`], [`reclaim_lock_as`]) during the grace period.
+/// The answer to a reclaim ([`reclaim_lock`], [`SessionTx::reclaim`](crate::SessionTx::reclaim)) during the grace period.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reclaim {
@@ -32,14 +32,10 @@ pub enum Reclaim {
         /// The stored locks that conflict with the reclaimed one.
         conflicts: Vec<PersistedLock>,
     },
-}
-
-/// Re-grants a lock held before a restart, on node [`DEFAULT_NODE`]; see [`reclaim_lock_as`].
-pub async fn reclaim_lock(
-    tx: &mut (dyn MetadataTransaction + '_),
-    lock: &PersistedLock,
-) -> Result<Reclaim> {
-    reclaim_lock_as(tx, DEFAULT_NODE, lock).await
+    /// The client may not reclaim at all (a session's reclaim checks its
+    /// client record first, see [`may_reclaim`](crate::may_reclaim)): NFSv4
+    /// `NFS4ERR_NO_GRACE` and friends. Nothing was written.
+    NotAllowed(crate::client::ReclaimRefusal),
 }
 
 /// True when `stored` is the lock `request` describes: same file, owner,
@@ -60,7 +56,10 @@ fn describes(request: &PersistedLock, stored: &PersistedLock) -> bool {
         }
 }
 
-/// Re-grants a lock held before a restart, during the grace period, through `node`.
+/// Re-grants a lock held before a restart, during the grace period, on node
+/// [`DEFAULT_NODE`]. A node session reclaims with
+/// [`SessionTx::reclaim`](crate::SessionTx::reclaim), which works the same way
+/// with the session's epoch.
 ///
 /// The request matches a stored lock with the same file, owner, client, type,
 /// deny mode and bytes: ranges are compared by meaning (`offset` and
@@ -69,51 +68,66 @@ fn describes(request: &PersistedLock, stored: &PersistedLock) -> bool {
 /// the reverse. Ids, timestamps and epochs of the request are ignored.
 ///
 /// - [`Reclaim::Granted`]: a matching lock from a dead epoch (of any node: a
-///   client may fail over to another server) is restamped with `node`'s
+///   client may fail over to another server) is restamped with the node's
 ///   current epoch, in place (it keeps its id and range as stored: no second
 ///   record). A retransmitted reclaim, whose lock the same client already
-///   holds in `node`'s current epoch, is granted again and writes nothing.
+///   holds in the node's current epoch, is granted again and writes nothing.
 /// - [`Reclaim::NoSuchLock`]: no stored lock matches (the client did not
 ///   hold it, or holds it in another node's live epoch). Nothing is written.
 /// - [`Reclaim::Denied`]: a matching lock from a dead epoch exists, but stored
 ///   locks of other owners conflict with it (locks written around the
 ///   arbiter; [`acquire_lock`] never grants one). Nothing is written.
 ///
-/// The stamped epoch is always one `node` owns: its current epoch, handed to
-/// it by [`begin_recovery_as`](crate::begin_recovery_as). A node that has not
-/// started an incarnation (including [`DEFAULT_NODE`] before its first
-/// [`begin_recovery`](crate::begin_recovery)) gets
+/// Before [`DEFAULT_NODE`]'s first [`begin_recovery`](crate::begin_recovery)
+/// (or once it was declared dead) it owns no live epoch:
 /// [`Error::NodeNotStarted`], and nothing is written.
-pub async fn reclaim_lock_as(
+pub async fn reclaim_lock(
+    tx: &mut (dyn MetadataTransaction + '_),
+    lock: &PersistedLock,
+) -> Result<Reclaim> {
+    let span = lock_span!("reclaim", lock, node = DEFAULT_NODE);
+    let result = async {
+        validate::lock(lock)?;
+        let epoch = match tx.get_node(DEFAULT_NODE).await? {
+            Some(state) if state.is_live() => state.epoch,
+            _ => {
+                return Err(Error::NodeNotStarted {
+                    node: DEFAULT_NODE.to_owned(),
+                });
+            }
+        };
+        reclaim_in_epoch(tx, epoch, lock).await
+    }
+    .instrument(span.clone())
+    .await;
+    record(&span, &result);
+    result
+}
+
+/// A reclaim through a node session: [`reclaim_in_epoch`] in the `reclaim` span.
+pub(crate) async fn reclaim_traced(
     tx: &mut (dyn MetadataTransaction + '_),
     node: &str,
+    epoch: u64,
     lock: &PersistedLock,
 ) -> Result<Reclaim> {
     let span = lock_span!("reclaim", lock, node = node);
-    let result = reclaim_untraced(tx, node, lock)
+    let result = reclaim_in_epoch(tx, epoch, lock)
         .instrument(span.clone())
         .await;
     record(&span, &result);
     result
 }
 
-/// [`reclaim_lock_as`] without its span.
-async fn reclaim_untraced(
+/// The core of every reclaim: re-grants `lock` stamped with `epoch`, which
+/// the caller made sure is the reclaiming node's live epoch.
+pub(crate) async fn reclaim_in_epoch(
     tx: &mut (dyn MetadataTransaction + '_),
-    node: &str,
+    epoch: u64,
     lock: &PersistedLock,
 ) -> Result<Reclaim> {
-    validate::id("node_id", node)?;
     validate::lock(lock)?;
     let epochs = Epochs::load(tx).await?;
-    let epoch = match tx.get_node(node).await? {
-        Some(state) if state.epoch > 0 && epochs.node_of(state.epoch) == node => state.epoch,
-        _ => {
-            return Err(Error::NodeNotStarted {
-                node: node.to_owned(),
-            });
-        }
-    };
     let stored = tx.list_locks(&LockQuery::by_file(&lock.file_id)).await?;
     let matching = |live: bool| {
         stored.iter().find(|s| {
@@ -151,12 +165,31 @@ async fn reclaim_untraced(
     Ok(Reclaim::Granted)
 }
 
+/// The answer to a request that conflicts with `conflicts`: [`Acquire::Grace`]
+/// when one of them is a lock of a dead epoch (reclaimable until its grace
+/// period ends), else [`Acquire::Denied`]. Only the denied path reads the
+/// epochs, so a grant costs nothing more.
+pub(super) async fn denial(
+    tx: &mut (dyn MetadataTransaction + '_),
+    conflicts: Vec<PersistedLock>,
+) -> Result<Acquire> {
+    let epochs = Epochs::load(tx).await?;
+    Ok(
+        if conflicts.iter().any(|l| epochs.is_dead(l.server_epoch)) {
+            Acquire::Grace { conflicts }
+        } else {
+            Acquire::Denied { conflicts }
+        },
+    )
+}
+
 impl Decided for Reclaim {
     fn decided(&self) -> (&'static str, usize) {
         match self {
             Reclaim::Granted => ("granted", 0),
             Reclaim::NoSuchLock => ("no_such_lock", 0),
             Reclaim::Denied { conflicts } => ("denied", conflicts.len()),
+            Reclaim::NotAllowed(_) => ("not_allowed", 0),
         }
     }
 }

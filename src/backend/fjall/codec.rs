@@ -283,21 +283,62 @@ struct EpochRecordV1 {
     started_at: i64,
 }
 
-/// Encodes a node's state.
-pub(super) fn encode_node(node: &NodeState) -> Result<Vec<u8>> {
-    encode(&NodeV1 {
-        epoch: node.epoch,
-        clean_shutdown: node.clean_shutdown,
-    })
+/// The version byte of a node state with a lease and a takeover
+/// ([`NodeV2`]). Every node state is written in it; format 1 (before leases)
+/// is still read, as a node without a lease that was never taken over.
+const NODE_FORMAT_LEASE: u8 = 2;
+
+/// A node's state, format 2: format 1, the lease expiry (µs) and the takeover.
+#[derive(Serialize, Deserialize)]
+struct NodeV2 {
+    v1: NodeV1,
+    lease_expires_at: Option<i64>,
+    taken_over: Option<TakeoverV1>,
 }
 
-/// Decodes the state stored under `key` for node `node_id`.
+/// Who declared a node dead, and when (µs), inside [`NodeV2`].
+#[derive(Serialize, Deserialize)]
+struct TakeoverV1 {
+    by: String,
+    at: i64,
+}
+
+/// Encodes a node's state (format [`NODE_FORMAT_LEASE`]).
+pub(super) fn encode_node(node: &NodeState) -> Result<Vec<u8>> {
+    let value = NodeV2 {
+        v1: NodeV1 {
+            epoch: node.epoch,
+            clean_shutdown: node.clean_shutdown,
+        },
+        lease_expires_at: node.lease_expires_at.map(Timestamp::as_micros),
+        taken_over: node.taken_over.as_ref().map(|t| TakeoverV1 {
+            by: t.by.clone(),
+            at: t.at.as_micros(),
+        }),
+    };
+    postcard::to_extend(&value, vec![NODE_FORMAT_LEASE])
+        .map_err(|e| Error::backend("fjall: encoding a value with postcard", e))
+}
+
+/// Decodes the state stored under `key` for node `node_id` (format 1 or 2).
 pub(super) fn decode_node(node_id: String, key: &[u8], bytes: &[u8]) -> Result<NodeState, Fault> {
-    let v: NodeV1 = decode(names::META, key, bytes)?;
+    let v = match bytes.split_first() {
+        Some((&NODE_FORMAT_LEASE, body)) => decode_body::<NodeV2>(names::META, key, body)?,
+        _ => NodeV2 {
+            v1: decode(names::META, key, bytes)?,
+            lease_expires_at: None,
+            taken_over: None,
+        },
+    };
     let node = NodeState {
         node_id,
-        epoch: v.epoch,
-        clean_shutdown: v.clean_shutdown,
+        epoch: v.v1.epoch,
+        clean_shutdown: v.v1.clean_shutdown,
+        lease_expires_at: v.lease_expires_at.map(Timestamp::from_micros),
+        taken_over: v.taken_over.map(|t| crate::node::Takeover {
+            by: t.by,
+            at: Timestamp::from_micros(t.at),
+        }),
     };
     validate::node(&node).map_err(stored(names::META, key))?;
     Ok(node)

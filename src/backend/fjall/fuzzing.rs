@@ -240,6 +240,11 @@ pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         node_id: "node-1".into(),
         epoch: 300,
         clean_shutdown: true,
+        lease_expires_at: Some(Timestamp::from_micros(1_700_000_000_000_000)),
+        taken_over: Some(crate::node::Takeover {
+            by: "node-2".into(),
+            at: Timestamp::from_micros(-5),
+        }),
     };
     let record = EpochRecord {
         epoch: 7,

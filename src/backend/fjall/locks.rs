@@ -115,6 +115,9 @@ impl FjallTx {
             by(&BY_OWNER, owner.as_bytes())?
         } else if let Some(share) = &query.share_name {
             by(&BY_SHARE, share.as_bytes())?
+        } else if let Some(epoch) = query.server_epoch {
+            // `be64(epoch) | id16`: one epoch's entries, already in id order.
+            table.index_prefix(&self.tx, &BY_EPOCH, &keys::epoch_bound(epoch))?
         } else if let Some(below) = query.server_epoch_below {
             let bound = keys::epoch_bound(below).to_vec();
             let mut locks = table.index_range(

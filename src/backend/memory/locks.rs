@@ -100,6 +100,14 @@ fn matching(table: &Table<Locks>, query: &LockQuery) -> Result<Vec<LockRef>> {
         table.find(|ix| &ix.by_owner, owner.as_str())?
     } else if let Some(share) = &query.share_name {
         table.find(|ix| &ix.by_share, share.as_str())?
+    } else if let Some(epoch) = query.server_epoch {
+        let mut locks = table.find_range(
+            |ix| &ix.by_epoch,
+            Bound::Included(&epoch),
+            Bound::Included(&epoch),
+        )?;
+        locks.sort_unstable_by_key(|l| l.id);
+        locks
     } else if let Some(below) = query.server_epoch_below {
         let mut locks =
             table.find_range(|ix| &ix.by_epoch, Bound::Unbounded, Bound::Excluded(&below))?;

@@ -90,10 +90,16 @@ impl NodeStore for PgTx {
         self.usable(op)?;
         validate::node(node)?;
         use nodes::Column as C;
-        nodes::Entity::insert(node_row(node))
+        nodes::Entity::insert(node_row(node)?)
             .on_conflict(
                 OnConflict::column(C::NodeId)
-                    .update_columns([C::Epoch, C::CleanShutdown])
+                    .update_columns([
+                        C::Epoch,
+                        C::CleanShutdown,
+                        C::LeaseExpiresAt,
+                        C::TakenOverBy,
+                        C::TakenOverAt,
+                    ])
                     .to_owned(),
             )
             .exec_without_returning(&self.tx)

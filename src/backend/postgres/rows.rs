@@ -56,12 +56,24 @@ pub(super) fn file_upsert() -> OnConflict {
 }
 
 /// The `nodes` row of a (validated) node state.
-pub(super) fn node_row(node: &NodeState) -> nodes::ActiveModel {
-    nodes::ActiveModel {
+pub(super) fn node_row(node: &NodeState) -> Result<nodes::ActiveModel> {
+    let lease = node
+        .lease_expires_at
+        .map(|t| to_db_time("lease_expires_at", t))
+        .transpose()?;
+    let taken_at = node
+        .taken_over
+        .as_ref()
+        .map(|t| to_db_time("taken_over.at", t.at))
+        .transpose()?;
+    Ok(nodes::ActiveModel {
         node_id: Set(node.node_id.clone()),
         epoch: Set(Decimal::from(node.epoch)),
         clean_shutdown: Set(node.clean_shutdown),
-    }
+        lease_expires_at: Set(lease),
+        taken_over_by: Set(node.taken_over.as_ref().map(|t| t.by.clone())),
+        taken_over_at: Set(taken_at),
+    })
 }
 
 /// The `epoch_records` row of a (validated) epoch record.
@@ -123,6 +135,11 @@ pub(super) fn lock_condition(query: &LockQuery) -> Condition {
             query
                 .server_epoch_below
                 .map(|e| C::ServerEpoch.lt(Decimal::from(e))),
+        )
+        .add_option(
+            query
+                .server_epoch
+                .map(|e| C::ServerEpoch.eq(Decimal::from(e))),
         )
 }
 
@@ -240,6 +257,20 @@ pub(super) fn node_from_row(row: nodes::Model) -> Result<NodeState> {
         node_id: row.node_id,
         epoch: u64_from_db("nodes.epoch", row.epoch)?,
         clean_shutdown: row.clean_shutdown,
+        lease_expires_at: row.lease_expires_at.map(time_from_db),
+        taken_over: match (row.taken_over_by, row.taken_over_at) {
+            (None, None) => None,
+            (Some(by), Some(at)) => Some(crate::node::Takeover {
+                by,
+                at: time_from_db(at),
+            }),
+            _ => {
+                return Err(Error::Corrupt(
+                    "nodes: stored row: taken_over_by and taken_over_at must be set together"
+                        .into(),
+                ));
+            }
+        },
     };
     validate::node(&node).map_err(stored("nodes"))?;
     Ok(node)

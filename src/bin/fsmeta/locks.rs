@@ -21,6 +21,7 @@ pub async fn run(
         client_id: args.client.clone(),
         share_name: args.share.clone(),
         server_epoch_below: None,
+        server_epoch: None,
     };
     // One transaction: the locks and the epoch model they are judged by
     // come from the same snapshot.

@@ -122,7 +122,7 @@ pub(super) async fn run_ops(
                         model.locks[*file][cell] = kind;
                     }
                 }
-                Acquire::Denied { conflicts } => {
+                Acquire::Denied { conflicts } | Acquire::Grace { conflicts } => {
                     run.denied += 1;
                     let wanted = lock.to_enhanced();
                     if conflicts.is_empty()

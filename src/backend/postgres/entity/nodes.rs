@@ -14,6 +14,12 @@ pub struct Model {
     pub epoch: Decimal,
     /// Whether the node's last incarnation shut down cleanly.
     pub clean_shutdown: bool,
+    /// Until when the current incarnation's lease runs (`TIMESTAMPTZ NULL`).
+    pub lease_expires_at: Option<DateTimeUtc>,
+    /// The node that declared this one dead (`TEXT COLLATE "C" NULL`).
+    pub taken_over_by: Option<String>,
+    /// When it did (`TIMESTAMPTZ NULL`; set exactly when `taken_over_by` is).
+    pub taken_over_at: Option<DateTimeUtc>,
 }
 
 /// No relations.

@@ -1,0 +1,255 @@
+//! A node as an OS process, for the multi-process PostgreSQL tests
+//! (`tests/multinode.rs`, `tests/fencing.rs`): the test binary re-executes
+//! itself with the child role in an environment variable; a `node` child
+//! starts a [`NodeSession`] and then answers one line per command read from
+//! stdin, so a session lives exactly as long as its process (like a server).
+//!
+//! Commands: `lock FILE OWNER` (exclusive, whole file) → `id=…`; `try FILE
+//! OWNER OFFSET LENGTH` → `answer=granted|denied|grace`; `reclaim ID` →
+//! `granted=… no_such_lock=…`; `end-grace` → `removed=N`; `renew` →
+//! `until=µs`; `shutdown` → `ok`; `exit` → (no answer: a crash, no clean mark).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fsmeta::conformance::postgres::TestSchema;
+use fsmeta::*;
+use uuid::Uuid;
+
+/// The environment variable that holds a child's role.
+pub const CHILD: &str = "FSMETA_NODE_PROC_CHILD";
+
+/// Runs this binary as a child process with a role and arguments.
+pub fn spawn(schema: &TestSchema, role: &str, args: &[&str]) -> Child {
+    Command::new(std::env::current_exe().expect("current exe"))
+        .env(CHILD, role)
+        .env("FSMETA_TEST_POSTGRES_URL", schema.url())
+        .env("FSMETA_NODE_PROC_SCHEMA", schema.name())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn child process")
+}
+
+/// `key=value` fields of one output line.
+pub fn fields(line: &str) -> BTreeMap<String, String> {
+    line.split_whitespace()
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
+}
+
+/// The store of a child process, on the parent's schema.
+pub async fn connect_child() -> PostgresStore {
+    let url = std::env::var("FSMETA_TEST_POSTGRES_URL").expect("url");
+    let schema = std::env::var("FSMETA_NODE_PROC_SCHEMA").expect("schema");
+    let options = PgOptions {
+        schema: Some(schema),
+        migrate: false,
+        ..Default::default()
+    };
+    PostgresStore::connect_with(&url, options)
+        .await
+        .expect("child connects")
+}
+
+/// An exclusive or shared request of `owner` (client `client-of-OWNER`); the
+/// epoch is the session's to stamp.
+pub fn lock_request(
+    file: &[u8],
+    owner: &str,
+    lock_type: LockType,
+    offset: u64,
+    length: u64,
+) -> PersistedLock {
+    PersistedLock {
+        id: Uuid::new_v4(),
+        share_name: "export".into(),
+        file_id: FileHandle::new(file).expect("handle"),
+        owner_id: owner.into(),
+        client_id: format!("client-of-{owner}"),
+        lock_type,
+        offset,
+        length,
+        share_reservation: ShareReservation::None,
+        acquired_at: Timestamp::now(),
+        server_epoch: 0,
+        flavor: LockFlavor::Posix,
+    }
+}
+
+/// A node process seen from the parent.
+pub struct NodeProc {
+    child: Child,
+    stdin: ChildStdin,
+    out: BufReader<ChildStdout>,
+    /// The start line: `epoch`, `clean`, `reclaimable` (comma-separated ids).
+    pub started: BTreeMap<String, String>,
+}
+
+impl NodeProc {
+    /// Starts node `node` in a child process with a lease of `lease_ms`
+    /// (`take_over_live` when `force`); waits for its start line.
+    pub fn start(schema: &TestSchema, node: &str, lease_ms: u64, force: bool) -> NodeProc {
+        let mut child = spawn(
+            schema,
+            "node",
+            &[node, &lease_ms.to_string(), &force.to_string()],
+        );
+        let stdin = child.stdin.take().expect("stdin");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let started = fields(&read_line(&mut out));
+        NodeProc {
+            child,
+            stdin,
+            out,
+            started,
+        }
+    }
+
+    /// Sends one command and returns its answer's fields.
+    pub fn cmd(&mut self, line: &str) -> BTreeMap<String, String> {
+        writeln!(self.stdin, "{line}").expect("write a command");
+        self.stdin.flush().expect("flush");
+        fields(&read_line(&mut self.out))
+    }
+
+    /// The child's pid (for `kill -STOP`).
+    #[allow(dead_code)] // used by tests/fencing.rs, not by tests/multinode.rs
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Ends the process without a clean mark (a crash) and waits for it.
+    pub fn exit(mut self) {
+        let _ = writeln!(self.stdin, "exit");
+        let _ = self.stdin.flush();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "node process failed: {status:?}");
+    }
+}
+
+fn read_line(out: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    let n = out
+        .read_line(&mut line)
+        .expect("read a line from the child");
+    assert!(n > 0, "the child exited without answering");
+    line
+}
+
+/// The `node` child role: `args` = node id, lease in ms, take_over_live.
+/// A failed start prints `error=KIND` and exits.
+pub async fn node_child(args: &[String]) {
+    let store: Arc<dyn MetadataStore> = Arc::new(connect_child().await);
+    let node = Node::new(store.clone(), args[0].as_str()).expect("node id");
+    let options = StartOptions {
+        lease: Duration::from_millis(args[1].parse().expect("lease ms")),
+        take_over_live: args[2] == "true",
+    };
+    let session = match node.start(options).await {
+        Ok(session) => session,
+        Err(Error::NodeAlive { until, .. }) => {
+            println!("error=node_alive until={}", until.as_micros());
+            return;
+        }
+        Err(e) => panic!("start: {e}"),
+    };
+    let r = session.recovery();
+    let ids: Vec<String> = r.reclaimable.iter().map(|l| l.id.to_string()).collect();
+    println!(
+        "epoch={} clean={} reclaimable={}",
+        r.epoch,
+        r.previous_shutdown_clean,
+        ids.join(",")
+    );
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.expect("read a command");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["lock", file, owner] => {
+                let req = lock_request(file.as_bytes(), owner, LockType::Exclusive, 0, 0);
+                // The client is confirmed on this node, in the same transaction.
+                let client = ClientRecord::new(
+                    &req.client_id,
+                    session.node_id(),
+                    ClientProtocol::Nfs4,
+                    req.client_id.as_bytes().to_vec(),
+                    [0; 8],
+                    session.epoch(),
+                );
+                let (client, request) = (&client, &req);
+                let answer = session
+                    .transact(|tx| {
+                        Box::pin(async move {
+                            tx.put_client(client).await?;
+                            tx.acquire(request).await
+                        })
+                    })
+                    .await
+                    .expect("acquire");
+                assert_eq!(answer, Acquire::Granted);
+                println!("id={}", req.id);
+            }
+            ["try", file, owner, offset, length] => {
+                let req = lock_request(
+                    file.as_bytes(),
+                    owner,
+                    LockType::Exclusive,
+                    offset.parse().expect("offset"),
+                    length.parse().expect("length"),
+                );
+                let answer = match session.acquire(&req).await.expect("acquire") {
+                    Acquire::Granted => "granted",
+                    Acquire::Grace { .. } => "grace",
+                    _ => "denied",
+                };
+                println!("answer={answer}");
+            }
+            ["reclaim", id] => {
+                let id: Uuid = id.parse().expect("lock id");
+                let mut tx = store.begin().await.expect("begin");
+                let held = tx.get_lock(id).await.expect("get_lock").expect("the lock");
+                drop(tx);
+                let answer = session.reclaim(&held).await.expect("reclaim");
+                println!(
+                    "granted={} no_such_lock={} not_allowed={}",
+                    answer == Reclaim::Granted,
+                    answer == Reclaim::NoSuchLock,
+                    matches!(answer, Reclaim::NotAllowed(_))
+                );
+            }
+            ["rehome", client] => {
+                // A cluster host moves a failing-over client's record to this
+                // node (keeping the epoch it was confirmed in), so it may
+                // reclaim here.
+                let mut tx = store.begin().await.expect("begin");
+                let mut record = tx.get_client(client).await.expect("get").expect("record");
+                record.node_id = session.node_id().to_owned();
+                tx.put_client(&record).await.expect("put_client");
+                tx.commit().await.expect("commit");
+                println!("ok=1");
+            }
+            ["complete", client] => {
+                let record = session.reclaim_complete(client).await.expect("reclaim_complete");
+                println!("epoch={}", record.epoch);
+            }
+            ["end-grace"] => println!("removed={}", session.end_grace().await.expect("end_grace")),
+            ["renew"] => println!(
+                "until={}",
+                session.renew().await.expect("renew").as_micros()
+            ),
+            ["shutdown"] => {
+                session.shutdown().await.expect("shutdown");
+                println!("ok=1");
+            }
+            ["exit"] => return,
+            other => panic!("unknown command {other:?}"),
+        }
+    }
+}
