@@ -124,7 +124,11 @@ pub async fn nodes_survive_reopen(t: &mut dyn TestStore) {
     let a = super::sessions::start_node(t, "node-a").await;
     a.shutdown().await.unwrap();
     let b = super::sessions::start_node(t, "node-b").await;
-    let (a, b) = (a.recovery().clone(), b.recovery().clone());
+    // The sessions end here: they hold store handles, and reopen needs none left.
+    let (a, b) = {
+        let sessions = (a, b);
+        (sessions.0.recovery().clone(), sessions.1.recovery().clone())
+    };
     let b_state = begin(t).await.get_node("node-b").await.unwrap();
     assert!(
         b_state
