@@ -300,7 +300,8 @@ pub async fn nodes_recover_independently(t: &mut dyn TestStore) {
     // The clients' records (only a client with one may reclaim through a
     // session). The second of A's clients will fail over: the host moved its
     // record to B, keeping the epoch it was confirmed in.
-    let record = |client: &str, node: &str, epoch| super::clients::sample_client(client, node, epoch);
+    let record =
+        |client: &str, node: &str, epoch| super::clients::sample_client(client, node, epoch);
     super::clients::seed_clients(
         t,
         &[

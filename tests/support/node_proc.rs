@@ -236,7 +236,10 @@ pub async fn node_child(args: &[String]) {
                 println!("ok=1");
             }
             ["complete", client] => {
-                let record = session.reclaim_complete(client).await.expect("reclaim_complete");
+                let record = session
+                    .reclaim_complete(client)
+                    .await
+                    .expect("reclaim_complete");
                 println!("epoch={}", record.epoch);
             }
             ["end-grace"] => println!("removed={}", session.end_grace().await.expect("end_grace")),
