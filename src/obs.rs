@@ -82,6 +82,7 @@ pub(crate) fn kind(error: &Error) -> &'static str {
         Error::NodeNotStarted { .. } => "node_not_started",
         Error::DestinationNotEmpty { .. } => "destination_not_empty",
         Error::Closed(_) => "closed",
+        Error::OpenStateNotFound { .. } => "open_state_not_found",
         Error::Backend(_) => "backend",
     }
 }

@@ -45,6 +45,9 @@ pub struct VerifyReport {
     pub locks: u64,
     /// Extension records examined (where the check reads them).
     pub ext_records: u64,
+    /// Open, lease and delegation records examined.
+    #[serde(default)]
+    pub open_states: u64,
     /// Everything found wrong; empty for a healthy store.
     pub problems: Vec<Problem>,
 }

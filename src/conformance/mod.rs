@@ -20,12 +20,15 @@
 //! `fsmeta::conformance::<check>` names each one.
 
 mod arbiter;
+mod durable;
 mod ext;
 mod files;
 mod isolation;
+mod leases;
 pub mod load;
 mod locks;
 mod nodes;
+mod opens;
 mod pages;
 mod persistence;
 #[cfg(feature = "postgres")]
@@ -39,11 +42,14 @@ mod smb;
 mod validation;
 
 pub use arbiter::*;
+pub use durable::*;
 pub use ext::*;
 pub use files::*;
 pub use isolation::*;
+pub use leases::*;
 pub use locks::*;
 pub use nodes::*;
+pub use opens::*;
 pub use pages::*;
 pub use persistence::*;
 pub use queries::*;
@@ -129,6 +135,17 @@ macro_rules! conformance_tests {
             unlock_exact_removes_exactly_one, windows_ranges_near_2_pow_64,
             cross_protocol_locks_conflict_both_directions, check_io_follows_smb_rules,
             windows_flavor_round_trips, smbtorture_lock_cases,
+            open_records_round_trip_every_field, open_store_put_get_overwrite_delete,
+            open_queries_find_exactly_their_opens, share_mode_decision_table,
+            legacy_share_reservations_deny_opens, close_open_removes_open_and_its_locks,
+            open_validation, lease_records_round_trip_every_field,
+            lease_queries_find_exactly_their_leases, granted_open_records_lease_breaks,
+            denied_open_breaks_handle_caching, conflicting_opens_recall_delegations,
+            revoked_delegations_are_tombstones_until_grace_ends, lease_validation,
+            disconnect_keeps_durable_and_closes_others,
+            reconnect_consumes_by_create_guid_and_by_file,
+            expire_durable_removes_expired_and_keeps_active,
+            concurrent_reconnects_exactly_one_wins,
         );
     };
 }

@@ -34,8 +34,10 @@ use super::codec::FaultKind;
 use super::ext::Ext;
 use super::files::Files;
 use super::keys;
+use super::leases::{Delegations, Leases};
 use super::locks::Locks;
 use super::nodes::{self, Epochs, Nodes};
+use super::opens::Opens;
 use super::table::{Family, Finding, KeyRange, Part, Table, read_error};
 use super::{Inner, commit};
 use crate::error::{Error, Result};
@@ -107,10 +109,14 @@ impl Inner {
         nodes::check_meta(&snapshot, &self.ks, &mut findings)?;
         // Every `ext` key names a valid table and key, every value decodes.
         let ext_records = verify_table::<Ext>(&snapshot, self, &mut findings)?;
+        let open_states = verify_table::<Opens>(&snapshot, self, &mut findings)?
+            + verify_table::<Leases>(&snapshot, self, &mut findings)?
+            + verify_table::<Delegations>(&snapshot, self, &mut findings)?;
         Ok(VerifyReport {
             files,
             locks,
             ext_records,
+            open_states,
             problems: findings.iter().map(Finding::problem).collect(),
         })
     }
@@ -120,7 +126,11 @@ impl Inner {
     pub(super) fn repair_blocking(&self) -> Result<u64> {
         // Nodes, epoch records and extension records have no indexes:
         // nothing to rebuild.
-        Ok(self.repair_table::<Files>()? + self.repair_table::<Locks>()?)
+        Ok(self.repair_table::<Files>()?
+            + self.repair_table::<Locks>()?
+            + self.repair_table::<Opens>()?
+            + self.repair_table::<Leases>()?
+            + self.repair_table::<Delegations>()?)
     }
 
     fn repair_table<F: Family>(&self) -> Result<u64> {

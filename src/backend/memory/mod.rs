@@ -30,8 +30,10 @@ use crate::tx::{MetadataStore, MetadataTransaction};
 mod table;
 mod ext;
 mod files;
+mod leases;
 mod locks;
 mod nodes;
+mod opens;
 #[cfg(test)]
 mod tests;
 
@@ -96,6 +98,8 @@ struct Tables {
     locks: <locks::Locks as Bookkeeping>::Tables,
     nodes: <nodes::Nodes as Bookkeeping>::Tables,
     ext: <ext::Ext as Bookkeeping>::Tables,
+    opens: <opens::Opens as Bookkeeping>::Tables,
+    leases: <leases::LeaseFamily as Bookkeeping>::Tables,
 }
 
 /// A transaction's writes, per family, in the order it made them.
@@ -105,6 +109,8 @@ struct Writes {
     locks: Vec<<locks::Locks as Bookkeeping>::Write>,
     nodes: Vec<<nodes::Nodes as Bookkeeping>::Write>,
     ext: Vec<<ext::Ext as Bookkeeping>::Write>,
+    opens: Vec<<opens::Opens as Bookkeeping>::Write>,
+    leases: Vec<<leases::LeaseFamily as Bookkeeping>::Write>,
 }
 
 impl Writes {
@@ -113,6 +119,8 @@ impl Writes {
             && self.locks.is_empty()
             && self.nodes.is_empty()
             && self.ext.is_empty()
+            && self.opens.is_empty()
+            && self.leases.is_empty()
     }
 }
 
@@ -123,6 +131,8 @@ struct ReadSet {
     locks: <locks::Locks as Bookkeeping>::Reads,
     nodes: <nodes::Nodes as Bookkeeping>::Reads,
     ext: <ext::Ext as Bookkeeping>::Reads,
+    opens: <opens::Opens as Bookkeeping>::Reads,
+    leases: <leases::LeaseFamily as Bookkeeping>::Reads,
 }
 
 /// What one commit changed, as validation of later-committing transactions needs it.
@@ -133,6 +143,8 @@ struct CommitRecord {
     locks: <locks::Locks as Bookkeeping>::Changes,
     nodes: <nodes::Nodes as Bookkeeping>::Changes,
     ext: <ext::Ext as Bookkeeping>::Changes,
+    opens: <opens::Opens as Bookkeeping>::Changes,
+    leases: <leases::LeaseFamily as Bookkeeping>::Changes,
 }
 
 impl CommitRecord {
@@ -141,6 +153,8 @@ impl CommitRecord {
             || locks::Locks::invalidates(&self.locks, &reads.locks)
             || nodes::Nodes::invalidates(&self.nodes, &reads.nodes)
             || ext::Ext::invalidates(&self.ext, &reads.ext)
+            || opens::Opens::invalidates(&self.opens, &reads.opens)
+            || leases::LeaseFamily::invalidates(&self.leases, &reads.leases)
     }
 }
 
@@ -217,6 +231,9 @@ impl MetadataStore for MemoryStore {
         let tables = self.lock_shared().tables.clone();
         report.problems.extend(tables.files.verify());
         report.problems.extend(tables.locks.verify());
+        report.problems.extend(tables.opens.verify());
+        report.problems.extend(tables.leases.leases.verify());
+        report.problems.extend(tables.leases.delegations.verify());
         Ok(report)
     }
 }
@@ -292,6 +309,8 @@ impl MemoryTx {
         replay::<locks::Locks>(&mut tables.locks, writes.locks, &mut record.locks);
         replay::<nodes::Nodes>(&mut tables.nodes, writes.nodes, &mut record.nodes);
         replay::<ext::Ext>(&mut tables.ext, writes.ext, &mut record.ext);
+        replay::<opens::Opens>(&mut tables.opens, writes.opens, &mut record.opens);
+        replay::<leases::LeaseFamily>(&mut tables.leases, writes.leases, &mut record.leases);
         shared.tables = tables;
         shared.version = record.version;
         shared.log.push_back(record);

@@ -4,9 +4,12 @@
 //! Conversion to fsmeta's model, and the checks that a stored row obeys it,
 //! live in `super::rows`.
 
+pub(super) mod delegations;
 pub(super) mod epoch_records;
 pub(super) mod ext_records;
 pub(super) mod files;
+pub(super) mod leases;
 pub(super) mod locks;
 pub(super) mod nodes;
+pub(super) mod opens;
 pub(super) mod server_state;
