@@ -56,6 +56,8 @@ pub enum CopyPhase {
     Locks,
     /// Copying extension records (`total` counts them as they come: 0 up front).
     Ext,
+    /// Copying opens, leases and delegations (counted as they come).
+    OpenStates,
     /// Computing the digests of both stores.
     Verifying,
 }
@@ -84,6 +86,8 @@ pub struct CopyReport {
     pub epoch_records: u64,
     /// Extension records written (every table).
     pub ext_records: u64,
+    /// Open, lease and delegation records written.
+    pub open_states: u64,
     /// The source, digested after the copy.
     pub source: StoreDigest,
     /// The destination, digested after the copy.
@@ -294,6 +298,7 @@ where
             });
         }
     }
+    let open_states = open_states::copy(src, to, batch, &mut progress).await?;
     // The source transaction only read: ending it cannot change the outcome.
     let _ = source_tx.rollback().await;
 
@@ -320,6 +325,7 @@ where
         nodes: nodes.len() as u64,
         epoch_records: records.len() as u64,
         ext_records,
+        open_states,
         source,
         destination,
     })
@@ -340,5 +346,6 @@ async fn count(tx: &mut (dyn MetadataTransaction + '_), page: usize) -> Result<(
     Ok((files, locks))
 }
 
+mod open_states;
 #[cfg(test)]
 mod tests;

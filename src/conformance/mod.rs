@@ -20,6 +20,7 @@
 //! `fsmeta::conformance::<check>` names each one.
 
 mod arbiter;
+mod delegations;
 mod durable;
 mod ext;
 mod files;
@@ -42,6 +43,7 @@ mod smb;
 mod validation;
 
 pub use arbiter::*;
+pub use delegations::*;
 pub use durable::*;
 pub use ext::*;
 pub use files::*;
@@ -146,6 +148,7 @@ macro_rules! conformance_tests {
             reconnect_consumes_by_create_guid_and_by_file,
             expire_durable_removes_expired_and_keeps_active,
             concurrent_reconnects_exactly_one_wins,
+            open_states_are_carried_by_verify_digest_and_copy,
         );
     };
 }

@@ -432,3 +432,57 @@ pub async fn open_validation(t: &mut dyn TestStore) {
     commit(tx).await;
     assert_eq!(opens(t, &OpenQuery::default()).await, [good]);
 }
+
+/// Opens, leases and delegations are walked by `fsmeta::pages`, counted and
+/// checked by `verify`, hashed by `digest` (a change shows) and carried by
+/// `copy_store` into another backend (the digests match).
+pub async fn open_states_are_carried_by_verify_digest_and_copy(t: &mut dyn TestStore) {
+    use super::leases::{sample_delegation, sample_lease};
+    let store = t.store();
+    let empty = crate::digest(&*store).await.expect("digest");
+    put_opens(t, &[full_open()]).await;
+    let (lease, del) = (
+        sample_lease(b"c", "c1", 1, crate::LeaseState::READ),
+        sample_delegation(b"c", "c1", crate::DelegationType::Read),
+    );
+    let mut tx = begin(t).await;
+    tx.put_lease(&lease).await.expect("put_lease");
+    tx.put_delegation(&del).await.expect("put_delegation");
+    commit(tx).await;
+    let mut tx = begin(t).await;
+    let mut walk = crate::pages::opens(1);
+    let mut seen = 0;
+    while let Some(page) = walk.next(&mut *tx).await.expect("page") {
+        seen += page.len();
+    }
+    assert_eq!(seen, 1, "pages::opens");
+    drop(tx);
+    let report = store.verify().await.expect("verify");
+    assert!(report.is_healthy(), "{report:?}");
+    assert_eq!(report.open_states, 3, "verify counts them");
+    let before = crate::digest(&*store).await.expect("digest");
+    assert_eq!(before.open_states, 3);
+    assert_ne!(before.sha256, empty.sha256);
+    let copy = crate::MemoryStore::new();
+    let options = crate::CopyOptions::default();
+    let report = crate::copy_store(&*store, &copy, &options, |_| {})
+        .await
+        .expect("copy_store");
+    assert!(report.matches(), "{report:?}");
+    assert_eq!(report.open_states, 3);
+    let id = lease.id;
+    store
+        .transact(|tx| {
+            Box::pin(async move {
+                let mut l = tx.get_lease(id).await?.expect("lease");
+                l.lease_epoch += 1;
+                tx.put_lease(&l).await
+            })
+        })
+        .await
+        .expect("change");
+    assert_ne!(
+        crate::digest(&*store).await.expect("digest").sha256,
+        before.sha256
+    );
+}

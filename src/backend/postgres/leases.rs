@@ -39,7 +39,7 @@ fn lease_row(l: &LeaseRecord) -> Result<leases::ActiveModel> {
     })
 }
 
-fn lease_from_row(r: leases::Model) -> Result<LeaseRecord> {
+pub(super) fn lease_from_row(r: leases::Model) -> Result<LeaseRecord> {
     let lease = LeaseRecord {
         id: r.id,
         lease_key: key("leases.lease_key", r.lease_key)?,
@@ -85,7 +85,7 @@ fn delegation_row(d: &DelegationRecord) -> Result<delegations::ActiveModel> {
     })
 }
 
-fn delegation_from_row(r: delegations::Model) -> Result<DelegationRecord> {
+pub(super) fn delegation_from_row(r: delegations::Model) -> Result<DelegationRecord> {
     let delegation = DelegationRecord {
         id: r.id,
         file: handle_from_db("delegations.file", r.file)?,

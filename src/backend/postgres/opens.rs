@@ -76,7 +76,7 @@ fn open_row(o: &OpenRecord) -> Result<opens::ActiveModel> {
     })
 }
 
-fn open_from_row(r: opens::Model) -> Result<OpenRecord> {
+pub(super) fn open_from_row(r: opens::Model) -> Result<OpenRecord> {
     let timeout_ms = u32::try_from(r.timeout_ms)
         .map_err(|_| Error::Corrupt(format!("opens.timeout_ms: {} is not a u32", r.timeout_ms)))?;
     let open = OpenRecord {
