@@ -58,6 +58,8 @@ pub enum CopyPhase {
     Ext,
     /// Copying client records (`total` counts them as they come).
     Clients,
+    /// Copying opens, leases and delegations (counted as they come).
+    OpenStates,
     /// Computing the digests of both stores.
     Verifying,
 }
@@ -88,6 +90,8 @@ pub struct CopyReport {
     pub ext_records: u64,
     /// Client records written.
     pub clients: u64,
+    /// Open, lease and delegation records written.
+    pub open_states: u64,
     /// The source, digested after the copy.
     pub source: StoreDigest,
     /// The destination, digested after the copy.
@@ -318,6 +322,7 @@ where
             total: clients,
         });
     }
+    let open_states = open_states::copy(src, to, batch, &mut progress).await?;
     // The source transaction only read: ending it cannot change the outcome.
     let _ = source_tx.rollback().await;
 
@@ -345,6 +350,7 @@ where
         epoch_records: records.len() as u64,
         ext_records,
         clients,
+        open_states,
         source,
         destination,
     })
@@ -365,5 +371,6 @@ async fn count(tx: &mut (dyn MetadataTransaction + '_), page: usize) -> Result<(
     Ok((files, locks))
 }
 
+mod open_states;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ use crate::ext::ExtRecord;
 use crate::file::FileMeta;
 use crate::lock::PersistedLock;
 use crate::node::{EpochRecord, NodeState};
+use crate::open::{DelegationRecord, LeaseRecord, OpenRecord};
 use crate::pages;
 use crate::tx::{MetadataStore, MetadataTransaction};
 
@@ -42,6 +43,8 @@ pub struct StoreDigest {
     pub ext_records: u64,
     /// Number of client records.
     pub clients: u64,
+    /// Number of open, lease and delegation records.
+    pub open_states: u64,
     /// The global server epoch.
     pub epoch: u64,
     /// SHA-256 of every record (see the type's docs).
@@ -68,7 +71,11 @@ impl fmt::Display for StoreDigest {
             self.clients,
             self.epoch,
             self.hex()
-        )
+        )?;
+        if self.open_states > 0 {
+            write!(f, ", {} open states", self.open_states)?;
+        }
+        Ok(())
     }
 }
 
@@ -148,8 +155,27 @@ pub async fn digest_in(tx: &mut (dyn MetadataTransaction + '_)) -> Result<StoreD
         }
         clients += page.len() as u64;
     }
+    // Opens, leases and delegations after everything else, each under its
+    // own tag: a store without them keeps the digest older builds printed.
+    let mut open_states = 0;
+    let mut pages = pages::opens(DIGEST_PAGE);
+    while let Some(page) = pages.next(tx).await? {
+        page.iter().for_each(|o| hasher.open(o));
+        open_states += page.len() as u64;
+    }
+    let mut pages = pages::leases(DIGEST_PAGE);
+    while let Some(page) = pages.next(tx).await? {
+        page.iter().for_each(|l| hasher.lease(l));
+        open_states += page.len() as u64;
+    }
+    let mut pages = pages::delegations(DIGEST_PAGE);
+    while let Some(page) = pages.next(tx).await? {
+        page.iter().for_each(|d| hasher.delegation(d));
+        open_states += page.len() as u64;
+    }
     Ok(StoreDigest {
         clients,
+        open_states,
         files,
         locks,
         ext_records,
@@ -170,7 +196,10 @@ pub async fn store_is_empty(store: &(impl MetadataStore + ?Sized)) -> Result<boo
         && tx.list_nodes().await?.is_empty()
         && tx.list_epoch_records().await?.is_empty()
         && tx.ext_tables().await?.is_empty()
-        && tx.list_clients_page(None, 1).await?.is_empty();
+        && tx.list_clients_page(None, 1).await?.is_empty()
+        && tx.list_opens_page(None, 1).await?.is_empty()
+        && tx.list_leases_page(None, 1).await?.is_empty()
+        && tx.list_delegations_page(None, 1).await?.is_empty();
     let _ = tx.rollback().await;
     Ok(empty)
 }
@@ -297,6 +326,61 @@ impl RecordHasher {
         if let Some(v) = v {
             self.bytes(v);
         }
+    }
+
+    fn open(&mut self, o: &OpenRecord) {
+        self.u8(b'O');
+        self.0.update(o.id.as_bytes());
+        self.bytes(o.file.as_bytes());
+        self.bytes(o.share_name.as_bytes());
+        self.bytes(o.client_id.as_bytes());
+        self.bytes(o.owner_id.as_bytes());
+        self.u8(o.access.bits());
+        self.u8(o.deny.bits());
+        self.u8(o.protocol as u8);
+        self.u8(o.durable.tag());
+        self.u32(o.durable.timeout_ms());
+        self.option(o.create_guid.as_ref().map(|g| g.as_bytes().as_slice()));
+        self.option(o.app_instance_id.as_ref().map(|g| g.as_bytes().as_slice()));
+        self.option(o.lease_key.as_ref().map(|k| k.as_slice()));
+        let at = o.disconnected_at.map(|t| t.as_micros().to_be_bytes());
+        self.option(at.as_ref().map(|b| b.as_slice()));
+        self.bytes(&o.lock_sequences);
+        self.u64(o.server_epoch);
+        self.i64(o.opened_at.as_micros());
+    }
+
+    fn lease(&mut self, l: &LeaseRecord) {
+        self.u8(b'S');
+        self.0.update(l.id.as_bytes());
+        self.0.update(l.lease_key);
+        self.option(l.parent_lease_key.as_ref().map(|k| k.as_slice()));
+        self.bytes(l.file.as_bytes());
+        self.bytes(l.share_name.as_bytes());
+        self.bytes(l.client_id.as_bytes());
+        self.u8(l.state.bits());
+        self.u32(u32::from(l.lease_epoch));
+        self.u8(u8::from(l.breaking));
+        self.u8(l.break_to.bits());
+        let at = l.break_started_at.map(|t| t.as_micros().to_be_bytes());
+        self.option(at.as_ref().map(|b| b.as_slice()));
+        self.u8(u8::from(l.directory));
+        self.u8(u8::from(l.oplock));
+        self.u64(l.server_epoch);
+    }
+
+    fn delegation(&mut self, d: &DelegationRecord) {
+        self.u8(b'D');
+        self.0.update(d.id.as_bytes());
+        self.bytes(d.file.as_bytes());
+        self.bytes(d.share_name.as_bytes());
+        self.bytes(d.client_id.as_bytes());
+        self.u8(d.kind as u8);
+        self.u8(u8::from(d.recalled));
+        self.u8(u8::from(d.revoked));
+        self.u32(d.notification_mask);
+        self.u64(d.server_epoch);
+        self.i64(d.granted_at.as_micros());
     }
 
     fn finish(self) -> [u8; 32] {

@@ -123,6 +123,14 @@ pub enum Error {
         /// The node its record names.
         node: String,
     },
+    /// No open, lease or delegation with this id is stored (`kind` says which).
+    #[error("{kind} {id} not found")]
+    OpenStateNotFound {
+        /// `"open"`, `"lease"` or `"delegation"`.
+        kind: &'static str,
+        /// The id asked for.
+        id: uuid::Uuid,
+    },
     /// An I/O, database or driver error.
     #[error("backend error: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),

@@ -162,6 +162,7 @@ mod handle;
 mod lock;
 mod node;
 mod obs;
+mod open;
 pub mod pages;
 mod recovery;
 mod report;
@@ -201,6 +202,14 @@ pub use lock::{
     PersistedLock, ShareReservation,
 };
 pub use node::{DEFAULT_NODE, EpochRecord, NodeState, NodeStore, Takeover};
+pub use open::{
+    DelegationQuery, DelegationReclaim, DelegationRecord, DelegationType, Disconnect, DurableState,
+    LOCK_SEQUENCE_ENTRIES, LeaseKey, LeaseQuery, LeaseRecord, LeaseState, LeaseStore,
+    MAX_LOCK_SEQUENCE_ENTRY, Open, OpenProtocol, OpenQuery, OpenRecord, OpenRequest, OpenStore,
+    Reconnect, ShareConflict, ShareMask, ack_break, close_open, disconnect_open,
+    drop_revoked_delegations, durable_expiry, expire_durable, open_file, reclaim_delegation,
+    reconnect_open, return_delegation, revoke_delegation, share_modes_conflict,
+};
 pub use recovery::{
     Epochs, Recovery, begin_recovery, clean_shutdown, end_grace, mark_clean_shutdown,
     set_clean_shutdown,

@@ -89,6 +89,7 @@ pub(crate) fn kind(error: &Error) -> &'static str {
         Error::ClientExpired(_) => "client_expired",
         Error::AlreadyComplete(_) => "already_complete",
         Error::WrongNode { .. } => "wrong_node",
+        Error::OpenStateNotFound { .. } => "open_state_not_found",
         Error::Backend(_) => "backend",
     }
 }

@@ -30,10 +30,14 @@ use crate::error::{Error, Result};
 use crate::ext::{ExtRecord, ExtStore, KeyRange};
 use crate::file::{FileHandle, FileMeta, FileStore};
 use crate::lock::{LockStore, PersistedLock};
+use crate::open::{DelegationRecord, LeaseRecord, LeaseStore, OpenRecord, OpenStore};
 
 /// What a walker can read through: every family with a paged listing.
-pub trait PagedStore: FileStore + LockStore + ExtStore + ClientStore {}
-impl<T: FileStore + LockStore + ExtStore + ClientStore + ?Sized> PagedStore for T {}
+pub trait PagedStore: FileStore + LockStore + ExtStore + ClientStore + OpenStore + LeaseStore {}
+impl<T: FileStore + LockStore + ExtStore + ClientStore + OpenStore + LeaseStore + ?Sized> PagedStore
+    for T
+{
+}
 
 /// The future a [`Paged::fetch`] returns.
 pub type PageFuture<'a, R> = Pin<Box<dyn Future<Output = Result<Vec<R>>> + Send + 'a>>;
@@ -101,6 +105,35 @@ impl Paged for PersistedLock {
     }
 }
 
+/// Implements [`Paged`] for an id-keyed open-state record.
+macro_rules! paged_by_id {
+    ($record:ty, $family:literal, $method:ident) => {
+        impl Paged for $record {
+            type Key = Uuid;
+            type Scope = ();
+            const FAMILY: &'static str = $family;
+            fn key(&self) -> Uuid {
+                self.id
+            }
+            fn fetch<'a, T>(
+                tx: &'a mut T,
+                _: &'a (),
+                after: Option<&'a Uuid>,
+                limit: usize,
+            ) -> PageFuture<'a, Self>
+            where
+                T: PagedStore + ?Sized,
+            {
+                tx.$method(after.copied(), limit)
+            }
+        }
+    };
+}
+
+paged_by_id!(OpenRecord, "opens", list_opens_page);
+paged_by_id!(LeaseRecord, "leases", list_leases_page);
+paged_by_id!(DelegationRecord, "delegations", list_delegations_page);
+
 /// The whole-table range of an extension walk.
 static WHOLE_TABLE: KeyRange = KeyRange::All;
 
@@ -166,6 +199,21 @@ pub fn locks(limit: usize) -> Pages<PersistedLock> {
 
 /// Every client record, in client id order, `limit` (≥ 1) per page.
 pub fn clients(limit: usize) -> Pages<ClientRecord> {
+    Pages::new((), limit)
+}
+
+/// Every open, in id order, `limit` (≥ 1) per page.
+pub fn opens(limit: usize) -> Pages<OpenRecord> {
+    Pages::new((), limit)
+}
+
+/// Every lease and oplock, in id order, `limit` (≥ 1) per page.
+pub fn leases(limit: usize) -> Pages<LeaseRecord> {
+    Pages::new((), limit)
+}
+
+/// Every delegation (tombstones included), in id order, `limit` (≥ 1) per page.
+pub fn delegations(limit: usize) -> Pages<DelegationRecord> {
     Pages::new((), limit)
 }
 

@@ -47,6 +47,9 @@ pub struct VerifyReport {
     pub ext_records: u64,
     /// Client records examined (where the check reads them).
     pub clients: u64,
+    /// Open, lease and delegation records examined.
+    #[serde(default)]
+    pub open_states: u64,
     /// Everything found wrong; empty for a healthy store.
     pub problems: Vec<Problem>,
 }

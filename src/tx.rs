@@ -14,6 +14,7 @@ use crate::file::FileStore;
 use crate::lock::LockStore;
 use crate::node::NodeStore;
 use crate::obs::metrics;
+use crate::open::{LeaseStore, OpenStore};
 use crate::report::VerifyReport;
 use crate::verify::verify_transaction;
 
@@ -22,7 +23,9 @@ use crate::verify::verify_transaction;
 ///
 /// Dropping it without `commit` rolls it back.
 #[async_trait]
-pub trait MetadataTransaction: FileStore + LockStore + NodeStore + ExtStore + ClientStore {
+pub trait MetadataTransaction:
+    FileStore + LockStore + NodeStore + ExtStore + ClientStore + OpenStore + LeaseStore
+{
     /// Makes every write of this transaction visible and durable, atomically.
     /// [`crate::Error::Conflict`] when a concurrent transaction made it impossible
     /// to serialize: nothing was written, run the whole transaction again.

@@ -272,3 +272,110 @@ pub fn client_query(query: &crate::client::ClientQuery) -> Result<()> {
     }
     Ok(())
 }
+
+/// Every field of an open: ids, share, handle, masks (already typed), the
+/// lock-sequence array (empty or 64 entries of at most 0x1f), timestamps.
+pub fn open(open: &crate::open::OpenRecord) -> Result<()> {
+    use crate::open::{LOCK_SEQUENCE_ENTRIES, MAX_LOCK_SEQUENCE_ENTRY};
+    file_handle(&open.file)?;
+    share_name(&open.share_name)?;
+    id("client_id", &open.client_id)?;
+    id("owner_id", &open.owner_id)?;
+    crate::open::ShareMask::from_bits(open.access.bits())?;
+    crate::open::ShareMask::from_bits(open.deny.bits())?;
+    let n = open.lock_sequences.len();
+    if n != 0 && n != LOCK_SEQUENCE_ENTRIES {
+        return Err(Error::Invalid(format!(
+            "lock_sequences: {n} entries, 0 or {LOCK_SEQUENCE_ENTRIES} allowed"
+        )));
+    }
+    if let Some(bad) = open
+        .lock_sequences
+        .iter()
+        .find(|e| **e > MAX_LOCK_SEQUENCE_ENTRY)
+    {
+        return Err(Error::Invalid(format!(
+            "lock_sequences: entry {bad:#x} is above {MAX_LOCK_SEQUENCE_ENTRY:#x} (valid bit 0x10, sequence 0..=15)"
+        )));
+    }
+    if let Some(at) = open.disconnected_at {
+        timestamp("disconnected_at", at)?;
+    }
+    timestamp("opened_at", open.opened_at)
+}
+
+/// Every field of a lease: ids, share, handle, a valid state and break
+/// target, and the break fields consistent (`breaking` exactly when a break
+/// start time is set; the target is below the state; no target otherwise).
+pub fn lease(lease: &crate::open::LeaseRecord) -> Result<()> {
+    use crate::open::LeaseState;
+    file_handle(&lease.file)?;
+    share_name(&lease.share_name)?;
+    id("client_id", &lease.client_id)?;
+    LeaseState::from_bits(lease.state.bits())?;
+    LeaseState::from_bits(lease.break_to.bits())?;
+    match (lease.breaking, lease.break_started_at) {
+        (true, Some(at)) => {
+            timestamp("break_started_at", at)?;
+            if !lease.state.contains(lease.break_to) || lease.state == lease.break_to {
+                return Err(Error::Invalid(format!(
+                    "break_to: {:#x} is not below the state {:#x}",
+                    lease.break_to.bits(),
+                    lease.state.bits()
+                )));
+            }
+            Ok(())
+        }
+        (false, None) if lease.break_to == LeaseState::NONE => Ok(()),
+        _ => Err(Error::Invalid(
+            "breaking, break_to and break_started_at: a break has a target and a start time, no break has neither".into(),
+        )),
+    }
+}
+
+/// Every field of a delegation: ids, share, handle, grant time.
+pub fn delegation(delegation: &crate::open::DelegationRecord) -> Result<()> {
+    file_handle(&delegation.file)?;
+    share_name(&delegation.share_name)?;
+    id("client_id", &delegation.client_id)?;
+    timestamp("granted_at", delegation.granted_at)
+}
+
+/// An open query: a filter that is set must be valid (not empty).
+pub fn open_query(query: &crate::open::OpenQuery) -> Result<()> {
+    if let Some(file) = &query.file {
+        file_handle(file)?;
+    }
+    if let Some(client) = &query.client_id {
+        id("client_id", client)?;
+    }
+    if let Some(share) = &query.share_name {
+        share_name(share)?;
+    }
+    if let Some(at) = query.disconnected_before {
+        timestamp("disconnected_before", at)?;
+    }
+    Ok(())
+}
+
+/// A lease query: a filter that is set must be valid (not empty).
+pub fn lease_query(query: &crate::open::LeaseQuery) -> Result<()> {
+    if let Some(file) = &query.file {
+        file_handle(file)?;
+    }
+    if let Some(client) = &query.client_id {
+        id("client_id", client)?;
+    }
+    Ok(())
+}
+
+/// A delegation query: a filter that is set must be valid (not empty).
+pub fn delegation_query(query: &crate::open::DelegationQuery) -> Result<()> {
+    if let Some(file) = &query.file {
+        file_handle(file)?;
+    }
+    if let Some(client) = &query.client_id {
+        id("client_id", client)?;
+    }
+    Ok(())
+}

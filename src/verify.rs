@@ -9,6 +9,7 @@ use crate::ext::ExtStore;
 use crate::file::FileStore;
 use crate::lock::LockStore;
 use crate::node::NodeStore;
+use crate::open::{LeaseStore, OpenStore};
 use crate::pages::{self, Paged, Pages};
 pub use crate::report::{Problem, ProblemKind, VerifyReport};
 use crate::validate;
@@ -23,7 +24,7 @@ pub(crate) const PAGE: usize = 1024;
 /// over a record it cannot decode, but one bad family hides no other.
 pub async fn verify_transaction<T>(tx: &mut T) -> Result<VerifyReport>
 where
-    T: FileStore + LockStore + NodeStore + ExtStore + ClientStore + ?Sized,
+    T: FileStore + LockStore + NodeStore + ExtStore + ClientStore + OpenStore + LeaseStore + ?Sized,
 {
     let mut report = VerifyReport::default();
     let files = walk(tx, pages::files(PAGE), &mut report, |file| {
@@ -54,6 +55,18 @@ where
         }
         Err(e) => undecodable(&mut report, "ext", e)?,
     }
+    report.open_states = walk(tx, pages::opens(PAGE), &mut report, |open| {
+        validate::open(open).map_err(|e| (format!("opens/{}", open.id), e))
+    })
+    .await?;
+    report.open_states += walk(tx, pages::leases(PAGE), &mut report, |lease| {
+        validate::lease(lease).map_err(|e| (format!("leases/{}", lease.id), e))
+    })
+    .await?;
+    report.open_states += walk(tx, pages::delegations(PAGE), &mut report, |d| {
+        validate::delegation(d).map_err(|e| (format!("delegations/{}", d.id), e))
+    })
+    .await?;
     match tx.list_nodes().await {
         Ok(nodes) => {
             for node in &nodes {
@@ -85,7 +98,7 @@ async fn walk<T, R: Paged>(
     check: impl Fn(&R) -> std::result::Result<(), (String, Error)>,
 ) -> Result<u64>
 where
-    T: FileStore + LockStore + NodeStore + ExtStore + ClientStore + ?Sized,
+    T: FileStore + LockStore + NodeStore + ExtStore + ClientStore + OpenStore + LeaseStore + ?Sized,
 {
     let mut examined = 0;
     loop {

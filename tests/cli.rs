@@ -1083,3 +1083,164 @@ mod postgres {
         assert_eq!(pg_digest, source);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Opens, leases and delegations (issue 18)
+
+/// A fjall store with one disconnected durable open, one plain open, a
+/// breaking lease and a revoked delegation; returns them.
+fn open_states_fixture() -> (
+    TempDir,
+    String,
+    [fsmeta::OpenRecord; 2],
+    fsmeta::LeaseRecord,
+    fsmeta::DelegationRecord,
+) {
+    use fsmeta::{
+        DelegationRecord, DelegationType, DurableState, LeaseRecord, LeaseState, OpenRecord,
+        ShareMask,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store");
+    let f = file(1, "export");
+    let durable = OpenRecord {
+        durable: DurableState::Durable { timeout_ms: 60_000 },
+        disconnected_at: Some(at(5)),
+        opened_at: at(1),
+        ..OpenRecord::new(
+            f.handle.clone(),
+            "export",
+            "client:1",
+            "owner",
+            ShareMask::READ_WRITE,
+            ShareMask::WRITE,
+        )
+    };
+    let plain = OpenRecord {
+        opened_at: at(2),
+        ..OpenRecord::new(
+            file(2, "export").handle,
+            "export",
+            "client2",
+            "o2",
+            ShareMask::READ,
+            ShareMask::NONE,
+        )
+    };
+    let lease = LeaseRecord {
+        id: Uuid::new_v4(),
+        lease_key: [0xab; 16],
+        parent_lease_key: None,
+        file: f.handle.clone(),
+        share_name: "export".into(),
+        client_id: "client:1".into(),
+        state: LeaseState::ALL,
+        lease_epoch: 3,
+        breaking: true,
+        break_to: LeaseState::READ_HANDLE,
+        break_started_at: Some(at(7)),
+        directory: false,
+        oplock: false,
+        server_epoch: 1,
+    };
+    let delegation = DelegationRecord {
+        id: Uuid::new_v4(),
+        file: f.handle.clone(),
+        share_name: "export".into(),
+        client_id: "client2".into(),
+        kind: DelegationType::Write,
+        recalled: true,
+        revoked: true,
+        notification_mask: 0,
+        server_epoch: 1,
+        granted_at: at(3),
+    };
+    let store = FjallStore::open(&path).expect("open fjall");
+    let (opens, l, d) = (&[durable.clone(), plain.clone()], &lease, &delegation);
+    block_on(store.transact(|tx| {
+        Box::pin(async move {
+            for o in opens {
+                tx.put_open(o).await?;
+            }
+            tx.put_lease(l).await?;
+            tx.put_delegation(d).await
+        })
+    }))
+    .expect("seed");
+    drop(store);
+    (
+        dir,
+        format!("fjall:{}", path.display()),
+        [durable, plain],
+        lease,
+        delegation,
+    )
+}
+
+#[test]
+fn opens_and_leases_list_what_the_library_stored() {
+    let (_dir, url, [durable, plain], lease, delegation) = open_states_fixture();
+    let json = on(&url, &["opens", "--json"]).expect(0).json();
+    let items = json.as_array().expect("array");
+    assert_eq!(items.len(), 2, "{json:#}");
+    let d = items
+        .iter()
+        .find(|v| str_field(v, "id") == durable.id.to_string())
+        .expect("durable");
+    assert_eq!(str_field(d, "access"), "rw-");
+    assert_eq!(str_field(d, "deny"), "-w-");
+    assert_eq!(str_field(d, "durable"), "durable 60000ms");
+    assert_eq!(str_field(d, "client"), "client:1");
+    assert_eq!(str_field(d, "file"), durable.file.to_hex());
+    assert!(d["disconnected_at"].is_string());
+    let only = on(&url, &["opens", "--disconnected", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(only.as_array().map(Vec::len), Some(1), "{only:#}");
+    let by_client = on(&url, &["opens", "--client", "client2", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(str_field(&by_client[0], "id"), plain.id.to_string());
+    let table = on(&url, &["opens"]).expect(0);
+    assert!(
+        table
+            .stdout
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("DURABLE") && h.contains("DISCONNECTED"))
+    );
+    assert_eq!(table.stdout.lines().count(), 3, "{}", table.stdout);
+
+    let json = on(&url, &["leases", "--json"]).expect(0).json();
+    let items = json.as_array().expect("array");
+    assert_eq!(items.len(), 2, "{json:#}");
+    let l = items
+        .iter()
+        .find(|v| str_field(v, "kind") == "lease")
+        .expect("lease");
+    assert_eq!(str_field(l, "id"), lease.id.to_string());
+    assert_eq!(
+        (str_field(l, "state"), str_field(l, "break_to")),
+        ("RHW", "RH")
+    );
+    assert_eq!(l["breaking"], Value::Bool(true));
+    let d = items
+        .iter()
+        .find(|v| str_field(v, "kind") == "delegation")
+        .expect("delegation");
+    assert_eq!(str_field(d, "id"), delegation.id.to_string());
+    assert_eq!(d["revoked"], Value::Bool(true));
+    let table = on(&url, &["leases"]).expect(0);
+    assert!(
+        table.stdout.contains("RHW -> RH") && table.stdout.contains("REVOKED"),
+        "{}",
+        table.stdout
+    );
+    let empty = tempfile::tempdir().expect("dir");
+    let empty_url = format!("fjall:{}", empty.path().join("s").display());
+    drop(FjallStore::open(empty.path().join("s")).expect("create"));
+    assert_eq!(
+        on(&empty_url, &["leases"]).expect(0).stdout.trim(),
+        "no leases or delegations"
+    );
+}

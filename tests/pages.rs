@@ -178,6 +178,71 @@ impl ClientStore for BrokenTx {
 }
 
 #[async_trait]
+impl OpenStore for BrokenTx {
+    async fn put_open(&mut self, open: &OpenRecord) -> Result<()> {
+        self.inner.put_open(open).await
+    }
+    async fn get_open(&mut self, id: Uuid) -> Result<Option<OpenRecord>> {
+        self.inner.get_open(id).await
+    }
+    async fn delete_open(&mut self, id: Uuid) -> Result<bool> {
+        self.inner.delete_open(id).await
+    }
+    async fn list_opens(&mut self, query: &OpenQuery) -> Result<Vec<OpenRecord>> {
+        self.inner.list_opens(query).await
+    }
+    async fn list_opens_page(
+        &mut self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<OpenRecord>> {
+        self.inner.list_opens_page(after, limit).await
+    }
+}
+
+#[async_trait]
+impl LeaseStore for BrokenTx {
+    async fn put_lease(&mut self, lease: &LeaseRecord) -> Result<()> {
+        self.inner.put_lease(lease).await
+    }
+    async fn get_lease(&mut self, id: Uuid) -> Result<Option<LeaseRecord>> {
+        self.inner.get_lease(id).await
+    }
+    async fn delete_lease(&mut self, id: Uuid) -> Result<bool> {
+        self.inner.delete_lease(id).await
+    }
+    async fn list_leases(&mut self, query: &LeaseQuery) -> Result<Vec<LeaseRecord>> {
+        self.inner.list_leases(query).await
+    }
+    async fn list_leases_page(
+        &mut self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<LeaseRecord>> {
+        self.inner.list_leases_page(after, limit).await
+    }
+    async fn put_delegation(&mut self, delegation: &DelegationRecord) -> Result<()> {
+        self.inner.put_delegation(delegation).await
+    }
+    async fn get_delegation(&mut self, id: Uuid) -> Result<Option<DelegationRecord>> {
+        self.inner.get_delegation(id).await
+    }
+    async fn delete_delegation(&mut self, id: Uuid) -> Result<bool> {
+        self.inner.delete_delegation(id).await
+    }
+    async fn list_delegations(&mut self, query: &DelegationQuery) -> Result<Vec<DelegationRecord>> {
+        self.inner.list_delegations(query).await
+    }
+    async fn list_delegations_page(
+        &mut self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DelegationRecord>> {
+        self.inner.list_delegations_page(after, limit).await
+    }
+}
+
+#[async_trait]
 impl MetadataTransaction for BrokenTx {
     async fn commit(self: Box<Self>) -> Result<()> {
         self.inner.commit().await

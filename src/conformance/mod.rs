@@ -22,12 +22,16 @@
 mod arbiter;
 mod clients;
 mod clients_recovery;
+mod delegations;
+mod durable;
 mod ext;
 mod files;
 mod isolation;
+mod leases;
 pub mod load;
 mod locks;
 mod nodes;
+mod opens;
 mod pages;
 mod persistence;
 #[cfg(feature = "postgres")]
@@ -44,11 +48,15 @@ mod validation;
 pub use arbiter::*;
 pub use clients::*;
 pub use clients_recovery::*;
+pub use delegations::*;
+pub use durable::*;
 pub use ext::*;
 pub use files::*;
 pub use isolation::*;
+pub use leases::*;
 pub use locks::*;
 pub use nodes::*;
+pub use opens::*;
 pub use pages::*;
 pub use persistence::*;
 pub use queries::*;
@@ -142,6 +150,18 @@ macro_rules! conformance_tests {
             restart_during_grace_keeps_the_recovery_set,
             partitioned_client_cannot_reclaim_after_a_second_restart,
             clients_reclaim_through_the_taker, courteous_expiry_revokes_only_on_conflict,
+            open_records_round_trip_every_field, open_store_put_get_overwrite_delete,
+            open_queries_find_exactly_their_opens, share_mode_decision_table,
+            legacy_share_reservations_deny_opens, close_open_removes_open_and_its_locks,
+            open_validation, lease_records_round_trip_every_field,
+            lease_queries_find_exactly_their_leases, granted_open_records_lease_breaks,
+            denied_open_breaks_handle_caching, conflicting_opens_recall_delegations,
+            revoked_delegations_are_tombstones_until_grace_ends, lease_validation,
+            disconnect_keeps_durable_and_closes_others,
+            reconnect_consumes_by_create_guid_and_by_file,
+            expire_durable_removes_expired_and_keeps_active,
+            concurrent_reconnects_exactly_one_wins,
+            open_states_are_carried_by_verify_digest_and_copy,
         );
     };
 }

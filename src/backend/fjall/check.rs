@@ -35,8 +35,10 @@ use super::codec::FaultKind;
 use super::ext::Ext;
 use super::files::Files;
 use super::keys;
+use super::leases::{Delegations, Leases};
 use super::locks::Locks;
 use super::nodes::{self, Epochs, Nodes};
+use super::opens::Opens;
 use super::table::{Family, Finding, KeyRange, Part, Table, read_error};
 use super::{Inner, commit};
 use crate::error::{Error, Result};
@@ -109,11 +111,15 @@ impl Inner {
         // Every `ext` key names a valid table and key, every value decodes.
         let ext_records = verify_table::<Ext>(&snapshot, self, &mut findings)?;
         let clients = verify_table::<Clients>(&snapshot, self, &mut findings)?;
+        let open_states = verify_table::<Opens>(&snapshot, self, &mut findings)?
+            + verify_table::<Leases>(&snapshot, self, &mut findings)?
+            + verify_table::<Delegations>(&snapshot, self, &mut findings)?;
         Ok(VerifyReport {
             files,
             locks,
             ext_records,
             clients,
+            open_states,
             problems: findings.iter().map(Finding::problem).collect(),
         })
     }
@@ -125,7 +131,10 @@ impl Inner {
         // nothing to rebuild.
         Ok(self.repair_table::<Files>()?
             + self.repair_table::<Locks>()?
-            + self.repair_table::<Clients>()?)
+            + self.repair_table::<Clients>()?
+            + self.repair_table::<Opens>()?
+            + self.repair_table::<Leases>()?
+            + self.repair_table::<Delegations>()?)
     }
 
     fn repair_table<F: Family>(&self) -> Result<u64> {

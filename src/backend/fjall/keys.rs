@@ -26,6 +26,10 @@
 //! clients_by_node   len16(node_id) | client_id                  empty
 //! clients_by_owner  len16(owner)   | client_id                  empty
 //! clients_by_epoch  be64(epoch)    | client_id                  empty
+//! opens, leases, delegations  id16                              codec: open / lease / delegation record
+//! opens_by_{file,client,share,create_guid,app_instance}, leases_by_{file,client,key},
+//!   delegations_by_{file,client}   len16(value) | id16 (absent GUID: empty value)   empty
+//! opens_by_disconnect  00 | id16, or 01 | be64(disconnected_at ^ 2^63) | id16        empty
 //! ```
 //!
 //! These are the names [`FjallStore::open`](super::FjallStore::open) uses;
@@ -89,6 +93,20 @@ pub(super) mod names {
     pub const CLIENTS_BY_NODE: &str = "clients_by_node";
     pub const CLIENTS_BY_OWNER: &str = "clients_by_owner";
     pub const CLIENTS_BY_EPOCH: &str = "clients_by_epoch";
+    pub const OPENS: &str = "opens";
+    pub const OPENS_BY_FILE: &str = "opens_by_file";
+    pub const OPENS_BY_CLIENT: &str = "opens_by_client";
+    pub const OPENS_BY_SHARE: &str = "opens_by_share";
+    pub const OPENS_BY_CREATE_GUID: &str = "opens_by_create_guid";
+    pub const OPENS_BY_APP_INSTANCE: &str = "opens_by_app_instance";
+    pub const OPENS_BY_DISCONNECT: &str = "opens_by_disconnect";
+    pub const LEASES: &str = "leases";
+    pub const LEASES_BY_FILE: &str = "leases_by_file";
+    pub const LEASES_BY_CLIENT: &str = "leases_by_client";
+    pub const LEASES_BY_KEY: &str = "leases_by_key";
+    pub const DELEGATIONS: &str = "delegations";
+    pub const DELEGATIONS_BY_FILE: &str = "delegations_by_file";
+    pub const DELEGATIONS_BY_CLIENT: &str = "delegations_by_client";
 }
 
 /// `meta` key holding the store format version (raw big-endian `u32`).

@@ -76,9 +76,11 @@ mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod keys;
+mod leases;
 mod locks;
 mod nodes;
 mod open;
+mod opens;
 mod table;
 mod tx;
 
@@ -198,6 +200,20 @@ struct Keyspaces {
     clients_by_node: OptimisticTxKeyspace,
     clients_by_owner: OptimisticTxKeyspace,
     clients_by_epoch: OptimisticTxKeyspace,
+    opens: OptimisticTxKeyspace,
+    opens_by_file: OptimisticTxKeyspace,
+    opens_by_client: OptimisticTxKeyspace,
+    opens_by_share: OptimisticTxKeyspace,
+    opens_by_create_guid: OptimisticTxKeyspace,
+    opens_by_app_instance: OptimisticTxKeyspace,
+    opens_by_disconnect: OptimisticTxKeyspace,
+    leases: OptimisticTxKeyspace,
+    leases_by_file: OptimisticTxKeyspace,
+    leases_by_client: OptimisticTxKeyspace,
+    leases_by_key: OptimisticTxKeyspace,
+    delegations: OptimisticTxKeyspace,
+    delegations_by_file: OptimisticTxKeyspace,
+    delegations_by_client: OptimisticTxKeyspace,
 }
 
 impl fmt::Debug for FjallStore {

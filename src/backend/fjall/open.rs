@@ -56,6 +56,22 @@ impl FjallStore {
             clients_by_node: open(names::CLIENTS_BY_NODE)?,
             clients_by_owner: open(names::CLIENTS_BY_OWNER)?,
             clients_by_epoch: open(names::CLIENTS_BY_EPOCH)?,
+            // Opens, leases and delegations (issue 18): created empty in an
+            // older store, like `ext`; nothing older builds read changed.
+            opens: open(names::OPENS)?,
+            opens_by_file: open(names::OPENS_BY_FILE)?,
+            opens_by_client: open(names::OPENS_BY_CLIENT)?,
+            opens_by_share: open(names::OPENS_BY_SHARE)?,
+            opens_by_create_guid: open(names::OPENS_BY_CREATE_GUID)?,
+            opens_by_app_instance: open(names::OPENS_BY_APP_INSTANCE)?,
+            opens_by_disconnect: open(names::OPENS_BY_DISCONNECT)?,
+            leases: open(names::LEASES)?,
+            leases_by_file: open(names::LEASES_BY_FILE)?,
+            leases_by_client: open(names::LEASES_BY_CLIENT)?,
+            leases_by_key: open(names::LEASES_BY_KEY)?,
+            delegations: open(names::DELEGATIONS)?,
+            delegations_by_file: open(names::DELEGATIONS_BY_FILE)?,
+            delegations_by_client: open(names::DELEGATIONS_BY_CLIENT)?,
             meta,
         };
         // A keyspace lives in `<database>/keyspaces/<id>`.

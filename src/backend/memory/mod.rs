@@ -31,8 +31,10 @@ mod table;
 mod clients;
 mod ext;
 mod files;
+mod leases;
 mod locks;
 mod nodes;
+mod opens;
 #[cfg(test)]
 mod tests;
 
@@ -98,6 +100,8 @@ struct Tables {
     nodes: <nodes::Nodes as Bookkeeping>::Tables,
     ext: <ext::Ext as Bookkeeping>::Tables,
     clients: <clients::Clients as Bookkeeping>::Tables,
+    opens: <opens::Opens as Bookkeeping>::Tables,
+    leases: <leases::LeaseFamily as Bookkeeping>::Tables,
 }
 
 /// A transaction's writes, per family, in the order it made them.
@@ -108,6 +112,8 @@ struct Writes {
     nodes: Vec<<nodes::Nodes as Bookkeeping>::Write>,
     ext: Vec<<ext::Ext as Bookkeeping>::Write>,
     clients: Vec<<clients::Clients as Bookkeeping>::Write>,
+    opens: Vec<<opens::Opens as Bookkeeping>::Write>,
+    leases: Vec<<leases::LeaseFamily as Bookkeeping>::Write>,
 }
 
 impl Writes {
@@ -117,6 +123,8 @@ impl Writes {
             && self.nodes.is_empty()
             && self.ext.is_empty()
             && self.clients.is_empty()
+            && self.opens.is_empty()
+            && self.leases.is_empty()
     }
 }
 
@@ -128,6 +136,8 @@ struct ReadSet {
     nodes: <nodes::Nodes as Bookkeeping>::Reads,
     ext: <ext::Ext as Bookkeeping>::Reads,
     clients: <clients::Clients as Bookkeeping>::Reads,
+    opens: <opens::Opens as Bookkeeping>::Reads,
+    leases: <leases::LeaseFamily as Bookkeeping>::Reads,
 }
 
 /// What one commit changed, as validation of later-committing transactions needs it.
@@ -139,6 +149,8 @@ struct CommitRecord {
     nodes: <nodes::Nodes as Bookkeeping>::Changes,
     ext: <ext::Ext as Bookkeeping>::Changes,
     clients: <clients::Clients as Bookkeeping>::Changes,
+    opens: <opens::Opens as Bookkeeping>::Changes,
+    leases: <leases::LeaseFamily as Bookkeeping>::Changes,
 }
 
 impl CommitRecord {
@@ -148,6 +160,8 @@ impl CommitRecord {
             || nodes::Nodes::invalidates(&self.nodes, &reads.nodes)
             || ext::Ext::invalidates(&self.ext, &reads.ext)
             || clients::Clients::invalidates(&self.clients, &reads.clients)
+            || opens::Opens::invalidates(&self.opens, &reads.opens)
+            || leases::LeaseFamily::invalidates(&self.leases, &reads.leases)
     }
 }
 
@@ -225,6 +239,9 @@ impl MetadataStore for MemoryStore {
         report.problems.extend(tables.files.verify());
         report.problems.extend(tables.locks.verify());
         report.problems.extend(tables.clients.verify());
+        report.problems.extend(tables.opens.verify());
+        report.problems.extend(tables.leases.leases.verify());
+        report.problems.extend(tables.leases.delegations.verify());
         Ok(report)
     }
 }
@@ -301,6 +318,8 @@ impl MemoryTx {
         replay::<nodes::Nodes>(&mut tables.nodes, writes.nodes, &mut record.nodes);
         replay::<ext::Ext>(&mut tables.ext, writes.ext, &mut record.ext);
         replay::<clients::Clients>(&mut tables.clients, writes.clients, &mut record.clients);
+        replay::<opens::Opens>(&mut tables.opens, writes.opens, &mut record.opens);
+        replay::<leases::LeaseFamily>(&mut tables.leases, writes.leases, &mut record.leases);
         shared.tables = tables;
         shared.version = record.version;
         shared.log.push_back(record);

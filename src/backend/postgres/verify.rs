@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use super::clients::{client_from_row, select_clients};
 use super::entity::{
-    client_records, epoch_records, ext_records, files, locks, nodes, server_state,
+    client_records, delegations, epoch_records, ext_records, files, leases, locks, nodes, opens,
+    server_state,
 };
 use super::errors::db_error;
 use super::ext::check_stored;
@@ -136,6 +137,30 @@ pub(super) async fn verify(db: &DatabaseConnection) -> Result<VerifyReport> {
     }
 
     verify_ext(&tx, &mut report).await?;
+    report.open_states = by_id::<opens::Entity, _>(
+        &tx,
+        &mut report,
+        opens::Column::Id,
+        "opens",
+        super::opens::open_from_row,
+    )
+    .await?
+        + by_id::<leases::Entity, _>(
+            &tx,
+            &mut report,
+            leases::Column::Id,
+            "leases",
+            super::leases::lease_from_row,
+        )
+        .await?
+        + by_id::<delegations::Entity, _>(
+            &tx,
+            &mut report,
+            delegations::Column::Id,
+            "delegations",
+            super::leases::delegation_from_row,
+        )
+        .await?;
 
     let query =
         server_state::Entity::find().filter(server_state::Column::Id.eq(server_state::ROW_ID));
@@ -227,6 +252,40 @@ async fn page<E: EntityTrait>(
     query: Select<E>,
 ) -> Result<Vec<QueryResult>> {
     all(tx, query.limit(page_size(PAGE))).await
+}
+
+/// Checks every row of an id-keyed table (opens, leases, delegations), a
+/// page at a time in id order; returns how many it read.
+async fn by_id<E: EntityTrait, T>(
+    tx: &DatabaseTransaction,
+    report: &mut VerifyReport,
+    id: E::Column,
+    table: &str,
+    convert: impl Fn(E::Model) -> Result<T>,
+) -> Result<u64>
+where
+    E::Model: FromQueryResult,
+{
+    let mut after: Option<Uuid> = None;
+    let mut count = 0;
+    loop {
+        let mut query = E::find().expr_as(Expr::col(id), KEY);
+        if let Some(after) = after.take() {
+            query = query.filter(id.gt(after));
+        }
+        let rows = page(tx, query.order_by_asc(id)).await?;
+        for row in &rows {
+            count += 1;
+            let key = row
+                .try_get::<Uuid>("", KEY)
+                .map_err(|e| db_error("verify", e))?;
+            check(report, format!("{table}/{key}"), row, &convert);
+            after = Some(key);
+        }
+        if rows.len() < PAGE {
+            return Ok(count);
+        }
+    }
 }
 
 /// Every row of `query`, as raw rows (decoded later, one by one).

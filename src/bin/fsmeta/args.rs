@@ -46,6 +46,10 @@ pub enum Command {
     Epoch,
     /// List client records: protocol, owner, epoch, reclaim-complete, last renewal, locks (EXPIRED: state revoked).
     Clients(ClientsArgs),
+    /// List opens: share modes and durable handles (SMB, NFSv4, NLM).
+    Opens(OpensArgs),
+    /// List leases, oplocks and delegations (tombstones included).
+    Leases(LeasesArgs),
     /// Print a shell completion script (e.g. `fsmeta completions bash > /etc/bash_completion.d/fsmeta`).
     Completions(CompletionsArgs),
 }
@@ -55,6 +59,38 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct OpensArgs {
+    /// Only opens of this file (its handle in hex).
+    #[arg(long, value_name = "HEX")]
+    pub file: Option<String>,
+    /// Only opens of this client id.
+    #[arg(long, value_name = "ID")]
+    pub client: Option<String>,
+    /// Only opens through this share.
+    #[arg(long, value_name = "NAME")]
+    pub share: Option<String>,
+    /// Only disconnected (durable or persistent) opens.
+    #[arg(long)]
+    pub disconnected: bool,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LeasesArgs {
+    /// Only leases and delegations on this file (its handle in hex).
+    #[arg(long, value_name = "HEX")]
+    pub file: Option<String>,
+    /// Only those of this client id.
+    #[arg(long, value_name = "ID")]
+    pub client: Option<String>,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -82,6 +82,7 @@ impl Bar {
             CopyPhase::State => "epochs",
             CopyPhase::Files => "files",
             CopyPhase::Locks => "locks",
+            CopyPhase::OpenStates => "opens",
             CopyPhase::Verifying => "verifying",
             _ => "copying",
         };

@@ -15,6 +15,7 @@ mod files;
 mod fsck;
 mod json;
 mod locks;
+mod opens;
 mod output;
 mod stats;
 mod store;
@@ -209,6 +210,8 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Release(args) => admin::release(&*existing(url).await?, &args, out).await?,
         Command::Epoch => admin::epoch(&*existing(url).await?, out).await?,
         Command::Clients(args) => clients::run(&*existing(url).await?, &args, out).await?,
+        Command::Opens(args) => opens::opens(&*existing(url).await?, &args, out).await?,
+        Command::Leases(args) => opens::leases(&*existing(url).await?, &args, out).await?,
         Command::Completions(_) => unreachable!("handled before the runtime starts"),
     };
     out.flush()?;

@@ -5,9 +5,12 @@
 //! live in `super::rows`.
 
 pub(super) mod client_records;
+pub(super) mod delegations;
 pub(super) mod epoch_records;
 pub(super) mod ext_records;
 pub(super) mod files;
+pub(super) mod leases;
 pub(super) mod locks;
 pub(super) mod nodes;
+pub(super) mod opens;
 pub(super) mod server_state;
