@@ -56,6 +56,8 @@ pub enum CopyPhase {
     Locks,
     /// Copying extension records (`total` counts them as they come: 0 up front).
     Ext,
+    /// Copying waiters (`total` counts them as they come).
+    Waiters,
     /// Computing the digests of both stores.
     Verifying,
 }
@@ -84,6 +86,8 @@ pub struct CopyReport {
     pub epoch_records: u64,
     /// Extension records written (every table).
     pub ext_records: u64,
+    /// Waiters written.
+    pub waiters: u64,
     /// The source, digested after the copy.
     pub source: StoreDigest,
     /// The destination, digested after the copy.
@@ -294,6 +298,14 @@ where
             });
         }
     }
+    let waiters = crate::waiter::copy_waiters(src, to, batch, |done| {
+        progress(CopyProgress {
+            phase: CopyPhase::Waiters,
+            done,
+            total: done,
+        })
+    })
+    .await?;
     // The source transaction only read: ending it cannot change the outcome.
     let _ = source_tx.rollback().await;
 
@@ -320,6 +332,7 @@ where
         nodes: nodes.len() as u64,
         epoch_records: records.len() as u64,
         ext_records,
+        waiters,
         source,
         destination,
     })

@@ -39,6 +39,8 @@ pub struct StoreDigest {
     pub epoch_records: u64,
     /// Number of extension records (every table).
     pub ext_records: u64,
+    /// Number of waiters.
+    pub waiters: u64,
     /// The global server epoch.
     pub epoch: u64,
     /// SHA-256 of every record (see the type's docs).
@@ -136,10 +138,21 @@ pub async fn digest_in(tx: &mut (dyn MetadataTransaction + '_)) -> Result<StoreD
             ext_records += page.len() as u64;
         }
     }
+    // After every other family, and only when there are some: a store
+    // without waiters keeps the digest builds before waiters printed.
+    let mut waiters = 0;
+    let mut pages = pages::waiters(DIGEST_PAGE);
+    while let Some(page) = pages.next(tx).await? {
+        for waiter in &page {
+            hasher.waiter(waiter);
+        }
+        waiters += page.len() as u64;
+    }
     Ok(StoreDigest {
         files,
         locks,
         ext_records,
+        waiters,
         nodes: nodes.len() as u64,
         epoch_records: records.len() as u64,
         epoch,
@@ -156,7 +169,8 @@ pub async fn store_is_empty(store: &(impl MetadataStore + ?Sized)) -> Result<boo
         && tx.list_locks_page(None, 1).await?.is_empty()
         && tx.list_nodes().await?.is_empty()
         && tx.list_epoch_records().await?.is_empty()
-        && tx.ext_tables().await?.is_empty();
+        && tx.ext_tables().await?.is_empty()
+        && tx.list_waiters_page(None, 1).await?.is_empty();
     let _ = tx.rollback().await;
     Ok(empty)
 }
@@ -247,6 +261,24 @@ impl RecordHasher {
         self.u8(b'X');
         self.bytes(&record.key);
         self.bytes(&record.value);
+    }
+
+    fn waiter(&mut self, waiter: &crate::waiter::Waiter) {
+        self.u8(b'W');
+        self.0.update(waiter.id.as_bytes());
+        self.bytes(waiter.file_id.as_bytes());
+        self.bytes(waiter.share_name.as_bytes());
+        self.bytes(waiter.owner_id.as_bytes());
+        self.bytes(waiter.client_id.as_bytes());
+        self.bytes(waiter.node_id.as_bytes());
+        self.u8(waiter.lock_type as u8);
+        self.u64(waiter.offset);
+        self.u64(waiter.length);
+        self.u8(waiter.share_reservation as u8);
+        self.u8(waiter.flavor as u8);
+        self.u64(waiter.position);
+        self.i64(waiter.since.as_micros());
+        self.bytes(&waiter.context);
     }
 
     fn finish(self) -> [u8; 32] {

@@ -29,10 +29,11 @@ use crate::error::{Error, Result};
 use crate::ext::{ExtRecord, ExtStore, KeyRange};
 use crate::file::{FileHandle, FileMeta, FileStore};
 use crate::lock::{LockStore, PersistedLock};
+use crate::waiter::{Waiter, WaiterStore};
 
 /// What a walker can read through: every family with a paged listing.
-pub trait PagedStore: FileStore + LockStore + ExtStore {}
-impl<T: FileStore + LockStore + ExtStore + ?Sized> PagedStore for T {}
+pub trait PagedStore: FileStore + LockStore + ExtStore + WaiterStore {}
+impl<T: FileStore + LockStore + ExtStore + WaiterStore + ?Sized> PagedStore for T {}
 
 /// The future a [`Paged::fetch`] returns.
 pub type PageFuture<'a, R> = Pin<Box<dyn Future<Output = Result<Vec<R>>> + Send + 'a>>;
@@ -140,6 +141,11 @@ pub fn files(limit: usize) -> Pages<FileMeta> {
 
 /// Every lock, in id order, `limit` (≥ 1) per page.
 pub fn locks(limit: usize) -> Pages<PersistedLock> {
+    Pages::new((), limit)
+}
+
+/// Every waiter, in id order, `limit` (≥ 1) per page.
+pub fn waiters(limit: usize) -> Pages<Waiter> {
     Pages::new((), limit)
 }
 

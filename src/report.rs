@@ -45,6 +45,9 @@ pub struct VerifyReport {
     pub locks: u64,
     /// Extension records examined (where the check reads them).
     pub ext_records: u64,
+    /// Waiters examined (where the check reads them).
+    #[serde(default)]
+    pub waiters: u64,
     /// Everything found wrong; empty for a healthy store.
     pub problems: Vec<Problem>,
 }

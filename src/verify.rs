@@ -11,6 +11,7 @@ use crate::node::NodeStore;
 use crate::pages::{self, Paged, Pages};
 pub use crate::report::{Problem, ProblemKind, VerifyReport};
 use crate::validate;
+use crate::waiter::WaiterStore;
 
 /// Records per page when a check walks a whole store.
 pub(crate) const PAGE: usize = 1024;
@@ -22,7 +23,7 @@ pub(crate) const PAGE: usize = 1024;
 /// over a record it cannot decode, but one bad family hides no other.
 pub async fn verify_transaction<T>(tx: &mut T) -> Result<VerifyReport>
 where
-    T: FileStore + LockStore + NodeStore + ExtStore + ?Sized,
+    T: FileStore + LockStore + NodeStore + ExtStore + WaiterStore + ?Sized,
 {
     let mut report = VerifyReport::default();
     let files = walk(tx, pages::files(PAGE), &mut report, |file| {
@@ -48,6 +49,10 @@ where
         }
         Err(e) => undecodable(&mut report, "ext", e)?,
     }
+    report.waiters = walk(tx, pages::waiters(PAGE), &mut report, |waiter| {
+        validate::waiter(waiter).map_err(|e| (format!("waiters/{}", waiter.id), e))
+    })
+    .await?;
     match tx.list_nodes().await {
         Ok(nodes) => {
             for node in &nodes {
@@ -79,7 +84,7 @@ async fn walk<T, R: Paged>(
     check: impl Fn(&R) -> std::result::Result<(), (String, Error)>,
 ) -> Result<u64>
 where
-    T: FileStore + LockStore + NodeStore + ExtStore + ?Sized,
+    T: FileStore + LockStore + NodeStore + ExtStore + WaiterStore + ?Sized,
 {
     let mut examined = 0;
     loop {

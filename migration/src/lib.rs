@@ -70,6 +70,7 @@ mod m20261127_000002_nodes;
 mod m20261201_000003_drop_server_state_clean_shutdown;
 mod m20261201_000004_ext_records;
 mod m20261201_000005_lock_flavor;
+mod m20261202_000009_waiters;
 
 /// The node that owns a store written before nodes existed (`fsmeta::DEFAULT_NODE`;
 /// a test checks they agree): migration 2 gives it the store's epoch and
@@ -92,6 +93,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_nodes::Migration),
             Box::new(m20261201_000004_ext_records::Migration),
             Box::new(m20261201_000005_lock_flavor::Migration),
+            Box::new(m20261202_000009_waiters::Migration),
         ]
     }
 }

@@ -37,6 +37,7 @@ use super::keys;
 use super::locks::Locks;
 use super::nodes::{self, Epochs, Nodes};
 use super::table::{Family, Finding, KeyRange, Part, Table, read_error};
+use super::waiters::Waiters;
 use super::{Inner, commit};
 use crate::error::{Error, Result};
 use crate::verify::{Problem, ProblemKind, VerifyReport};
@@ -107,10 +108,12 @@ impl Inner {
         nodes::check_meta(&snapshot, &self.ks, &mut findings)?;
         // Every `ext` key names a valid table and key, every value decodes.
         let ext_records = verify_table::<Ext>(&snapshot, self, &mut findings)?;
+        let waiters = verify_table::<Waiters>(&snapshot, self, &mut findings)?;
         Ok(VerifyReport {
             files,
             locks,
             ext_records,
+            waiters,
             problems: findings.iter().map(Finding::problem).collect(),
         })
     }
@@ -120,7 +123,9 @@ impl Inner {
     pub(super) fn repair_blocking(&self) -> Result<u64> {
         // Nodes, epoch records and extension records have no indexes:
         // nothing to rebuild.
-        Ok(self.repair_table::<Files>()? + self.repair_table::<Locks>()?)
+        Ok(self.repair_table::<Files>()?
+            + self.repair_table::<Locks>()?
+            + self.repair_table::<Waiters>()?)
     }
 
     fn repair_table<F: Family>(&self) -> Result<u64> {

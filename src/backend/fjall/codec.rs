@@ -105,13 +105,17 @@ impl From<Fault> for Error {
 }
 
 /// `VALUE_FORMAT | postcard(value)`.
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     postcard::to_extend(value, vec![VALUE_FORMAT])
         .map_err(|e| Error::backend("fjall: encoding a value with postcard", e))
 }
 
 /// The inverse of [`encode`].
-fn decode<T: DeserializeOwned>(keyspace: &str, key: &[u8], bytes: &[u8]) -> Result<T, Fault> {
+pub(super) fn decode<T: DeserializeOwned>(
+    keyspace: &str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, Fault> {
     let undecodable =
         |detail: std::fmt::Arguments<'_>| Fault::new(FaultKind::Undecodable, keyspace, key, detail);
     let Some((&version, body)) = bytes.split_first() else {
@@ -140,7 +144,7 @@ fn decode_body<T: DeserializeOwned>(keyspace: &str, key: &[u8], body: &[u8]) -> 
 }
 
 /// Turns a model-rule violation found in stored data into an invalid-record fault at `keyspace`/`key`.
-fn stored<'a>(keyspace: &'a str, key: &'a [u8]) -> impl Fn(Error) -> Fault + 'a {
+pub(super) fn stored<'a>(keyspace: &'a str, key: &'a [u8]) -> impl Fn(Error) -> Fault + 'a {
     move |e| {
         let detail = match e {
             Error::Invalid(why) | Error::Corrupt(why) => why,

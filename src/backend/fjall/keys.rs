@@ -22,6 +22,11 @@
 //! meta              "epoch/" | be64(epoch)                      codec: node id + start time
 //! (meta             "clean_shutdown"                            codec: bool; only in stores written before node state: moved to node default on open)
 //! ext               len8(table) | key (1..=1024 raw bytes)      format byte 1 | the value's raw bytes
+//! waiters           id16 (the waiter's id)                      codec: waiter record
+//! waiters_by_file   len16(file handle) | be64(position) | id16  empty
+//! waiters_by_owner  len16(owner_id) | len16(client_id) | id16   empty
+//! waiters_by_client len16(client_id) | id16                     empty
+//! waiters_by_node   len16(node_id)   | id16                     empty
 //! ```
 //!
 //! These are the names [`FjallStore::open`](super::FjallStore::open) uses;
@@ -81,6 +86,11 @@ pub(super) mod names {
     pub const LOCKS_BY_EPOCH: &str = "locks_by_epoch";
     pub const META: &str = "meta";
     pub const EXT: &str = "ext";
+    pub const WAITERS: &str = "waiters";
+    pub const WAITERS_BY_FILE: &str = "waiters_by_file";
+    pub const WAITERS_BY_OWNER: &str = "waiters_by_owner";
+    pub const WAITERS_BY_CLIENT: &str = "waiters_by_client";
+    pub const WAITERS_BY_NODE: &str = "waiters_by_node";
 }
 
 /// `meta` key holding the store format version (raw big-endian `u32`).

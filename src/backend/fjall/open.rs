@@ -51,6 +51,12 @@ impl FjallStore {
             // opening one creates it, empty (same format version: nothing
             // older builds read has changed).
             ext: open(names::EXT)?,
+            // Likewise the waiter keyspaces (created empty on older stores).
+            waiters: open(names::WAITERS)?,
+            waiters_by_file: open(names::WAITERS_BY_FILE)?,
+            waiters_by_owner: open(names::WAITERS_BY_OWNER)?,
+            waiters_by_client: open(names::WAITERS_BY_CLIENT)?,
+            waiters_by_node: open(names::WAITERS_BY_NODE)?,
             meta,
         };
         // A keyspace lives in `<database>/keyspaces/<id>`.
@@ -66,6 +72,7 @@ impl FjallStore {
             durability,
             db,
             ks,
+            wake: Default::default(),
         };
         match found {
             None => inner.initialize()?,

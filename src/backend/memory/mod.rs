@@ -34,6 +34,7 @@ mod locks;
 mod nodes;
 #[cfg(test)]
 mod tests;
+mod waiters;
 
 /// A store that lives in process memory and vanishes with it.
 ///
@@ -41,6 +42,8 @@ mod tests;
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     shared: Arc<Mutex<Shared>>,
+    /// Announces the files a commit deleted locks or waiters of.
+    wake: crate::waiter::WakeHub,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -96,6 +99,7 @@ struct Tables {
     locks: <locks::Locks as Bookkeeping>::Tables,
     nodes: <nodes::Nodes as Bookkeeping>::Tables,
     ext: <ext::Ext as Bookkeeping>::Tables,
+    waiters: <waiters::Waiters as Bookkeeping>::Tables,
 }
 
 /// A transaction's writes, per family, in the order it made them.
@@ -105,6 +109,7 @@ struct Writes {
     locks: Vec<<locks::Locks as Bookkeeping>::Write>,
     nodes: Vec<<nodes::Nodes as Bookkeeping>::Write>,
     ext: Vec<<ext::Ext as Bookkeeping>::Write>,
+    waiters: Vec<<waiters::Waiters as Bookkeeping>::Write>,
 }
 
 impl Writes {
@@ -113,6 +118,7 @@ impl Writes {
             && self.locks.is_empty()
             && self.nodes.is_empty()
             && self.ext.is_empty()
+            && self.waiters.is_empty()
     }
 }
 
@@ -123,6 +129,7 @@ struct ReadSet {
     locks: <locks::Locks as Bookkeeping>::Reads,
     nodes: <nodes::Nodes as Bookkeeping>::Reads,
     ext: <ext::Ext as Bookkeeping>::Reads,
+    waiters: <waiters::Waiters as Bookkeeping>::Reads,
 }
 
 /// What one commit changed, as validation of later-committing transactions needs it.
@@ -133,6 +140,7 @@ struct CommitRecord {
     locks: <locks::Locks as Bookkeeping>::Changes,
     nodes: <nodes::Nodes as Bookkeeping>::Changes,
     ext: <ext::Ext as Bookkeeping>::Changes,
+    waiters: <waiters::Waiters as Bookkeeping>::Changes,
 }
 
 impl CommitRecord {
@@ -141,6 +149,7 @@ impl CommitRecord {
             || locks::Locks::invalidates(&self.locks, &reads.locks)
             || nodes::Nodes::invalidates(&self.nodes, &reads.nodes)
             || ext::Ext::invalidates(&self.ext, &reads.ext)
+            || waiters::Waiters::invalidates(&self.waiters, &reads.waiters)
     }
 }
 
@@ -200,6 +209,7 @@ impl MemoryStore {
             working: shared.tables.clone(),
             writes: Writes::default(),
             reads: ReadSet::default(),
+            freed: Default::default(),
         }))
     }
 }
@@ -217,7 +227,13 @@ impl MetadataStore for MemoryStore {
         let tables = self.lock_shared().tables.clone();
         report.problems.extend(tables.files.verify());
         report.problems.extend(tables.locks.verify());
+        report.problems.extend(tables.waiters.verify());
         Ok(report)
+    }
+
+    /// The store's in-process announcements.
+    async fn wake_feed(&self, _: &crate::WaitersOptions) -> Result<crate::WakeFeed> {
+        Ok(self.wake.feed())
     }
 }
 
@@ -228,6 +244,8 @@ struct MemoryTx {
     working: Tables,
     writes: Writes,
     reads: ReadSet,
+    /// The files whose locks or waiters this transaction deleted.
+    freed: crate::waiter::FreedFiles,
 }
 
 impl Drop for MemoryTx {
@@ -245,8 +263,12 @@ fn replay<B: Bookkeeping>(tables: &mut B::Tables, writes: Vec<B::Write>, changes
 
 #[async_trait]
 impl MetadataTransaction for MemoryTx {
-    async fn commit(self: Box<Self>) -> Result<()> {
-        traced(TxOp::Commit, "memory", self.commit_untraced()).await
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        let (freed, hub) = (self.freed.take(), self.store.wake.clone());
+        freed.after_commit(
+            &hub,
+            traced(TxOp::Commit, "memory", self.commit_untraced()).await,
+        )
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
@@ -292,6 +314,7 @@ impl MemoryTx {
         replay::<locks::Locks>(&mut tables.locks, writes.locks, &mut record.locks);
         replay::<nodes::Nodes>(&mut tables.nodes, writes.nodes, &mut record.nodes);
         replay::<ext::Ext>(&mut tables.ext, writes.ext, &mut record.ext);
+        replay::<waiters::Waiters>(&mut tables.waiters, writes.waiters, &mut record.waiters);
         shared.tables = tables;
         shared.version = record.version;
         shared.log.push_back(record);

@@ -71,6 +71,7 @@ mod nodes;
 mod rows;
 mod tx;
 mod verify;
+mod waiters;
 
 pub use connect::{PgOptions, PostgresStore};
 pub use errors::{UNDEFINED_TABLE, sqlstate_of};

@@ -10,3 +10,4 @@ pub(super) mod files;
 pub(super) mod locks;
 pub(super) mod nodes;
 pub(super) mod server_state;
+pub(super) mod waiters;
