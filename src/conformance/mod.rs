@@ -37,6 +37,7 @@ mod roundtrip;
 mod sample;
 mod smb;
 mod validation;
+mod waiters;
 
 pub use arbiter::*;
 pub use ext::*;
@@ -53,6 +54,7 @@ pub use roundtrip::*;
 pub use sample::*;
 pub use smb::*;
 pub use validation::*;
+pub use waiters::*;
 
 use std::sync::Arc;
 
@@ -129,6 +131,9 @@ macro_rules! conformance_tests {
             unlock_exact_removes_exactly_one, windows_ranges_near_2_pow_64,
             cross_protocol_locks_conflict_both_directions, check_io_follows_smb_rules,
             windows_flavor_round_trips, smbtorture_lock_cases,
+            waiters_round_trip_every_field, waiter_validation, waiters_queue_in_fifo_order,
+            waiters_fairness_rules, waiters_wake_on_release, waiters_no_wake_on_unrelated_release,
+            waiters_removal, waiters_cap_per_file, waiters_deadlock_of_two, waiters_deadlock_of_three,
         );
     };
 }
@@ -141,6 +146,7 @@ macro_rules! persistence_tests {
             reopen_keeps_files_locks_and_indexes, reopen_keeps_rolled_back_writes_out,
             reopen_keeps_epoch_and_flag, recovery_survives_reopen, nodes_survive_reopen,
             ext_records_survive_reopen,
+            waiters_survive_reopen,
         );
     };
 }

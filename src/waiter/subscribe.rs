@@ -88,8 +88,6 @@ pub struct Waiters {
     feed: WakeFeed,
     options: WaitersOptions,
     ready: VecDeque<Woken>,
-    /// A full check is due before anything else (at the start).
-    resync: bool,
     poll: Option<Interval>,
 }
 
@@ -106,7 +104,8 @@ impl Waiters {
     /// Subscribes to `store`'s announcements ([`MetadataStore::wake_feed`]:
     /// in process for memory and fjall, `LISTEN` on a dedicated connection
     /// for PostgreSQL), then checks every waiter once, so nothing freed
-    /// before the subscription is missed.
+    /// before the subscription is missed (those come first, as
+    /// [`WakeCause::Resync`]).
     pub async fn subscribe(store: Arc<dyn MetadataStore>, options: WaitersOptions) -> Result<Self> {
         if let Some(node) = &options.node_id {
             crate::validate::id("node_id", node)?;
@@ -122,14 +121,15 @@ impl Waiters {
             poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
             poll
         });
-        Ok(Waiters {
+        let mut waiters = Waiters {
             store,
             feed,
             options,
             ready: VecDeque::new(),
-            resync: true,
             poll,
-        })
+        };
+        waiters.ready = waiters.check(&Scope::All, WakeCause::Resync).await?.into();
+        Ok(waiters)
     }
 
     /// The next waiter whose request may now be granted: no stored lock is
@@ -150,9 +150,6 @@ impl Waiters {
     /// Waits for what calls for a check, and coalesces the announcements
     /// that are already there.
     async fn event(&mut self) -> (Scope, WakeCause) {
-        if std::mem::take(&mut self.resync) {
-            return (Scope::All, WakeCause::Resync);
-        }
         let first = match &mut self.poll {
             Some(poll) => tokio::select! {
                 announced = self.feed.recv() => Some(announced),
