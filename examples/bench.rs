@@ -1444,11 +1444,13 @@ async fn wake_latency(
     let (mut holder, mut next) = ("a", "b");
     acquire(releasing.clone(), request(holder)).await?;
     let mut latencies = Vec::with_capacity(WAKE_ROUNDS);
-    for _ in 0..WAKE_ROUNDS {
-        let queued = acquire(waiting.clone(), request(next)).await?;
-        if !matches!(queued, fsmeta::Wait::Queued { .. }) {
-            return Err(format!("wake bench: expected a queued request, got {queued:?}").into());
-        }
+    for round in 0..WAKE_ROUNDS {
+        let queued = match acquire(waiting.clone(), request(next)).await? {
+            fsmeta::Wait::Queued { waiter } => waiter,
+            other => {
+                return Err(format!("wake bench: expected a queued request, got {other:?}").into());
+            }
+        };
         let owner = fsmeta::LockOwner {
             owner_id: holder.into(),
             client_id: "c".into(),
@@ -1467,13 +1469,23 @@ async fn wake_latency(
         .await?;
         let started = Instant::now();
         tx.commit().await?;
-        let (at, woken) = woken_rx
-            .recv()
-            .await
-            .ok_or("wake bench: the subscriber stopped")?;
+        // A waiter may be handed out twice (two checks saw it grantable
+        // before its retry deleted it): skip the stale copies.
+        let (at, woken) = loop {
+            let (at, woken) = woken_rx
+                .recv()
+                .await
+                .ok_or("wake bench: the subscriber stopped")?;
+            if woken.waiter.id == queued.id {
+                break (at, woken);
+            }
+        };
         latencies.push(at.saturating_duration_since(started).as_secs_f64());
         let retry = woken.waiter.to_lock(Uuid::new_v4(), 1, Timestamp::now());
-        acquire(waiting.clone(), retry).await?;
+        let granted = acquire(waiting.clone(), retry).await?;
+        if granted != fsmeta::Wait::Granted {
+            return Err(format!("wake bench: round {round}: the retry got {granted:?}").into());
+        }
         std::mem::swap(&mut holder, &mut next);
     }
     subscriber.abort();
