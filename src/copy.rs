@@ -60,6 +60,8 @@ pub enum CopyPhase {
     Clients,
     /// Copying opens, leases and delegations (counted as they come).
     OpenStates,
+    /// Copying waiters (`total` counts them as they come).
+    Waiters,
     /// Computing the digests of both stores.
     Verifying,
 }
@@ -92,6 +94,8 @@ pub struct CopyReport {
     pub clients: u64,
     /// Open, lease and delegation records written.
     pub open_states: u64,
+    /// Waiters written.
+    pub waiters: u64,
     /// The source, digested after the copy.
     pub source: StoreDigest,
     /// The destination, digested after the copy.
@@ -323,6 +327,14 @@ where
         });
     }
     let open_states = open_states::copy(src, to, batch, &mut progress).await?;
+    let waiters = crate::waiter::copy_waiters(src, to, batch, |done| {
+        progress(CopyProgress {
+            phase: CopyPhase::Waiters,
+            done,
+            total: done,
+        })
+    })
+    .await?;
     // The source transaction only read: ending it cannot change the outcome.
     let _ = source_tx.rollback().await;
 
@@ -351,6 +363,7 @@ where
         ext_records,
         clients,
         open_states,
+        waiters,
         source,
         destination,
     })

@@ -45,6 +45,8 @@ pub struct StoreDigest {
     pub clients: u64,
     /// Number of open, lease and delegation records.
     pub open_states: u64,
+    /// Number of waiters.
+    pub waiters: u64,
     /// The global server epoch.
     pub epoch: u64,
     /// SHA-256 of every record (see the type's docs).
@@ -173,12 +175,23 @@ pub async fn digest_in(tx: &mut (dyn MetadataTransaction + '_)) -> Result<StoreD
         page.iter().for_each(|d| hasher.delegation(d));
         open_states += page.len() as u64;
     }
+    // After every other family, and only when there are some: a store
+    // without waiters keeps the digest builds before waiters printed.
+    let mut waiters = 0;
+    let mut pages = pages::waiters(DIGEST_PAGE);
+    while let Some(page) = pages.next(tx).await? {
+        for waiter in &page {
+            hasher.waiter(waiter);
+        }
+        waiters += page.len() as u64;
+    }
     Ok(StoreDigest {
         clients,
         open_states,
         files,
         locks,
         ext_records,
+        waiters,
         nodes: nodes.len() as u64,
         epoch_records: records.len() as u64,
         epoch,
@@ -199,7 +212,8 @@ pub async fn store_is_empty(store: &(impl MetadataStore + ?Sized)) -> Result<boo
         && tx.list_clients_page(None, 1).await?.is_empty()
         && tx.list_opens_page(None, 1).await?.is_empty()
         && tx.list_leases_page(None, 1).await?.is_empty()
-        && tx.list_delegations_page(None, 1).await?.is_empty();
+        && tx.list_delegations_page(None, 1).await?.is_empty()
+        && tx.list_waiters_page(None, 1).await?.is_empty();
     let _ = tx.rollback().await;
     Ok(empty)
 }
@@ -381,6 +395,24 @@ impl RecordHasher {
         self.u32(d.notification_mask);
         self.u64(d.server_epoch);
         self.i64(d.granted_at.as_micros());
+    }
+
+    fn waiter(&mut self, waiter: &crate::waiter::Waiter) {
+        self.u8(b'W');
+        self.0.update(waiter.id.as_bytes());
+        self.bytes(waiter.file_id.as_bytes());
+        self.bytes(waiter.share_name.as_bytes());
+        self.bytes(waiter.owner_id.as_bytes());
+        self.bytes(waiter.client_id.as_bytes());
+        self.bytes(waiter.node_id.as_bytes());
+        self.u8(waiter.lock_type as u8);
+        self.u64(waiter.offset);
+        self.u64(waiter.length);
+        self.u8(waiter.share_reservation as u8);
+        self.u8(waiter.flavor as u8);
+        self.u64(waiter.position);
+        self.i64(waiter.since.as_micros());
+        self.bytes(&waiter.context);
     }
 
     fn finish(self) -> [u8; 32] {

@@ -171,6 +171,7 @@ mod time;
 mod tx;
 pub mod validate;
 mod verify;
+mod waiter;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -224,6 +225,11 @@ pub use tx::{
     MetadataStore, MetadataStoreExt, MetadataTransaction, RetryPolicy, TxFuture, verify_records,
 };
 pub use verify::verify_transaction;
+pub use waiter::{
+    Fairness, MAX_WAITER_CONTEXT_LEN, Wait, WaitOptions, Waiter, WaiterQuery, WaiterStore, Waiters,
+    WaitersOptions, WakeCause, WakeFeed, WakeHub, Woken, acquire_or_wait, cancel_wait,
+    remove_client_waiters, remove_waiter,
+};
 
 /// Opens a store by URL: `memory:`, `fjall:PATH` or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {

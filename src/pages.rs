@@ -31,11 +31,15 @@ use crate::ext::{ExtRecord, ExtStore, KeyRange};
 use crate::file::{FileHandle, FileMeta, FileStore};
 use crate::lock::{LockStore, PersistedLock};
 use crate::open::{DelegationRecord, LeaseRecord, LeaseStore, OpenRecord, OpenStore};
+use crate::waiter::{Waiter, WaiterStore};
 
 /// What a walker can read through: every family with a paged listing.
-pub trait PagedStore: FileStore + LockStore + ExtStore + ClientStore + OpenStore + LeaseStore {}
-impl<T: FileStore + LockStore + ExtStore + ClientStore + OpenStore + LeaseStore + ?Sized> PagedStore
-    for T
+pub trait PagedStore:
+    FileStore + LockStore + ExtStore + ClientStore + OpenStore + LeaseStore + WaiterStore
+{
+}
+impl<T> PagedStore for T where
+    T: FileStore + LockStore + ExtStore + ClientStore + OpenStore + LeaseStore + WaiterStore + ?Sized
 {
 }
 
@@ -214,6 +218,11 @@ pub fn leases(limit: usize) -> Pages<LeaseRecord> {
 
 /// Every delegation (tombstones included), in id order, `limit` (≥ 1) per page.
 pub fn delegations(limit: usize) -> Pages<DelegationRecord> {
+    Pages::new((), limit)
+}
+
+/// Every waiter, in id order, `limit` (≥ 1) per page.
+pub fn waiters(limit: usize) -> Pages<Waiter> {
     Pages::new((), limit)
 }
 

@@ -50,6 +50,9 @@ pub struct VerifyReport {
     /// Open, lease and delegation records examined.
     #[serde(default)]
     pub open_states: u64,
+    /// Waiters examined (where the check reads them).
+    #[serde(default)]
+    pub waiters: u64,
     /// Everything found wrong; empty for a healthy store.
     pub problems: Vec<Problem>,
 }

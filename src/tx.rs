@@ -17,6 +17,7 @@ use crate::obs::metrics;
 use crate::open::{LeaseStore, OpenStore};
 use crate::report::VerifyReport;
 use crate::verify::verify_transaction;
+use crate::waiter::WaiterStore;
 
 /// One transaction over every record family (files, locks, nodes). Everything it writes becomes visible
 /// at [`commit`](MetadataTransaction::commit), all at once, or never.
@@ -24,7 +25,7 @@ use crate::verify::verify_transaction;
 /// Dropping it without `commit` rolls it back.
 #[async_trait]
 pub trait MetadataTransaction:
-    FileStore + LockStore + NodeStore + ExtStore + ClientStore + OpenStore + LeaseStore
+    FileStore + LockStore + NodeStore + ExtStore + ClientStore + OpenStore + LeaseStore + WaiterStore
 {
     /// Makes every write of this transaction visible and durable, atomically.
     /// [`crate::Error::Conflict`] when a concurrent transaction made it impossible
@@ -64,6 +65,14 @@ pub trait MetadataStore: Send + Sync {
     /// PostgreSQL) have nothing to rebuild.
     async fn repair(&self) -> Result<u64> {
         Ok(0)
+    }
+
+    /// Announcements of the files whose locks or waiters committed
+    /// transactions deleted, for a [`Waiters`](crate::Waiters) subscription.
+    /// The default announces nothing: subscribers poll.
+    async fn wake_feed(&self, options: &crate::WaitersOptions) -> Result<crate::WakeFeed> {
+        let _ = options;
+        Ok(crate::WakeFeed::polling_only())
     }
 }
 

@@ -244,6 +244,18 @@ fn client_bytes(field: &str, value: &[u8], max: usize) -> Result<()> {
     Ok(())
 }
 
+/// A waiter's context: at most [`MAX_WAITER_CONTEXT_LEN`](crate::MAX_WAITER_CONTEXT_LEN) bytes.
+pub fn waiter_context(context: &[u8]) -> Result<()> {
+    if context.len() > crate::waiter::MAX_WAITER_CONTEXT_LEN {
+        return Err(Error::Invalid(format!(
+            "context: {} bytes, at most {}",
+            context.len(),
+            crate::waiter::MAX_WAITER_CONTEXT_LEN
+        )));
+    }
+    Ok(())
+}
+
 /// Every field of a client record: ids, owner (1..=1024 bytes), principal
 /// and callback (1..=1024 bytes when set; the callback without NUL), last
 /// renewal time. The verifier is 8 bytes by its type.
@@ -376,6 +388,36 @@ pub fn delegation_query(query: &crate::open::DelegationQuery) -> Result<()> {
     }
     if let Some(client) = &query.client_id {
         id("client_id", client)?;
+    }
+    Ok(())
+}
+
+/// Every field of a waiter.
+pub fn waiter(waiter: &crate::waiter::Waiter) -> Result<()> {
+    share_name(&waiter.share_name)?;
+    file_handle(&waiter.file_id)?;
+    id("owner_id", &waiter.owner_id)?;
+    id("client_id", &waiter.client_id)?;
+    id("node_id", &waiter.node_id)?;
+    windows_range(waiter.flavor, waiter.offset, waiter.length)?;
+    timestamp("since", waiter.since)?;
+    waiter_context(&waiter.context)
+}
+
+/// A waiter query: a filter that is set must be a valid value (an empty
+/// string can match nothing and signals a bug).
+pub fn waiter_query(query: &crate::waiter::WaiterQuery) -> Result<()> {
+    if let Some(file) = &query.file_id {
+        file_handle(file)?;
+    }
+    for (field, value) in [
+        ("owner_id", &query.owner_id),
+        ("client_id", &query.client_id),
+        ("node_id", &query.node_id),
+    ] {
+        if let Some(value) = value {
+            id(field, value)?;
+        }
     }
     Ok(())
 }

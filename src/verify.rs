@@ -13,6 +13,7 @@ use crate::open::{LeaseStore, OpenStore};
 use crate::pages::{self, Paged, Pages};
 pub use crate::report::{Problem, ProblemKind, VerifyReport};
 use crate::validate;
+use crate::waiter::WaiterStore;
 
 /// Records per page when a check walks a whole store.
 pub(crate) const PAGE: usize = 1024;
@@ -24,7 +25,15 @@ pub(crate) const PAGE: usize = 1024;
 /// over a record it cannot decode, but one bad family hides no other.
 pub async fn verify_transaction<T>(tx: &mut T) -> Result<VerifyReport>
 where
-    T: FileStore + LockStore + NodeStore + ExtStore + ClientStore + OpenStore + LeaseStore + ?Sized,
+    T: FileStore
+        + LockStore
+        + NodeStore
+        + ExtStore
+        + ClientStore
+        + OpenStore
+        + LeaseStore
+        + WaiterStore
+        + ?Sized,
 {
     let mut report = VerifyReport::default();
     let files = walk(tx, pages::files(PAGE), &mut report, |file| {
@@ -67,6 +76,10 @@ where
         validate::delegation(d).map_err(|e| (format!("delegations/{}", d.id), e))
     })
     .await?;
+    report.waiters = walk(tx, pages::waiters(PAGE), &mut report, |waiter| {
+        validate::waiter(waiter).map_err(|e| (format!("waiters/{}", waiter.id), e))
+    })
+    .await?;
     match tx.list_nodes().await {
         Ok(nodes) => {
             for node in &nodes {
@@ -98,7 +111,15 @@ async fn walk<T, R: Paged>(
     check: impl Fn(&R) -> std::result::Result<(), (String, Error)>,
 ) -> Result<u64>
 where
-    T: FileStore + LockStore + NodeStore + ExtStore + ClientStore + OpenStore + LeaseStore + ?Sized,
+    T: FileStore
+        + LockStore
+        + NodeStore
+        + ExtStore
+        + ClientStore
+        + OpenStore
+        + LeaseStore
+        + WaiterStore
+        + ?Sized,
 {
     let mut examined = 0;
     loop {

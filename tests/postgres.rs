@@ -73,7 +73,7 @@ async fn table_names(db: &DatabaseConnection) -> Vec<String> {
 }
 
 /// Every table of a migrated schema, sorted.
-const ALL_TABLES: [&str; 11] = [
+const ALL_TABLES: [&str; 12] = [
     "client_records",
     "delegations",
     "epoch_records",
@@ -85,6 +85,7 @@ const ALL_TABLES: [&str; 11] = [
     "opens",
     "seaql_migrations",
     "server_state",
+    "waiters",
 ];
 
 /// How many migrations `Migrator::down` must revert to undo `name` and every
@@ -101,7 +102,7 @@ fn down_through(name: &str) -> u32 {
     u32::try_from(names.len() - at).expect("few migrations")
 }
 /// How many migrations `Migrator` has.
-const MIGRATIONS: &str = "7";
+const MIGRATIONS: &str = "8";
 
 fn is_conflict<T>(r: &Result<T>) -> bool {
     matches!(r, Err(e @ Error::Conflict(_)) if e.is_retryable())

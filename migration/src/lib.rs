@@ -73,6 +73,7 @@ mod m20261201_000005_lock_flavor;
 mod m20261202_000006_node_leases;
 mod m20261202_000007_client_records;
 mod m20261202_000008_opens_leases;
+mod m20261202_000009_waiters;
 
 /// The node that owns a store written before nodes existed (`fsmeta::DEFAULT_NODE`;
 /// a test checks they agree): migration 2 gives it the store's epoch and
@@ -98,6 +99,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_node_leases::Migration),
             Box::new(m20261202_000007_client_records::Migration),
             Box::new(m20261202_000008_opens_leases::Migration),
+            Box::new(m20261202_000009_waiters::Migration),
         ]
     }
 }

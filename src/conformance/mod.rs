@@ -44,6 +44,7 @@ mod sample;
 mod sessions;
 mod smb;
 mod validation;
+mod waiters;
 
 pub use arbiter::*;
 pub use clients::*;
@@ -67,6 +68,7 @@ pub use sample::*;
 pub use sessions::*;
 pub use smb::*;
 pub use validation::*;
+pub use waiters::*;
 
 use std::sync::Arc;
 
@@ -162,6 +164,9 @@ macro_rules! conformance_tests {
             expire_durable_removes_expired_and_keeps_active,
             concurrent_reconnects_exactly_one_wins,
             open_states_are_carried_by_verify_digest_and_copy,
+            waiters_round_trip_every_field, waiter_validation, waiters_queue_in_fifo_order,
+            waiters_fairness_rules, waiters_wake_on_release, waiters_no_wake_on_unrelated_release,
+            waiters_removal, waiters_cap_per_file, waiters_deadlock_of_two, waiters_deadlock_of_three,
         );
     };
 }
@@ -173,7 +178,7 @@ macro_rules! persistence_tests {
         $crate::__conformance_each!($harness;
             reopen_keeps_files_locks_and_indexes, reopen_keeps_rolled_back_writes_out,
             reopen_keeps_epoch_and_flag, recovery_survives_reopen, nodes_survive_reopen,
-            ext_records_survive_reopen, clients_survive_reopen,
+            ext_records_survive_reopen, clients_survive_reopen, waiters_survive_reopen,
         );
     };
 }

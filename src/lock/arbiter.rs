@@ -112,7 +112,7 @@ pub(super) struct Plan {
     put: Vec<PersistedLock>,
 }
 
-pub(super) fn same_owner(a: &PersistedLock, b: &PersistedLock) -> bool {
+pub(crate) fn same_owner(a: &PersistedLock, b: &PersistedLock) -> bool {
     a.owner_id == b.owner_id && a.client_id == b.client_id
 }
 
@@ -143,7 +143,7 @@ pub(super) fn with_range(lock: &PersistedLock, range: ByteRange, id: Uuid) -> Pe
 /// stack on the open's own exclusive lock, and an exclusive request conflicts
 /// with the open's own overlapping lock of either type. POSIX locks of one
 /// owner, and a POSIX and a Windows lock of one owner, never conflict.
-pub(super) fn conflicts(request: &PersistedLock, stored: &PersistedLock) -> bool {
+pub(crate) fn conflicts(request: &PersistedLock, stored: &PersistedLock) -> bool {
     if request.file_id != stored.file_id {
         return false;
     }

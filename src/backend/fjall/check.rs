@@ -40,6 +40,7 @@ use super::locks::Locks;
 use super::nodes::{self, Epochs, Nodes};
 use super::opens::Opens;
 use super::table::{Family, Finding, KeyRange, Part, Table, read_error};
+use super::waiters::Waiters;
 use super::{Inner, commit};
 use crate::error::{Error, Result};
 use crate::verify::{Problem, ProblemKind, VerifyReport};
@@ -114,12 +115,14 @@ impl Inner {
         let open_states = verify_table::<Opens>(&snapshot, self, &mut findings)?
             + verify_table::<Leases>(&snapshot, self, &mut findings)?
             + verify_table::<Delegations>(&snapshot, self, &mut findings)?;
+        let waiters = verify_table::<Waiters>(&snapshot, self, &mut findings)?;
         Ok(VerifyReport {
             files,
             locks,
             ext_records,
             clients,
             open_states,
+            waiters,
             problems: findings.iter().map(Finding::problem).collect(),
         })
     }
@@ -134,7 +137,8 @@ impl Inner {
             + self.repair_table::<Clients>()?
             + self.repair_table::<Opens>()?
             + self.repair_table::<Leases>()?
-            + self.repair_table::<Delegations>()?)
+            + self.repair_table::<Delegations>()?
+            + self.repair_table::<Waiters>()?)
     }
 
     fn repair_table<F: Family>(&self) -> Result<u64> {

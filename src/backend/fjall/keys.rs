@@ -30,6 +30,11 @@
 //! opens_by_{file,client,share,create_guid,app_instance}, leases_by_{file,client,key},
 //!   delegations_by_{file,client}   len16(value) | id16 (absent GUID: empty value)   empty
 //! opens_by_disconnect  00 | id16, or 01 | be64(disconnected_at ^ 2^63) | id16        empty
+//! waiters           id16 (the waiter's id)                      codec: waiter record
+//! waiters_by_file   len16(file handle) | be64(position) | id16  empty
+//! waiters_by_owner  len16(owner_id) | len16(client_id) | id16   empty
+//! waiters_by_client len16(client_id) | id16                     empty
+//! waiters_by_node   len16(node_id)   | id16                     empty
 //! ```
 //!
 //! These are the names [`FjallStore::open`](super::FjallStore::open) uses;
@@ -107,6 +112,11 @@ pub(super) mod names {
     pub const DELEGATIONS: &str = "delegations";
     pub const DELEGATIONS_BY_FILE: &str = "delegations_by_file";
     pub const DELEGATIONS_BY_CLIENT: &str = "delegations_by_client";
+    pub const WAITERS: &str = "waiters";
+    pub const WAITERS_BY_FILE: &str = "waiters_by_file";
+    pub const WAITERS_BY_OWNER: &str = "waiters_by_owner";
+    pub const WAITERS_BY_CLIENT: &str = "waiters_by_client";
+    pub const WAITERS_BY_NODE: &str = "waiters_by_node";
 }
 
 /// `meta` key holding the store format version (raw big-endian `u32`).

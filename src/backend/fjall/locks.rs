@@ -140,6 +140,7 @@ impl FjallTx {
         let table = Table::<Locks>::new(&self.store.ks);
         for lock in &locks {
             table.remove(&mut self.tx, lock)?;
+            self.freed.note(&lock.file_id);
         }
         Ok(locks.len() as u64)
     }
@@ -159,7 +160,7 @@ impl LockStore for FjallTx {
     async fn delete_lock(&mut self, id: Uuid) -> Result<()> {
         Table::<Locks>::new(&self.store.ks)
             .delete(&mut self.tx, &id)?
-            .map(drop)
+            .map(|old| self.freed.note(&old.file_id))
             .ok_or(Error::LockNotFound(id))
     }
 
@@ -193,7 +194,8 @@ impl LockStore for FjallTx {
         let table = Table::<Locks>::new(&self.store.ks);
         let mut deleted = 0;
         for id in ids {
-            if table.delete(&mut self.tx, id)?.is_some() {
+            if let Some(old) = table.delete(&mut self.tx, id)? {
+                self.freed.note(&old.file_id);
                 deleted += 1;
             }
         }

@@ -83,6 +83,7 @@ mod open;
 mod opens;
 mod table;
 mod tx;
+mod waiters;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -181,6 +182,8 @@ struct Inner {
     durability: Durability,
     db: OptimisticTxDatabase,
     ks: Keyspaces,
+    /// Announces the files a commit deleted locks or waiters of.
+    wake: crate::waiter::WakeHub,
 }
 
 /// Handles to every keyspace (cheap to clone: each is reference-counted).
@@ -214,6 +217,11 @@ struct Keyspaces {
     delegations: OptimisticTxKeyspace,
     delegations_by_file: OptimisticTxKeyspace,
     delegations_by_client: OptimisticTxKeyspace,
+    waiters: OptimisticTxKeyspace,
+    waiters_by_file: OptimisticTxKeyspace,
+    waiters_by_owner: OptimisticTxKeyspace,
+    waiters_by_client: OptimisticTxKeyspace,
+    waiters_by_node: OptimisticTxKeyspace,
 }
 
 impl fmt::Debug for FjallStore {
@@ -417,6 +425,11 @@ impl MetadataStore for FjallStore {
     async fn repair(&self) -> Result<u64> {
         let inner = self.inner.clone();
         blocking("repairing the indexes", move || inner.repair_blocking()).await
+    }
+
+    /// The store's in-process announcements.
+    async fn wake_feed(&self, _: &crate::WaitersOptions) -> Result<crate::WakeFeed> {
+        Ok(self.inner.wake.feed())
     }
 }
 

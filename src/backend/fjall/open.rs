@@ -72,6 +72,12 @@ impl FjallStore {
             delegations: open(names::DELEGATIONS)?,
             delegations_by_file: open(names::DELEGATIONS_BY_FILE)?,
             delegations_by_client: open(names::DELEGATIONS_BY_CLIENT)?,
+            // Likewise the waiter keyspaces (created empty on older stores).
+            waiters: open(names::WAITERS)?,
+            waiters_by_file: open(names::WAITERS_BY_FILE)?,
+            waiters_by_owner: open(names::WAITERS_BY_OWNER)?,
+            waiters_by_client: open(names::WAITERS_BY_CLIENT)?,
+            waiters_by_node: open(names::WAITERS_BY_NODE)?,
             meta,
         };
         // A keyspace lives in `<database>/keyspaces/<id>`.
@@ -87,6 +93,7 @@ impl FjallStore {
             durability,
             db,
             ks,
+            wake: Default::default(),
         };
         match found {
             None => inner.initialize()?,

@@ -26,11 +26,17 @@ pub(super) struct FjallTx {
     pub(super) store: Arc<Inner>,
     /// The fjall transaction every read and write goes through.
     pub(super) tx: OptimisticWriteTx,
+    /// The files whose locks or waiters this transaction deleted.
+    pub(super) freed: crate::waiter::FreedFiles,
 }
 
 impl FjallTx {
     pub(super) fn new(store: Arc<Inner>, tx: OptimisticWriteTx) -> Self {
-        FjallTx { store, tx }
+        FjallTx {
+            store,
+            tx,
+            freed: Default::default(),
+        }
     }
 }
 
@@ -91,8 +97,12 @@ pub fn native<'t>(tx: &'t mut (dyn MetadataTransaction + '_)) -> Result<&'t mut 
 
 #[async_trait]
 impl MetadataTransaction for FjallTx {
-    async fn commit(self: Box<Self>) -> Result<()> {
-        traced(TxOp::Commit, "fjall", self.commit_untraced()).await
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        let (freed, store) = (self.freed.take(), self.store.clone());
+        freed.after_commit(
+            &store.wake,
+            traced(TxOp::Commit, "fjall", self.commit_untraced()).await,
+        )
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
@@ -108,7 +118,7 @@ impl MetadataTransaction for FjallTx {
 impl FjallTx {
     /// [`MetadataTransaction::commit`] without its span.
     async fn commit_untraced(self: Box<Self>) -> Result<()> {
-        let FjallTx { store, tx } = *self;
+        let FjallTx { store, tx, .. } = *self;
         match store.durability {
             Durability::Buffered => commit(tx),
             Durability::Sync => blocking("committing a transaction", move || commit(tx)).await,

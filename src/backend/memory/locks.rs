@@ -139,10 +139,12 @@ impl LockStore for MemoryTx {
 
     async fn delete_lock(&mut self, id: Uuid) -> Result<()> {
         self.reads.locks.ids.insert(id);
-        self.working
+        let old = self
+            .working
             .locks
             .delete(&id)
             .ok_or(Error::LockNotFound(id))?;
+        self.freed.note(&old.file_id);
         self.writes.locks.push(Write::Delete(id));
         Ok(())
     }
@@ -187,7 +189,8 @@ impl LockStore for MemoryTx {
         let mut deleted = 0;
         for &id in ids {
             self.reads.locks.ids.insert(id);
-            if self.working.locks.delete(&id).is_some() {
+            if let Some(old) = self.working.locks.delete(&id) {
+                self.freed.note(&old.file_id);
                 self.writes.locks.push(Write::Delete(id));
                 deleted += 1;
             }
@@ -204,6 +207,7 @@ impl MemoryTx {
         self.reads.locks.queries.push(query);
         for lock in &locks {
             self.working.locks.delete(&lock.id);
+            self.freed.note(&lock.file_id);
             self.writes.locks.push(Write::Delete(lock.id));
         }
         Ok(locks.len() as u64)

@@ -37,6 +37,7 @@ mod nodes;
 mod opens;
 #[cfg(test)]
 mod tests;
+mod waiters;
 
 /// A store that lives in process memory and vanishes with it.
 ///
@@ -44,6 +45,8 @@ mod tests;
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     shared: Arc<Mutex<Shared>>,
+    /// Announces the files a commit deleted locks or waiters of.
+    wake: crate::waiter::WakeHub,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -102,6 +105,7 @@ struct Tables {
     clients: <clients::Clients as Bookkeeping>::Tables,
     opens: <opens::Opens as Bookkeeping>::Tables,
     leases: <leases::LeaseFamily as Bookkeeping>::Tables,
+    waiters: <waiters::Waiters as Bookkeeping>::Tables,
 }
 
 /// A transaction's writes, per family, in the order it made them.
@@ -114,6 +118,7 @@ struct Writes {
     clients: Vec<<clients::Clients as Bookkeeping>::Write>,
     opens: Vec<<opens::Opens as Bookkeeping>::Write>,
     leases: Vec<<leases::LeaseFamily as Bookkeeping>::Write>,
+    waiters: Vec<<waiters::Waiters as Bookkeeping>::Write>,
 }
 
 impl Writes {
@@ -125,6 +130,7 @@ impl Writes {
             && self.clients.is_empty()
             && self.opens.is_empty()
             && self.leases.is_empty()
+            && self.waiters.is_empty()
     }
 }
 
@@ -138,6 +144,7 @@ struct ReadSet {
     clients: <clients::Clients as Bookkeeping>::Reads,
     opens: <opens::Opens as Bookkeeping>::Reads,
     leases: <leases::LeaseFamily as Bookkeeping>::Reads,
+    waiters: <waiters::Waiters as Bookkeeping>::Reads,
 }
 
 /// What one commit changed, as validation of later-committing transactions needs it.
@@ -151,6 +158,7 @@ struct CommitRecord {
     clients: <clients::Clients as Bookkeeping>::Changes,
     opens: <opens::Opens as Bookkeeping>::Changes,
     leases: <leases::LeaseFamily as Bookkeeping>::Changes,
+    waiters: <waiters::Waiters as Bookkeeping>::Changes,
 }
 
 impl CommitRecord {
@@ -162,6 +170,7 @@ impl CommitRecord {
             || clients::Clients::invalidates(&self.clients, &reads.clients)
             || opens::Opens::invalidates(&self.opens, &reads.opens)
             || leases::LeaseFamily::invalidates(&self.leases, &reads.leases)
+            || waiters::Waiters::invalidates(&self.waiters, &reads.waiters)
     }
 }
 
@@ -221,6 +230,7 @@ impl MemoryStore {
             working: shared.tables.clone(),
             writes: Writes::default(),
             reads: ReadSet::default(),
+            freed: Default::default(),
         }))
     }
 }
@@ -242,7 +252,13 @@ impl MetadataStore for MemoryStore {
         report.problems.extend(tables.opens.verify());
         report.problems.extend(tables.leases.leases.verify());
         report.problems.extend(tables.leases.delegations.verify());
+        report.problems.extend(tables.waiters.verify());
         Ok(report)
+    }
+
+    /// The store's in-process announcements.
+    async fn wake_feed(&self, _: &crate::WaitersOptions) -> Result<crate::WakeFeed> {
+        Ok(self.wake.feed())
     }
 }
 
@@ -253,6 +269,8 @@ struct MemoryTx {
     working: Tables,
     writes: Writes,
     reads: ReadSet,
+    /// The files whose locks or waiters this transaction deleted.
+    freed: crate::waiter::FreedFiles,
 }
 
 impl Drop for MemoryTx {
@@ -270,8 +288,12 @@ fn replay<B: Bookkeeping>(tables: &mut B::Tables, writes: Vec<B::Write>, changes
 
 #[async_trait]
 impl MetadataTransaction for MemoryTx {
-    async fn commit(self: Box<Self>) -> Result<()> {
-        traced(TxOp::Commit, "memory", self.commit_untraced()).await
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        let (freed, hub) = (self.freed.take(), self.store.wake.clone());
+        freed.after_commit(
+            &hub,
+            traced(TxOp::Commit, "memory", self.commit_untraced()).await,
+        )
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
@@ -320,6 +342,7 @@ impl MemoryTx {
         replay::<clients::Clients>(&mut tables.clients, writes.clients, &mut record.clients);
         replay::<opens::Opens>(&mut tables.opens, writes.opens, &mut record.opens);
         replay::<leases::LeaseFamily>(&mut tables.leases, writes.leases, &mut record.leases);
+        replay::<waiters::Waiters>(&mut tables.waiters, writes.waiters, &mut record.waiters);
         shared.tables = tables;
         shared.version = record.version;
         shared.log.push_back(record);

@@ -300,6 +300,12 @@ impl MetadataStore for PostgresStore {
     async fn verify(&self) -> Result<VerifyReport> {
         super::verify::verify(&self.db).await
     }
+
+    /// `LISTEN` on a connection of the pool (held while the feed lives) for
+    /// the notifications migration 9's triggers send.
+    async fn wake_feed(&self, options: &crate::WaitersOptions) -> Result<crate::WakeFeed> {
+        super::waiters::wake_feed(&self.db, options).await
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -74,6 +74,7 @@ mod opens;
 mod rows;
 mod tx;
 mod verify;
+mod waiters;
 
 pub use connect::{PgOptions, PostgresStore};
 pub use errors::{UNDEFINED_TABLE, sqlstate_of};

@@ -14,3 +14,4 @@ pub(super) mod locks;
 pub(super) mod nodes;
 pub(super) mod opens;
 pub(super) mod server_state;
+pub(super) mod waiters;
