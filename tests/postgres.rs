@@ -84,7 +84,7 @@ const ALL_TABLES: [&str; 7] = [
 ];
 
 /// How many migrations `Migrator` has.
-const MIGRATIONS: &str = "4";
+const MIGRATIONS: &str = "5";
 
 fn is_conflict<T>(r: &Result<T>) -> bool {
     matches!(r, Err(e @ Error::Conflict(_)) if e.is_retryable())
@@ -504,8 +504,8 @@ async fn pre_node_store_becomes_the_default_node() {
     };
     let store = fx.pg();
     let db = fx.sql().await;
-    // Down past lock flavours (migration 5), ext_records (4) and nodes (2).
-    Migrator::down(&db, Some(3))
+    // Down past node leases (migration 6), lock flavours (5), ext_records (4) and nodes (2).
+    Migrator::down(&db, Some(4))
         .await
         .expect("down to the pre-node schema");
     assert_eq!(
@@ -537,7 +537,7 @@ async fn pre_node_store_becomes_the_default_node() {
     assert_eq!(tx.server_epoch().await.unwrap(), 7);
     drop(tx);
 
-    Migrator::down(&db, Some(3)).await.expect("down again");
+    Migrator::down(&db, Some(4)).await.expect("down again");
     assert_eq!(
         sql_text(
             &db,
@@ -1884,7 +1884,7 @@ async fn migrate_ignores_unknown_recorded_versions() {
         sql_text(&db, "SELECT count(*)::text FROM seaql_migrations")
             .await
             .as_deref(),
-        Some("5")
+        Some("6")
     );
     db.close().await.ok();
     drop(store);
@@ -1980,10 +1980,10 @@ async fn lock_flavor_migration_reads_old_rows_as_posix() {
         .as_deref(),
         Some("0,1")
     );
-    // Down one (the column goes), an old server's insert, up again.
-    Migrator::down(&db, Some(1))
+    // Down to migration 4 (the column goes), an old server's insert, up again.
+    Migrator::down(&db, Some(2))
         .await
-        .expect("down migration 5");
+        .expect("down migrations 6 and 5");
     sql_exec(
         &db,
         "INSERT INTO locks (id, share_name, file_id, owner_id, client_id, lock_type, \"offset\", \
@@ -2001,4 +2001,65 @@ async fn lock_flavor_migration_reads_old_rows_as_posix() {
         "{all:?}"
     );
     assert_eq!(all[0], posix);
+}
+
+/// Migration 6 adds the lease and takeover columns as NULLs: rows written
+/// before it (or by a server that does not know them) read as a node without
+/// a lease, never taken over; an old server's upsert of a node row leaves
+/// them alone; a half-set takeover is refused by the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_lease_migration_reads_old_rows_without_a_lease() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let db = fx.sql().await;
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("down migration 6");
+    sql_exec(
+        &db,
+        "INSERT INTO nodes (node_id, epoch, clean_shutdown) VALUES ('old', 4, false)",
+    )
+    .await;
+    Migrator::up(&db, None).await.expect("up again");
+    let mut tx = begin(&store).await;
+    assert_eq!(
+        tx.get_node("old").await.unwrap(),
+        Some(fsmeta::NodeState {
+            epoch: 4,
+            clean_shutdown: false,
+            ..fsmeta::NodeState::new("old")
+        })
+    );
+    let leased = fsmeta::NodeState {
+        lease_expires_at: Some(fsmeta::Timestamp::from_micros(1_800_000_000_000_000)),
+        ..fsmeta::NodeState::new("new")
+    };
+    tx.put_node(&leased).await.unwrap();
+    tx.commit().await.unwrap();
+    // What an older server's put_node sends: only the columns it knows.
+    sql_exec(
+        &db,
+        "INSERT INTO nodes (node_id, epoch, clean_shutdown) VALUES ('new', 9, true) \
+         ON CONFLICT (node_id) DO UPDATE SET epoch = EXCLUDED.epoch, \
+         clean_shutdown = EXCLUDED.clean_shutdown",
+    )
+    .await;
+    let mut tx = begin(&store).await;
+    assert_eq!(
+        tx.get_node("new").await.unwrap(),
+        Some(fsmeta::NodeState {
+            epoch: 9,
+            ..leased.clone()
+        })
+    );
+    drop(tx);
+    use sea_orm::ConnectionTrait;
+    let half = db
+        .execute_unprepared("UPDATE nodes SET taken_over_by = 'x' WHERE node_id = 'new'")
+        .await;
+    assert!(half.is_err(), "a takeover without a time: {half:?}");
+    db.close().await.ok();
+    fx.cleanup().await;
 }

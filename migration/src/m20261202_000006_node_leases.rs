@@ -36,7 +36,7 @@ enum Nodes {
 
 /// A nullable `TIMESTAMPTZ` limited to the years 1..=9999 when set.
 fn optional_time(col: Nodes, check: &'static str) -> ColumnDef {
-    let range = Expr::col(col.clone()).between(
+    let range = Expr::col(col).between(
         Expr::cust("TIMESTAMPTZ '0001-01-01 00:00:00+00'"),
         Expr::cust("TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"),
     );

@@ -37,6 +37,7 @@ mod roundtrip;
 mod sample;
 mod sessions;
 mod smb;
+mod takeover;
 mod validation;
 
 pub use arbiter::*;
@@ -54,6 +55,7 @@ pub use roundtrip::*;
 pub use sample::*;
 pub use sessions::*;
 pub use smb::*;
+pub use takeover::*;
 pub use validation::*;
 
 use std::sync::Arc;
@@ -131,6 +133,8 @@ macro_rules! conformance_tests {
             unlock_exact_removes_exactly_one, windows_ranges_near_2_pow_64,
             cross_protocol_locks_conflict_both_directions, check_io_follows_smb_rules,
             windows_flavor_round_trips, smbtorture_lock_cases,
+            sessions_stamp_epochs_and_fence_restarts, require_lock_guards_host_writes,
+            declare_dead_takes_over_and_runs_grace,
         );
     };
 }

@@ -124,7 +124,10 @@ pub async fn nodes_survive_reopen(t: &mut dyn TestStore) {
     let a = super::sessions::start_node(t, "node-a").await;
     a.shutdown().await.unwrap();
     let b = super::sessions::start_node(t, "node-b").await;
-    let (a, b) = (a.recovery().clone(), b.recovery().clone());
+    let (a_session, b_session) = (a, b);
+    let (a, b) = (a_session.recovery().clone(), b_session.recovery().clone());
+    // Sessions hold store handles: drop them before the reopen.
+    drop((a_session, b_session));
     let b_state = begin(t).await.get_node("node-b").await.unwrap();
     assert!(
         b_state

@@ -143,10 +143,8 @@ impl NodeSession {
         F: for<'t> FnMut(&'t mut SessionTx<'a>) -> TxFuture<'t, T> + Send + 'a,
     {
         let mut tx = self.store.begin().await?;
-        if let Err(e) = fence(&mut *tx, &self.node_id, self.epoch).await {
-            // Nothing was written; dropping the transaction rolls it back.
-            return Err(e);
-        }
+        // Fenced: nothing was written, and dropping the transaction rolls it back.
+        fence(&mut *tx, &self.node_id, self.epoch).await?;
         let mut stx = SessionTx { tx, session: self };
         let result = f(&mut stx).await;
         let SessionTx { tx, .. } = stx;
