@@ -43,6 +43,7 @@ mod roundtrip;
 mod sample;
 mod sessions;
 mod smb;
+mod takeover;
 mod validation;
 mod waiters;
 
@@ -67,6 +68,7 @@ pub use roundtrip::*;
 pub use sample::*;
 pub use sessions::*;
 pub use smb::*;
+pub use takeover::*;
 pub use validation::*;
 pub use waiters::*;
 
@@ -167,6 +169,8 @@ macro_rules! conformance_tests {
             waiters_round_trip_every_field, waiter_validation, waiters_queue_in_fifo_order,
             waiters_fairness_rules, waiters_wake_on_release, waiters_no_wake_on_unrelated_release,
             waiters_removal, waiters_cap_per_file, waiters_deadlock_of_two, waiters_deadlock_of_three,
+            sessions_stamp_epochs_and_fence_restarts, require_lock_guards_host_writes,
+            declare_dead_takes_over_and_runs_grace,
         );
     };
 }

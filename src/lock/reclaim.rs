@@ -173,6 +173,13 @@ pub(super) async fn denial(
     tx: &mut (dyn MetadataTransaction + '_),
     conflicts: Vec<PersistedLock>,
 ) -> Result<Acquire> {
+    // An epoch above the global counter was never handed out, so it cannot
+    // have died: one read of the counter settles a store no node has started
+    // in, without reading every node and epoch record.
+    let global = tx.server_epoch().await?;
+    if conflicts.iter().all(|l| l.server_epoch > global) {
+        return Ok(Acquire::Denied { conflicts });
+    }
     let epochs = Epochs::load(tx).await?;
     Ok(
         if conflicts.iter().any(|l| epochs.is_dead(l.server_epoch)) {
