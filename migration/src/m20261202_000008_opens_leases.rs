@@ -85,7 +85,7 @@ enum Delegations {
 }
 
 fn octet_length(col: impl IntoIden) -> SimpleExpr {
-    Expr::expr(Func::cust("octet_length").arg(Expr::col(col.into_iden()))).into()
+    Expr::expr(Func::cust("octet_length").arg(Expr::col(col.into_iden())))
 }
 
 /// `BYTEA NULL CHECK (octet_length = 16)`.

@@ -30,7 +30,7 @@ pub async fn conflicting_opens_recall_delegations(t: &mut dyn TestStore) {
     };
     assert_eq!(
         granted(request_open(t, &writer).await).1,
-        [recalled.clone()]
+        std::slice::from_ref(&recalled)
     );
     assert_eq!(delegation(t, read.id).await, Some(recalled));
     let second = sample_open(b"df", "c4", ShareMask::WRITE, ShareMask::NONE);

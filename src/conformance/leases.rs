@@ -114,7 +114,10 @@ pub async fn lease_records_round_trip_every_field(t: &mut dyn TestStore) {
         lease_key: Some([0xff; 16]),
         ..Default::default()
     };
-    assert_eq!(tx.list_leases(&by_key).await.expect("list"), [full.clone()]);
+    assert_eq!(
+        tx.list_leases(&by_key).await.expect("list"),
+        std::slice::from_ref(&full)
+    );
     assert_eq!(tx.list_leases_page(None, 5).await.expect("page"), [full]);
     let revoked = DelegationQuery {
         revoked: Some(true),
@@ -122,11 +125,11 @@ pub async fn lease_records_round_trip_every_field(t: &mut dyn TestStore) {
     };
     assert_eq!(
         tx.list_delegations(&revoked).await.expect("list"),
-        [del.clone()]
+        std::slice::from_ref(&del)
     );
     assert_eq!(
         tx.list_delegations_page(None, 5).await.expect("page"),
-        [del.clone()]
+        std::slice::from_ref(&del)
     );
     assert!(tx.delete_delegation(del.id).await.expect("delete"));
     assert!(!tx.delete_delegation(del.id).await.expect("again"));
@@ -342,7 +345,7 @@ pub async fn denied_open_breaks_handle_caching(t: &mut dyn TestStore) {
                 lease_epoch: 2,
                 ..held.clone()
             };
-            assert_eq!(breaks, [expected.clone()]);
+            assert_eq!(breaks, std::slice::from_ref(&expected));
             assert_eq!(lease(t, held.id).await, Some(expected));
         }
         other => panic!("expected a denial, got {other:?}"),

@@ -12,7 +12,7 @@ use crate::{
     OpenRecord, OpenRequest, ShareConflict, ShareMask, ShareReservation, Timestamp,
 };
 
-/// An ordinary connected SMB open of `file` by `client`, at [`T0`].
+/// An ordinary connected SMB open of `file` by `client`, opened at the suite's fixed time.
 pub fn sample_open(file: &[u8], client: &str, access: ShareMask, deny: ShareMask) -> OpenRecord {
     OpenRecord {
         protocol: OpenProtocol::Smb,
@@ -112,7 +112,7 @@ pub async fn open_records_round_trip_every_field(t: &mut dyn TestStore) {
 pub async fn open_store_put_get_overwrite_delete(t: &mut dyn TestStore) {
     let open = sample_open(b"f1", "c1", ShareMask::READ, ShareMask::NONE);
     assert_eq!(read_open(t, open.id).await, None);
-    put_opens(t, &[open.clone()]).await;
+    put_opens(t, std::slice::from_ref(&open)).await;
     assert_eq!(read_open(t, open.id).await, Some(open.clone()));
     let moved = OpenRecord {
         file: handle(b"f2"),
@@ -120,7 +120,7 @@ pub async fn open_store_put_get_overwrite_delete(t: &mut dyn TestStore) {
         access: ShareMask::WRITE,
         ..open.clone()
     };
-    put_opens(t, &[moved.clone()]).await;
+    put_opens(t, std::slice::from_ref(&moved)).await;
     assert_eq!(
         read_open(t, open.id).await,
         Some(moved.clone()),
@@ -334,7 +334,7 @@ pub async fn close_open_removes_open_and_its_locks(t: &mut dyn TestStore) {
     let own = sample_lock(&open.file, &open.owner_id, "c1", "share");
     let other = sample_lock(&open.file, "someone", "c1", "share");
     super::sample::seed(t, &[], &[own.clone(), other.clone()]).await;
-    put_opens(t, &[open.clone()]).await;
+    put_opens(t, std::slice::from_ref(&open)).await;
     let id = open.id;
     let store = t.store();
     let closed = store

@@ -23,6 +23,9 @@ pub enum ShareConflict {
 }
 
 /// The outcome of [`open_file`].
+// The grant carries the open as stored (a few hundred bytes): boxing it
+// would only cost callers a deref on the common path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Open {
     /// The open was written as given; `breaks` and `recalls` were recorded

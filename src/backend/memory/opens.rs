@@ -52,7 +52,10 @@ impl<R: Keyed> Default for Reads<R> {
 }
 
 /// What a commit changed: record before, record after.
-pub(super) struct Changes<R>(Vec<(Option<Arc<R>>, Option<Arc<R>>)>);
+pub(super) struct Changes<R>(Vec<Change<R>>);
+
+/// One changed record: before, after.
+type Change<R> = (Option<Arc<R>>, Option<Arc<R>>);
 
 impl<R> Default for Changes<R> {
     fn default() -> Self {
