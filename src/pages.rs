@@ -39,7 +39,14 @@ pub trait PagedStore:
 {
 }
 impl<T> PagedStore for T where
-    T: FileStore + LockStore + ExtStore + ClientStore + OpenStore + LeaseStore + WaiterStore + ?Sized
+    T: FileStore
+        + LockStore
+        + ExtStore
+        + ClientStore
+        + OpenStore
+        + LeaseStore
+        + WaiterStore
+        + ?Sized
 {
 }
 

@@ -65,6 +65,7 @@ mod acquire;
 mod carry;
 mod deadlock;
 mod record;
+mod session;
 mod subscribe;
 mod wake;
 
