@@ -50,6 +50,10 @@ pub enum Command {
     Opens(OpensArgs),
     /// List leases, oplocks and delegations (tombstones included).
     Leases(LeasesArgs),
+    /// List nodes: epoch, lease, clean flag, live and stale locks, ALIVE/EXPIRED/DEAD.
+    Nodes(NodesArgs),
+    /// Operate on a node (`declare-dead`).
+    Node(NodeArgs),
     /// Print a shell completion script (e.g. `fsmeta completions bash > /etc/bash_completion.d/fsmeta`).
     Completions(CompletionsArgs),
 }
@@ -157,6 +161,37 @@ pub struct CopyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct NodesArgs {
+    /// Print a JSON array instead of a table (fields: see the README).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    #[command(subcommand)]
+    pub command: NodeCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeCommand {
+    /// Declare a node dead (after its lease expired, or with --force): its
+    /// epoch ends, its locks become reclaimable through any node, and the
+    /// `--by` node's end of grace drops what nobody reclaimed.
+    DeclareDead {
+        /// The dead node.
+        node: String,
+        /// The node that runs the grace period of its locks (default: the
+        /// single-node API's node, `default`).
+        #[arg(long, default_value = fsmeta::DEFAULT_NODE)]
+        by: String,
+        /// Even while its lease runs: the operator knows it is dead.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
 pub struct ClientsArgs {
     /// Only the clients of this node.
     #[arg(long, value_name = "ID")]

@@ -15,6 +15,7 @@ mod files;
 mod fsck;
 mod json;
 mod locks;
+mod nodes;
 mod opens;
 mod output;
 mod stats;
@@ -209,6 +210,8 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Fsck(args) => fsck::run(&*existing(url).await?, &args, out).await?,
         Command::Release(args) => admin::release(&*existing(url).await?, &args, out).await?,
         Command::Epoch => admin::epoch(&*existing(url).await?, out).await?,
+        Command::Nodes(args) => nodes::list(&*existing(url).await?, &args, out).await?,
+        Command::Node(args) => nodes::node(&*existing(url).await?, &args, out).await?,
         Command::Clients(args) => clients::run(&*existing(url).await?, &args, out).await?,
         Command::Opens(args) => opens::opens(&*existing(url).await?, &args, out).await?,
         Command::Leases(args) => opens::leases(&*existing(url).await?, &args, out).await?,
