@@ -155,6 +155,32 @@ impl ExtStore for BrokenTx {
 }
 
 #[async_trait]
+impl WaiterStore for BrokenTx {
+    async fn put_waiter(&mut self, waiter: &Waiter) -> Result<()> {
+        self.inner.put_waiter(waiter).await
+    }
+    async fn get_waiter(&mut self, id: Uuid) -> Result<Option<Waiter>> {
+        self.inner.get_waiter(id).await
+    }
+    async fn delete_waiter(&mut self, id: Uuid) -> Result<bool> {
+        self.inner.delete_waiter(id).await
+    }
+    async fn list_waiters(&mut self, query: &WaiterQuery) -> Result<Vec<Waiter>> {
+        self.inner.list_waiters(query).await
+    }
+    async fn delete_waiters(&mut self, query: &WaiterQuery) -> Result<u64> {
+        self.inner.delete_waiters(query).await
+    }
+    async fn list_waiters_page(
+        &mut self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Waiter>> {
+        self.inner.list_waiters_page(after, limit).await
+    }
+}
+
+#[async_trait]
 impl MetadataTransaction for BrokenTx {
     async fn commit(self: Box<Self>) -> Result<()> {
         self.inner.commit().await

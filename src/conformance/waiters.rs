@@ -491,7 +491,10 @@ pub async fn waiters_survive_reopen(t: &mut dyn TestStore) {
     tx.put_waiter(&waiter).await.unwrap();
     commit(tx).await;
     t.reopen().await.expect("reopen");
-    assert_eq!(list(t, &WaiterQuery::by_node("n")).await, [waiter.clone()]);
+    assert_eq!(
+        list(t, &WaiterQuery::by_node("n")).await,
+        std::slice::from_ref(&waiter)
+    );
     assert_eq!(
         begin(t).await.get_waiter(waiter.id).await.unwrap(),
         Some(waiter)

@@ -322,7 +322,7 @@ async fn listen_loop(
 /// A file handle from the trigger's lowercase hex payload.
 fn decode_hex(hex: &str) -> Option<FileHandle> {
     let digits = hex.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |d: u8| char::from(d).to_digit(16).map(|v| v as u8);
