@@ -159,7 +159,7 @@ pub(crate) fn as_request(waiter: &Waiter) -> PersistedLock {
 /// answer in their protocol and are queued without the check.
 ///
 /// # Errors
-/// [`Error::Invalid`] for an invalid request, node id or context (before
+/// [`Error::Invalid`](crate::Error::Invalid) for an invalid request, node id or context (before
 /// anything is read), and whatever [`acquire_lock`] refuses.
 pub async fn acquire_or_wait(
     tx: &mut (dyn MetadataTransaction + '_),
