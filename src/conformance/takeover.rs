@@ -112,8 +112,23 @@ pub async fn declare_dead_takes_over_and_runs_grace(t: &mut dyn TestStore) {
         Acquire::Granted,
         "no conflict: granted"
     );
-    // l1's client fails over to node-c and reclaims there.
+    // l1's client fails over to node-c and reclaims there: the host moves
+    // its record (of the dead epoch) to node-c first.
+    super::clients::seed_clients(
+        &*t,
+        &[crate::ClientRecord::new(
+            &l1.client_id,
+            "node-c",
+            crate::ClientProtocol::Nfs4,
+            l1.client_id.as_bytes().to_vec(),
+            [0; 8],
+            a.epoch(),
+        )],
+    )
+    .await;
     assert_eq!(c.reclaim(&l1).await.unwrap(), Reclaim::Granted);
+    // RECLAIM_COMPLETE: node-c's end of grace keeps the client and its lock.
+    c.reclaim_complete(&l1.client_id).await.unwrap();
     assert_eq!(
         read_lock(t, l1.id).await.map(|l| l.server_epoch),
         Some(c.epoch())
