@@ -478,6 +478,7 @@ fn query_matches(q: &LockQuery, l: &PersistedLock) -> bool {
         && q.client_id.as_ref().is_none_or(|c| *c == l.client_id)
         && q.share_name.as_ref().is_none_or(|s| *s == l.share_name)
         && q.server_epoch_below.is_none_or(|e| l.server_epoch < e)
+        && q.server_epoch.is_none_or(|e| l.server_epoch == e)
 }
 
 const INVALID: Outcome = Outcome::Err(ErrorKind::Invalid);
