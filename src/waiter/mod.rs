@@ -38,12 +38,12 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
 //! let store = std::sync::Arc::new(MemoryStore::new());
 //! let lock = |owner: &str| PersistedLock {
-//!     id: uuid::Uuid::new_v4(), share_name: "export".into(), file_id: FileHandle::new(*b"fh")?,
+//!     id: uuid::Uuid::new_v4(), share_name: "export".into(), file_id: FileHandle::new(*b"fh").expect("handle"),
 //!     owner_id: owner.into(), client_id: "c".into(), lock_type: LockType::Exclusive,
 //!     offset: 0, length: 0, share_reservation: ShareReservation::None,
 //!     acquired_at: Timestamp::now(), server_epoch: 1, flavor: LockFlavor::Posix,
 //! };
-//! let (a, b) = (&lock("a")?, &lock("b")?);
+//! let (a, b) = (&lock("a"), &lock("b"));
 //! let options = &WaitOptions::default();
 //! let mut woken = Waiters::subscribe(store.clone(), WaitersOptions::default()).await?;
 //! store.transact(|tx| Box::pin(async move { acquire_or_wait(tx, a, options).await })).await?;
