@@ -4,10 +4,13 @@
 //! starts a [`NodeSession`] and then answers one line per command read from
 //! stdin, so a session lives exactly as long as its process (like a server).
 //!
-//! Commands: `lock FILE OWNER` (exclusive, whole file) → `id=…`; `try FILE
-//! OWNER OFFSET LENGTH` → `answer=granted|denied|grace`; `reclaim ID` →
-//! `granted=… no_such_lock=…`; `end-grace` → `removed=N`; `renew` →
-//! `until=µs`; `shutdown` → `ok`; `exit` → (no answer: a crash, no clean mark).
+//! Commands: `lock FILE OWNER [OFFSET LENGTH]` (exclusive; whole file
+//! without a range) → `id=…`; `try FILE OWNER OFFSET LENGTH` →
+//! `answer=granted|denied|grace`; `reclaim ID` → `granted=… no_such_lock=…`;
+//! `end-grace` → `removed=N`; `renew` → `until=µs`; `declare-dead NODE` →
+//! `epoch=… reclaimable=N` or `error=node_alive`; `work` / `hold MS` /
+//! `stop-work` / `stats` drive the zombie worker ([`zombie`]); `shutdown` → `ok`; `exit` →
+//! (no answer: a crash, no clean mark).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -167,13 +170,21 @@ pub async fn node_child(args: &[String]) {
         r.previous_shutdown_clean,
         ids.join(",")
     );
+    let mut worker: Option<zombie::Worker> = None;
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let line = line.expect("read a command");
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["lock", file, owner] => {
-                let req = lock_request(file.as_bytes(), owner, LockType::Exclusive, 0, 0);
+            ["lock", file, owner, range @ ..] => {
+                let (offset, length) = match range {
+                    [offset, length] => (
+                        offset.parse().expect("offset"),
+                        length.parse().expect("length"),
+                    ),
+                    _ => (0, 0),
+                };
+                let req = lock_request(file.as_bytes(), owner, LockType::Exclusive, offset, length);
                 // The client is confirmed on this node, in the same transaction.
                 let client = ClientRecord::new(
                     &req.client_id,
@@ -242,6 +253,31 @@ pub async fn node_child(args: &[String]) {
                     .expect("reclaim_complete");
                 println!("epoch={}", record.epoch);
             }
+            ["declare-dead", dead] => match declare_dead(&*store, dead, session.node_id()).await {
+                Ok(d) => println!("epoch={} reclaimable={}", d.epoch, d.reclaimable.len()),
+                Err(Error::NodeAlive { .. }) => println!("error=node_alive"),
+                Err(e) => panic!("declare_dead: {e}"),
+            },
+            ["work"] => {
+                worker.get_or_insert_with(|| zombie::Worker::start(session.clone()));
+                println!("ok=1");
+            }
+            ["stop-work"] => {
+                if let Some(w) = worker.as_ref() {
+                    w.stop().await;
+                }
+                println!("ok=1");
+            }
+            ["hold", ms] => {
+                let w = worker.as_ref().expect("work first");
+                w.hold(
+                    session.clone(),
+                    Duration::from_millis(ms.parse().expect("ms")),
+                )
+                .await;
+                println!("ok=1");
+            }
+            ["stats"] => println!("{}", worker.as_ref().expect("work first").stats()),
             ["end-grace"] => println!("removed={}", session.end_grace().await.expect("end_grace")),
             ["renew"] => println!(
                 "until={}",
@@ -254,5 +290,204 @@ pub async fn node_child(args: &[String]) {
             ["exit"] => return,
             other => panic!("unknown command {other:?}"),
         }
+    }
+}
+
+/// The zombie worker of `tests/fencing.rs`: a node that keeps granting locks
+/// and writing host metadata in fenced transactions, and a clock that notices
+/// when the whole process was stopped (SIGSTOP), so every transaction can be
+/// told apart by when it ran: before the pause, across it, or after it.
+pub mod zombie {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use fsmeta::*;
+
+    /// A gap this long between two 10 ms ticks means the process was stopped.
+    const PAUSE_GAP: Duration = Duration::from_millis(1000);
+    /// The pause between two attempts (a server's next client request).
+    const ATTEMPT_GAP: Duration = Duration::from_millis(20);
+
+    /// How one transaction ended.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Outcome {
+        Committed,
+        Fenced,
+        Other,
+    }
+
+    #[derive(Default)]
+    struct Shared {
+        /// (started, ended, outcome) of every transaction.
+        runs: Mutex<Vec<(Instant, Instant, Outcome)>>,
+        /// The last tick before the longest gap the clock saw.
+        pause_start: Mutex<Option<Instant>>,
+        stop: AtomicBool,
+    }
+
+    /// A running worker.
+    pub struct Worker {
+        shared: Arc<Shared>,
+        tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    }
+
+    fn outcome(result: Result<()>, what: &str) -> Outcome {
+        match result {
+            Ok(()) => Outcome::Committed,
+            Err(Error::Fenced { .. }) => Outcome::Fenced,
+            Err(e) => {
+                eprintln!("zombie transaction {what}: {e}");
+                Outcome::Other
+            }
+        }
+    }
+
+    impl Worker {
+        /// Starts the worker loop and the pause clock.
+        pub fn start(session: NodeSession) -> Worker {
+            let shared = Arc::new(Shared::default());
+            let clock = shared.clone();
+            std::thread::spawn(move || {
+                let mut last = Instant::now();
+                let mut longest = Duration::ZERO;
+                while !clock.stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    let now = Instant::now();
+                    if now - last > PAUSE_GAP && now - last > longest {
+                        longest = now - last;
+                        *clock.pause_start.lock().unwrap() = Some(last);
+                    }
+                    last = now;
+                }
+            });
+            let worker = shared.clone();
+            let task = tokio::spawn(async move {
+                let mut n = 0u64;
+                while !worker.stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let started = Instant::now();
+                    let result = grant_and_write(&session, n, None).await;
+                    let outcome = outcome(result, &n.to_string());
+                    let ended = Instant::now();
+                    worker.runs.lock().unwrap().push((started, ended, outcome));
+                    tokio::time::sleep(ATTEMPT_GAP).await;
+                }
+            });
+            Worker {
+                shared,
+                tasks: Mutex::new(vec![task]),
+            }
+        }
+
+        /// Begins one more transaction like the loop's that stays open for
+        /// `hold` after its lock is granted (a slow host write), and returns
+        /// once it is open: stopping the process now leaves it in flight
+        /// across the pause.
+        pub async fn hold(&self, session: NodeSession, hold: Duration) {
+            let (began, open) = tokio::sync::oneshot::channel();
+            let shared = self.shared.clone();
+            let task = tokio::spawn(async move {
+                let started = Instant::now();
+                let result = grant_and_write(&session, 0, Some((hold, began))).await;
+                let ended = Instant::now();
+                let outcome = outcome(result, "held");
+                shared.runs.lock().unwrap().push((started, ended, outcome));
+            });
+            self.tasks.lock().unwrap().push(task);
+            open.await.expect("the held transaction began");
+        }
+
+        /// Ends the loop after its current transaction, and waits for the
+        /// held ones.
+        pub async fn stop(&self) {
+            self.shared.stop.store(true, Ordering::Relaxed);
+            let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
+            for task in tasks {
+                task.await.expect("worker task");
+            }
+        }
+
+        /// `pause=… before_commits=… straddle=… straddle_commits=…
+        /// after_attempts=… after_commits=… after_fenced=… other=…`.
+        pub fn stats(&self) -> String {
+            let pause = *self.shared.pause_start.lock().unwrap();
+            let runs = self.shared.runs.lock().unwrap();
+            let count = |f: &dyn Fn(&(Instant, Instant, Outcome)) -> bool| {
+                runs.iter().filter(|r| f(r)).count()
+            };
+            let Some(p) = pause else {
+                return format!("pause=false attempts={}", runs.len());
+            };
+            let before = |r: &(Instant, Instant, Outcome)| r.1 <= p;
+            let straddle = |r: &(Instant, Instant, Outcome)| r.0 <= p && r.1 > p;
+            let after = |r: &(Instant, Instant, Outcome)| r.0 > p;
+            format!(
+                "pause=true before_attempts={} before_commits={} straddle={} straddle_commits={} \
+                 straddle_fenced={} after_attempts={} after_commits={} after_fenced={} other={}",
+                count(&before),
+                count(&|r| before(r) && r.2 == Outcome::Committed),
+                count(&straddle),
+                count(&|r| straddle(r) && r.2 == Outcome::Committed),
+                count(&|r| straddle(r) && r.2 == Outcome::Fenced),
+                count(&after),
+                count(&|r| after(r) && r.2 == Outcome::Committed),
+                count(&|r| after(r) && r.2 == Outcome::Fenced),
+                count(&|r| r.2 == Outcome::Other),
+            )
+        }
+    }
+
+    /// Where a held transaction says it is open, and how long it then waits.
+    type Hold = (Duration, tokio::sync::oneshot::Sender<()>);
+
+    /// One server request: grant a lock on a new file `zombie-N` to the
+    /// zombie's client and write the file's metadata, in one fenced
+    /// transaction (held open between the two when `hold` is given).
+    async fn grant_and_write(session: &NodeSession, n: u64, hold: Option<Hold>) -> Result<()> {
+        let hold = &Mutex::new(hold);
+        let name = format!("zombie-{n}");
+        let request = super::lock_request(name.as_bytes(), "zombie", LockType::Exclusive, 0, 0);
+        let client = ClientRecord::new(
+            &request.client_id,
+            session.node_id(),
+            ClientProtocol::Nfs4,
+            request.client_id.as_bytes().to_vec(),
+            [0; 8],
+            session.epoch(),
+        );
+        let now = Timestamp::now();
+        let file = FileMeta {
+            handle: request.file_id.clone(),
+            share_name: request.share_name.clone(),
+            kind: FileKind::Regular,
+            mode: 0o100644,
+            uid: 1000,
+            gid: 1000,
+            nlink: 1,
+            size: n,
+            atime: now,
+            mtime: now,
+            ctime: now,
+        };
+        let (client, request, file) = (&client, &request, &file);
+        session
+            .transact(|tx| {
+                Box::pin(async move {
+                    tx.put_client(client).await?;
+                    match tx.acquire(request).await? {
+                        Acquire::Granted => {}
+                        other => panic!("a new file's lock is free: {other:?}"),
+                    }
+                    // Only the first attempt holds; a retry runs straight through.
+                    let first = hold.lock().unwrap().take();
+                    if let Some((wait, began)) = first {
+                        let _ = began.send(());
+                        tokio::time::sleep(wait).await;
+                    }
+                    tx.put_file(file).await
+                })
+            })
+            .await
     }
 }
