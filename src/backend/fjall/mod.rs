@@ -75,6 +75,7 @@ mod files;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod group_sync;
 mod keys;
 mod leases;
 mod locks;
@@ -112,15 +113,23 @@ pub enum Durability {
     /// Commits are microseconds and run inline on the calling task.
     #[default]
     Buffered,
-    /// Commit `fsync`s the journal before it returns (and before other
-    /// transactions can see the commit).
+    /// Commit returns only after an `fsync` of the journal that began after
+    /// the commit's batch was written.
     ///
     /// A committed transaction survives power loss and kernel crashes, as far
-    /// as the disk honours `fsync`. A commit costs one `fsync` (typically 0.1
-    /// to 10 ms), so commit and `begin` (which waits for a commit in flight
-    /// to finish) run on tokio's blocking thread pool, never blocking an async
-    /// worker thread. A commit already handed to that pool finishes even if
-    /// its future is dropped: a cancelled commit may or may not have happened.
+    /// as the disk honours `fsync`. Concurrent commits share fsyncs (group
+    /// commit): one committer pays one `fsync` (typically 0.1 to 10 ms) per
+    /// commit, eight pay far fewer than eight. Other transactions can read a
+    /// commit before its fsync, so every commit, read-only ones included,
+    /// also waits until everything it could have read is synced: no answer a
+    /// caller gets rests on a commit a crash could still lose.
+    ///
+    /// Waiting for an fsync (and `begin`, which waits while a commit holds
+    /// fjall's commit lock) blocks in place on a multi-threaded tokio runtime
+    /// (`block_in_place`: the worker's other tasks move to another thread)
+    /// and on the blocking pool on a current-thread runtime. A commit that
+    /// has begun finishes even if its future is dropped: a cancelled commit
+    /// may or may not have happened.
     Sync,
 }
 
@@ -184,6 +193,8 @@ struct Inner {
     ks: Keyspaces,
     /// Announces the files a commit deleted locks or waiters of.
     wake: crate::waiter::WakeHub,
+    /// The fsyncs [`Durability::Sync`] commits share.
+    group_sync: group_sync::GroupSync,
 }
 
 /// Handles to every keyspace (cheap to clone: each is reference-counted).
@@ -354,14 +365,23 @@ fn commit(tx: OptimisticWriteTx) -> Result<()> {
     }
 }
 
-/// Runs blocking fjall work on tokio's blocking pool.
+/// Runs blocking fjall work without stalling tokio's async workers: in place
+/// on a multi-threaded runtime (`block_in_place` hands the worker's other
+/// tasks to another thread: no hop for this one), on the blocking pool on a
+/// current-thread runtime (where `block_in_place` is not allowed), inline
+/// outside any runtime.
 async fn blocking<T: Send + 'static>(
     what: &'static str,
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::backend(format!("fjall: {what} on the blocking pool"), e))?
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::CurrentThread) => tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::backend(format!("fjall: {what} on the blocking pool"), e))?,
+        Ok(_) => tokio::task::block_in_place(work),
+        Err(_) => work(),
+    }
 }
 
 impl FjallStore {
@@ -372,11 +392,13 @@ impl FjallStore {
             // Beginning takes fjall's commit mutex, which a Buffered commit
             // holds for microseconds: cheaper inline than a thread hop.
             Durability::Buffered => Inner::write_tx(&self.inner.db, durability)?,
-            // A Sync commit holds that mutex through its fsync.
+            // A Sync commit writes its batch as a Buffered one does and then
+            // waits for a group fsync outside that mutex, but the mutex waits
+            // for the journal, which an fsync holds: begin may wait that long.
             Durability::Sync => {
                 let db = self.inner.db.clone();
                 blocking("beginning a transaction", move || {
-                    Inner::write_tx(&db, durability)
+                    Inner::write_tx(&db, Durability::Buffered)
                 })
                 .await?
             }

@@ -94,6 +94,7 @@ impl FjallStore {
             db,
             ks,
             wake: Default::default(),
+            group_sync: Default::default(),
         };
         match found {
             None => inner.initialize()?,

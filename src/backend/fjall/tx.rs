@@ -7,8 +7,8 @@
 //!
 //! Reads and writes run inline: they touch memtables and the block cache and
 //! take microseconds, less than a hop to the blocking pool would cost. Only a
-//! [`Durability::Sync`] commit, which waits for an fsync, leaves the async
-//! worker thread.
+//! [`Durability::Sync`] commit, which waits for a group fsync
+//! (`group_sync.rs`), blocks, in place.
 
 use std::sync::Arc;
 
@@ -121,7 +121,16 @@ impl FjallTx {
         let FjallTx { store, tx, .. } = *self;
         match store.durability {
             Durability::Buffered => commit(tx),
-            Durability::Sync => blocking("committing a transaction", move || commit(tx)).await,
+            Durability::Sync => {
+                blocking("committing a transaction", move || {
+                    store.group_sync.begin_write()?;
+                    let written = commit(tx);
+                    store.group_sync.end_write();
+                    written?;
+                    store.group_sync.wait_durable(&store.db)
+                })
+                .await
+            }
         }
     }
 

@@ -1,0 +1,127 @@
+//! Group commit for [`Durability::Sync`](super::Durability::Sync): commits
+//! write their journal batch without an fsync (fjall's `PersistMode::Buffer`)
+//! and then wait for an fsync of the journal that began after that write.
+//! Whoever finds no fsync running starts one (the leader) and covers every
+//! batch written so far; the others wait for it, or for the next one when
+//! theirs was written after the running one began. Concurrent committers so
+//! share fsyncs, and one committer pays one fsync per commit, as before.
+//!
+//! fjall holds its journal lock through an fsync, so no batch can be written
+//! while one runs: the committers that queued behind it write one after the
+//! other when it ends. A leader that started at once would cover only its
+//! own batch each time. So a leader first waits, up to [`GATHER`], while
+//! other commits are between `begin_write` and `end_write` (writing their
+//! batch), and covers them too: PostgreSQL's `commit_delay`, but only when
+//! someone is actually about to write.
+//!
+//! **What a reader can see before the fsync.** A batch is visible to other
+//! transactions as soon as it is written, before its fsync: B may read A's
+//! not-yet-synced commit (say, A released a lock) and decide on it (grant the
+//! lock to B). That must not reach a client unless A's commit survives a
+//! crash, so *every* commit — read-only ones included — waits until the
+//! journal is synced up to fjall's sequence number as it stands when the
+//! commit returns from fjall: that covers the commit's own batch and every
+//! batch it could have read. The journal is one sequential file (fjall syncs
+//! a journal before it rotates to the next), so B's answer is acknowledged
+//! only once A's batch is on disk too. A read-only commit with nothing
+//! unsynced before it returns at once. What a crash loses is, as before, a
+//! suffix of commits none of which was acknowledged.
+//!
+//! A failed fsync poisons the fjall database (fjall's rule: it is fatal), so
+//! every later commit fails; the commits waiting on it get the error.
+
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use fjall::{OptimisticTxDatabase, PersistMode};
+
+use crate::error::{Error, Result};
+
+/// The shared fsync state of one store.
+#[derive(Default)]
+pub(super) struct GroupSync {
+    state: Mutex<State>,
+    synced: Condvar,
+}
+
+/// The longest a leader waits for batches being written before its fsync.
+const GATHER: Duration = Duration::from_micros(500);
+
+#[derive(Default)]
+struct State {
+    /// Commits writing their batch now (between `begin_write` and `end_write`).
+    writing: usize,
+    /// Every batch with a sequence number below this is on disk.
+    durable: u64,
+    /// An fsync is running (its leader covers batches below its mark).
+    running: bool,
+}
+
+impl GroupSync {
+    /// A commit is about to write its batch.
+    pub(super) fn begin_write(&self) -> Result<()> {
+        self.lock()?.writing += 1;
+        Ok(())
+    }
+
+    /// The commit's batch is written (or the commit failed).
+    pub(super) fn end_write(&self) {
+        if let Ok(mut state) = self.lock() {
+            state.writing -= 1;
+            if state.writing == 0 {
+                self.synced.notify_all();
+            }
+        }
+    }
+
+    /// Waits until every batch written so far (below fjall's next sequence
+    /// number, read now) is on disk, leading an fsync when none runs.
+    /// Blocking: call it off the async workers.
+    pub(super) fn wait_durable(&self, db: &OptimisticTxDatabase) -> Result<()> {
+        let needed = db.inner().seqno();
+        let mut state = self.lock()?;
+        loop {
+            if state.durable >= needed {
+                return Ok(());
+            }
+            if state.running {
+                state = self
+                    .synced
+                    .wait(state)
+                    .map_err(|_| Error::backend("fjall: group commit", "a committer panicked"))?;
+                continue;
+            }
+            state.running = true;
+            let gathering = Instant::now();
+            while state.writing > 0 {
+                let Some(left) = GATHER.checked_sub(gathering.elapsed()) else {
+                    break;
+                };
+                state = self
+                    .synced
+                    .wait_timeout(state, left)
+                    .map_err(|_| Error::backend("fjall: group commit", "a committer panicked"))?
+                    .0;
+            }
+            drop(state);
+            // Read before the fsync: every batch below it is written by the
+            // time `persist` holds the journal (batches take their sequence
+            // number and write under the journal's lock).
+            let mark = db.inner().seqno();
+            let synced = db.persist(PersistMode::SyncAll);
+            state = self.lock()?;
+            state.running = false;
+            if synced.is_ok() {
+                state.durable = state.durable.max(mark);
+            }
+            self.synced.notify_all();
+            synced.map_err(|e| Error::backend("fjall: syncing the journal (group commit)", e))?;
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| Error::backend("fjall: group commit", "a committer panicked"))
+    }
+}
