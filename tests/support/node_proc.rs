@@ -8,8 +8,9 @@
 //! without a range) → `id=…`; `try FILE OWNER OFFSET LENGTH` →
 //! `answer=granted|denied|grace`; `reclaim ID` → `granted=… no_such_lock=…`;
 //! `end-grace` → `removed=N`; `renew` → `until=µs`; `declare-dead NODE` →
-//! `epoch=… reclaimable=N` or `error=node_alive`; `work` / `hold MS` /
-//! `stop-work` / `stats` drive the zombie worker ([`zombie`]); `shutdown` → `ok`; `exit` →
+//! `epoch=… reclaimable=N` or `error=node_alive`; `work` / `hold MS
+//! [CLIENT]` / `resumed` / `stop-work` / `stats` drive the zombie worker
+//! ([`zombie`]); `shutdown` → `ok`; `exit` →
 //! (no answer: a crash, no clean mark).
 
 use std::collections::BTreeMap;
@@ -25,9 +26,20 @@ use uuid::Uuid;
 /// The environment variable that holds a child's role.
 pub const CHILD: &str = "FSMETA_NODE_PROC_CHILD";
 
+/// The environment variable that sets a child store's
+/// `PgOptions::idle_in_transaction_timeout`, in ms.
+pub const IDLE_TX_MS: &str = "FSMETA_NODE_PROC_IDLE_TX_MS";
+
 /// Runs this binary as a child process with a role and arguments.
+#[allow(dead_code)] // used by tests/multinode.rs, not by tests/fencing.rs
 pub fn spawn(schema: &TestSchema, role: &str, args: &[&str]) -> Child {
+    spawn_env(schema, role, args, &[])
+}
+
+/// [`spawn`] with more environment variables.
+pub fn spawn_env(schema: &TestSchema, role: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new(std::env::current_exe().expect("current exe"))
+        .envs(env.iter().copied())
         .env(CHILD, role)
         .env("FSMETA_TEST_POSTGRES_URL", schema.url())
         .env("FSMETA_NODE_PROC_SCHEMA", schema.name())
@@ -50,11 +62,15 @@ pub fn fields(line: &str) -> BTreeMap<String, String> {
 pub async fn connect_child() -> PostgresStore {
     let url = std::env::var("FSMETA_TEST_POSTGRES_URL").expect("url");
     let schema = std::env::var("FSMETA_NODE_PROC_SCHEMA").expect("schema");
-    let options = PgOptions {
+    let mut options = PgOptions {
         schema: Some(schema),
         migrate: false,
         ..Default::default()
     };
+    if let Ok(ms) = std::env::var(IDLE_TX_MS) {
+        options.idle_in_transaction_timeout =
+            Some(Duration::from_millis(ms.parse().expect("idle ms")));
+    }
     PostgresStore::connect_with(&url, options)
         .await
         .expect("child connects")
@@ -98,10 +114,22 @@ impl NodeProc {
     /// Starts node `node` in a child process with a lease of `lease_ms`
     /// (`take_over_live` when `force`); waits for its start line.
     pub fn start(schema: &TestSchema, node: &str, lease_ms: u64, force: bool) -> NodeProc {
-        let mut child = spawn(
+        Self::start_env(schema, node, lease_ms, force, &[])
+    }
+
+    /// [`NodeProc::start`] with more environment variables for the child.
+    pub fn start_env(
+        schema: &TestSchema,
+        node: &str,
+        lease_ms: u64,
+        force: bool,
+        env: &[(&str, &str)],
+    ) -> NodeProc {
+        let mut child = spawn_env(
             schema,
             "node",
             &[node, &lease_ms.to_string(), &force.to_string()],
+            env,
         );
         let stdin = child.stdin.take().expect("stdin");
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
@@ -268,13 +296,15 @@ pub async fn node_child(args: &[String]) {
                 }
                 println!("ok=1");
             }
-            ["hold", ms] => {
+            ["hold", ms, client @ ..] => {
                 let w = worker.as_ref().expect("work first");
-                w.hold(
-                    session.clone(),
-                    Duration::from_millis(ms.parse().expect("ms")),
-                )
-                .await;
+                let hold = Duration::from_millis(ms.parse().expect("ms"));
+                w.hold(session.clone(), hold, client.first().map(|c| c.to_string()))
+                    .await;
+                println!("ok=1");
+            }
+            ["resumed"] => {
+                worker.as_ref().expect("work first").resumed();
                 println!("ok=1");
             }
             ["stats"] => println!("{}", worker.as_ref().expect("work first").stats()),
@@ -294,9 +324,13 @@ pub async fn node_child(args: &[String]) {
 }
 
 /// The zombie worker of `tests/fencing.rs`: a node that keeps granting locks
-/// and writing host metadata in fenced transactions, and a clock that notices
-/// when the whole process was stopped (SIGSTOP), so every transaction can be
-/// told apart by when it ran: before the pause, across it, or after it.
+/// and writing host metadata in fenced transactions. The parent stops the
+/// process (SIGSTOP), takes the node over, continues it and then sends
+/// `resumed`: every transaction that starts after that mark runs after the
+/// takeover. One `hold` transaction is open across the pause on purpose.
+/// (Loop transactions in flight at the stop are counted but not judged:
+/// one whose COMMIT reached the server before the stop committed before the
+/// takeover, legitimately.)
 pub mod zombie {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
@@ -304,8 +338,6 @@ pub mod zombie {
 
     use fsmeta::*;
 
-    /// A gap this long between two 10 ms ticks means the process was stopped.
-    const PAUSE_GAP: Duration = Duration::from_millis(1000);
     /// The pause between two attempts (a server's next client request).
     const ATTEMPT_GAP: Duration = Duration::from_millis(20);
 
@@ -317,12 +349,27 @@ pub mod zombie {
         Other,
     }
 
+    impl Outcome {
+        fn name(self) -> &'static str {
+            match self {
+                Outcome::Committed => "committed",
+                Outcome::Fenced => "fenced",
+                Outcome::Other => "other",
+            }
+        }
+    }
+
+    /// One transaction: when it started, how it ended, whether it was held.
+    struct Run {
+        started: Instant,
+        outcome: Outcome,
+        held: bool,
+    }
+
     #[derive(Default)]
     struct Shared {
-        /// (started, ended, outcome) of every transaction.
-        runs: Mutex<Vec<(Instant, Instant, Outcome)>>,
-        /// The last tick before the longest gap the clock saw.
-        pause_start: Mutex<Option<Instant>>,
+        runs: Mutex<Vec<Run>>,
+        resumed: Mutex<Option<Instant>>,
         stop: AtomicBool,
     }
 
@@ -344,23 +391,9 @@ pub mod zombie {
     }
 
     impl Worker {
-        /// Starts the worker loop and the pause clock.
+        /// Starts the worker loop.
         pub fn start(session: NodeSession) -> Worker {
             let shared = Arc::new(Shared::default());
-            let clock = shared.clone();
-            std::thread::spawn(move || {
-                let mut last = Instant::now();
-                let mut longest = Duration::ZERO;
-                while !clock.stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(10));
-                    let now = Instant::now();
-                    if now - last > PAUSE_GAP && now - last > longest {
-                        longest = now - last;
-                        *clock.pause_start.lock().unwrap() = Some(last);
-                    }
-                    last = now;
-                }
-            });
             let worker = shared.clone();
             let task = tokio::spawn(async move {
                 let mut n = 0u64;
@@ -369,8 +402,11 @@ pub mod zombie {
                     let started = Instant::now();
                     let result = grant_and_write(&session, n, None).await;
                     let outcome = outcome(result, &n.to_string());
-                    let ended = Instant::now();
-                    worker.runs.lock().unwrap().push((started, ended, outcome));
+                    worker.runs.lock().unwrap().push(Run {
+                        started,
+                        outcome,
+                        held: false,
+                    });
                     tokio::time::sleep(ATTEMPT_GAP).await;
                 }
             });
@@ -380,22 +416,31 @@ pub mod zombie {
             }
         }
 
-        /// Begins one more transaction like the loop's that stays open for
-        /// `hold` after its lock is granted (a slow host write), and returns
-        /// once it is open: stopping the process now leaves it in flight
-        /// across the pause.
-        pub async fn hold(&self, session: NodeSession, hold: Duration) {
+        /// Begins one more transaction like the loop's (on file `zombie-0`)
+        /// that stays open for `hold` after its lock is granted (a slow host
+        /// write), and returns once it is open: stopping the process now
+        /// leaves it in flight across the pause. With `client`, it also
+        /// rewrites that client's record (taking its row lock) first.
+        pub async fn hold(&self, session: NodeSession, hold: Duration, client: Option<String>) {
             let (began, open) = tokio::sync::oneshot::channel();
             let shared = self.shared.clone();
             let task = tokio::spawn(async move {
                 let started = Instant::now();
-                let result = grant_and_write(&session, 0, Some((hold, began))).await;
-                let ended = Instant::now();
+                let result = grant_and_write(&session, 0, Some((hold, began, client))).await;
                 let outcome = outcome(result, "held");
-                shared.runs.lock().unwrap().push((started, ended, outcome));
+                shared.runs.lock().unwrap().push(Run {
+                    started,
+                    outcome,
+                    held: true,
+                });
             });
             self.tasks.lock().unwrap().push(task);
             open.await.expect("the held transaction began");
+        }
+
+        /// Marks that the process was continued after the takeover.
+        pub fn resumed(&self) {
+            *self.shared.resumed.lock().unwrap() = Some(Instant::now());
         }
 
         /// Ends the loop after its current transaction, and waits for the
@@ -408,38 +453,33 @@ pub mod zombie {
             }
         }
 
-        /// `pause=… before_commits=… straddle=… straddle_commits=…
+        /// `attempts=… commits=… held=committed|fenced|other|none
         /// after_attempts=… after_commits=… after_fenced=… other=…`.
         pub fn stats(&self) -> String {
-            let pause = *self.shared.pause_start.lock().unwrap();
+            let resumed = *self.shared.resumed.lock().unwrap();
             let runs = self.shared.runs.lock().unwrap();
-            let count = |f: &dyn Fn(&(Instant, Instant, Outcome)) -> bool| {
-                runs.iter().filter(|r| f(r)).count()
-            };
-            let Some(p) = pause else {
-                return format!("pause=false attempts={}", runs.len());
-            };
-            let before = |r: &(Instant, Instant, Outcome)| r.1 <= p;
-            let straddle = |r: &(Instant, Instant, Outcome)| r.0 <= p && r.1 > p;
-            let after = |r: &(Instant, Instant, Outcome)| r.0 > p;
+            let loop_runs = || runs.iter().filter(|r| !r.held);
+            let after = || loop_runs().filter(|r| resumed.is_some_and(|at| r.started > at));
+            let held = runs
+                .iter()
+                .find(|r| r.held)
+                .map_or("none", |r| r.outcome.name());
             format!(
-                "pause=true before_attempts={} before_commits={} straddle={} straddle_commits={} \
-                 straddle_fenced={} after_attempts={} after_commits={} after_fenced={} other={}",
-                count(&before),
-                count(&|r| before(r) && r.2 == Outcome::Committed),
-                count(&straddle),
-                count(&|r| straddle(r) && r.2 == Outcome::Committed),
-                count(&|r| straddle(r) && r.2 == Outcome::Fenced),
-                count(&after),
-                count(&|r| after(r) && r.2 == Outcome::Committed),
-                count(&|r| after(r) && r.2 == Outcome::Fenced),
-                count(&|r| r.2 == Outcome::Other),
+                "attempts={} commits={} held={held} after_attempts={} after_commits={} after_fenced={} other={}",
+                loop_runs().count(),
+                loop_runs()
+                    .filter(|r| r.outcome == Outcome::Committed)
+                    .count(),
+                after().count(),
+                after().filter(|r| r.outcome == Outcome::Committed).count(),
+                after().filter(|r| r.outcome == Outcome::Fenced).count(),
+                loop_runs().filter(|r| r.outcome == Outcome::Other).count(),
             )
         }
     }
 
     /// Where a held transaction says it is open, and how long it then waits.
-    type Hold = (Duration, tokio::sync::oneshot::Sender<()>);
+    type Hold = (Duration, tokio::sync::oneshot::Sender<()>, Option<String>);
 
     /// One server request: grant a lock on a new file `zombie-N` to the
     /// zombie's client and write the file's metadata, in one fenced
@@ -481,7 +521,12 @@ pub mod zombie {
                     }
                     // Only the first attempt holds; a retry runs straight through.
                     let first = hold.lock().unwrap().take();
-                    if let Some((wait, began)) = first {
+                    if let Some((wait, began, other)) = first {
+                        if let Some(other) = other {
+                            let mut record = tx.get_client(&other).await?.expect("the client");
+                            record.last_renewed = Timestamp::now();
+                            tx.put_client(&record).await?;
+                        }
                         let _ = began.send(());
                         tokio::time::sleep(wait).await;
                     }

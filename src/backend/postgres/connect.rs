@@ -54,6 +54,16 @@ pub struct PgOptions {
     /// so an operator can tell which server's connections are which, and
     /// terminate them. PostgreSQL keeps the first 63 bytes; NUL is refused.
     pub application_name: Option<String>,
+    /// The server ends a session whose transaction has sat idle this long
+    /// (`idle_in_transaction_session_timeout`; default 30 s, `None`: never).
+    /// A paused or partitioned node (a stopped VM, a zombie) can hold an
+    /// open transaction, and with it row locks, for as long as its TCP
+    /// connection looks alive: a surviving node's takeover
+    /// ([`declare_dead`](crate::declare_dead)) or any write to those rows
+    /// would wait that long. fsmeta's own transactions never sit idle; a host
+    /// that keeps one open while it waits on something else for longer must
+    /// raise this. Whole milliseconds, 1 ms to 24 days.
+    pub idle_in_transaction_timeout: Option<Duration>,
 }
 
 impl Default for PgOptions {
@@ -65,6 +75,7 @@ impl Default for PgOptions {
             acquire_timeout: Duration::from_secs(30),
             synchronous_commit: true,
             application_name: None,
+            idle_in_transaction_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -126,6 +137,16 @@ impl PostgresStore {
         }
         if !options.synchronous_commit {
             startup.push(("synchronous_commit", "off".to_owned()));
+        }
+        if let Some(timeout) = options.idle_in_transaction_timeout {
+            let ms = timeout.as_millis();
+            if ms == 0 || ms > i32::MAX as u128 {
+                return Err(Error::Invalid(format!(
+                    "idle_in_transaction_timeout: {timeout:?}; 1 ms to {} ms allowed (None: no limit)",
+                    i32::MAX
+                )));
+            }
+            startup.push(("idle_in_transaction_session_timeout", ms.to_string()));
         }
         let application_name = options.application_name.clone();
 
