@@ -37,8 +37,9 @@ memory_indexes!(pub(super) struct LockIndexes for Locks {
     by_file: ByFile,
     by_owner: ByOwner,
     by_client: ByClient,
-    by_share: ByShare,
-    by_epoch: ByEpoch,
+    // Most locks share one of a few shares and epochs: grouped (see `GroupSet`).
+    by_share: ByShare as GroupSet,
+    by_epoch: ByEpoch as GroupSet,
 });
 
 /// A stored lock, shared by the record map, every index and every snapshot.
