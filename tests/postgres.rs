@@ -102,7 +102,7 @@ fn down_through(name: &str) -> u32 {
     u32::try_from(names.len() - at).expect("few migrations")
 }
 /// How many migrations `Migrator` has.
-const MIGRATIONS: &str = "8";
+const MIGRATIONS: &str = "9";
 
 fn is_conflict<T>(r: &Result<T>) -> bool {
     matches!(r, Err(e @ Error::Conflict(_)) if e.is_retryable())
@@ -365,6 +365,61 @@ async fn migrations_are_idempotent_and_reversible() {
         Some(lock)
     );
 
+    db.close().await.ok();
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// Migration 10: every lock list filter has a `(column, id)` index, so a
+/// query `ORDER BY id` can read its rows in order (no sort), and the
+/// single-column indexes it makes redundant are gone; its `down` brings
+/// them back, and `up` again replaces them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_indexes_are_column_then_id() {
+    let Some(fx) = PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    begin(&store).await.server_epoch().await.unwrap();
+    let db = fx.sql().await;
+    let indexes = "SELECT string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes \
+                   WHERE schemaname = current_schema() AND tablename = 'locks'";
+    let composite = [
+        "locks_client_id_id_idx ON %locks USING btree (client_id, id)",
+        "locks_file_id_id_idx ON %locks USING btree (file_id, id)",
+        "locks_owner_id_id_idx ON %locks USING btree (owner_id, id)",
+        "UNIQUE INDEX locks_pkey ON %locks USING btree (id)",
+        "locks_server_epoch_id_idx ON %locks USING btree (server_epoch, id)",
+        "locks_share_name_id_idx ON %locks USING btree (share_name, id)",
+    ];
+    let single = [
+        "locks_client_id_idx ON %locks USING btree (client_id)",
+        "locks_file_id_idx ON %locks USING btree (file_id)",
+        "locks_owner_id_idx ON %locks USING btree (owner_id)",
+        "UNIQUE INDEX locks_pkey ON %locks USING btree (id)",
+        "locks_server_epoch_idx ON %locks USING btree (server_epoch)",
+        "locks_share_name_idx ON %locks USING btree (share_name)",
+    ];
+    // `indexdef` names the table with its schema: compare without it.
+    let defs = |text: Option<String>| -> Vec<String> {
+        text.unwrap_or_default()
+            .split("; ")
+            .map(|d| {
+                let d = d.strip_prefix("CREATE ").unwrap_or(d);
+                let d = d.strip_prefix("INDEX ").unwrap_or(d);
+                let (name, rest) = d.split_once(" ON ").expect("an index definition");
+                let (_, rest) = rest.split_once(" USING ").expect("an index method");
+                format!("{name} ON %locks USING {rest}")
+            })
+            .collect()
+    };
+    assert_eq!(defs(sql_text(&db, indexes).await), composite);
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("down migration 10");
+    assert_eq!(defs(sql_text(&db, indexes).await), single);
+    Migrator::up(&db, None).await.expect("up again");
+    assert_eq!(defs(sql_text(&db, indexes).await), composite);
     db.close().await.ok();
     drop(store);
     fx.cleanup().await;

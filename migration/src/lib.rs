@@ -9,8 +9,9 @@
 //!
 //! - [`Migrator`], the **expand** set, is what `fsmeta::PostgresStore::connect`
 //!   runs at start-up. Its migrations only add (tables, columns, indexes,
-//!   copied data): servers of the previous release keep working on the
-//!   expanded schema.
+//!   copied data), or replace an index with one that serves the same
+//!   queries (migration 10): servers of the previous release keep working
+//!   on the expanded schema.
 //! - [`ContractMigrator`], the **contract** set, removes what the expand set
 //!   replaced (a column an older release still reads). Nothing runs it
 //!   implicitly: an operator runs it once every server is upgraded
@@ -74,6 +75,7 @@ mod m20261202_000006_node_leases;
 mod m20261202_000007_client_records;
 mod m20261202_000008_opens_leases;
 mod m20261202_000009_waiters;
+mod m20261202_000010_lock_query_indexes;
 
 /// The node that owns a store written before nodes existed (`fsmeta::DEFAULT_NODE`;
 /// a test checks they agree): migration 2 gives it the store's epoch and
@@ -100,6 +102,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_client_records::Migration),
             Box::new(m20261202_000008_opens_leases::Migration),
             Box::new(m20261202_000009_waiters::Migration),
+            Box::new(m20261202_000010_lock_query_indexes::Migration),
         ]
     }
 }

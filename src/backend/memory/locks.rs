@@ -37,8 +37,9 @@ memory_indexes!(pub(super) struct LockIndexes for Locks {
     by_file: ByFile,
     by_owner: ByOwner,
     by_client: ByClient,
-    by_share: ByShare,
-    by_epoch: ByEpoch,
+    // Most locks share one of a few shares and epochs: grouped (see `GroupSet`).
+    by_share: ByShare as GroupSet,
+    by_epoch: ByEpoch as GroupSet,
 });
 
 /// A stored lock, shared by the record map, every index and every snapshot.
@@ -89,6 +90,32 @@ impl Bookkeeping for Locks {
     }
 }
 
+/// Lock deletes a transaction made but has not applied to its working
+/// tables yet: the ids.
+///
+/// Why deferred: a delete applied to the working tables copies the tree path
+/// of its key in the record map and in every index (the snapshot shares the
+/// committed nodes), and the commit then frees the committed originals. For a
+/// bulk delete whose locks are scattered over a big store (random ids, a
+/// share or an epoch that most locks have) that is a few node copies per lock
+/// per tree, which grows with the store. Deferred, the deletes are applied at
+/// commit: onto the committed tables themselves when the transaction commits
+/// alone (nobody else holds their nodes, so the trees are changed in place,
+/// without copies), by the replay otherwise. A read of the locks before then
+/// applies them first ([`MemoryTx::settled_locks`]), so the transaction always
+/// reads its own deletes.
+#[derive(Default)]
+pub(super) struct Pending(HashSet<Uuid>);
+
+impl Pending {
+    /// Applies the deletes to `table` in one bulk delete, and forgets them.
+    pub(super) fn apply(&mut self, table: &mut Table<Locks>) {
+        if !self.0.is_empty() {
+            table.delete_all(self.0.drain().collect());
+        }
+    }
+}
+
 /// Every stored lock matching `query`, in id order, found through its most
 /// selective index (all locks when it sets no field).
 fn matching(table: &Table<Locks>, query: &LockQuery) -> Result<Vec<LockRef>> {
@@ -127,6 +154,9 @@ impl LockStore for MemoryTx {
     async fn put_lock(&mut self, lock: &PersistedLock) -> Result<()> {
         validate::lock(lock)?;
         let lock = Arc::new(lock.clone());
+        // A pending delete of this id is superseded: `put` replaces the
+        // record it would have deleted, which is what delete-then-put leaves.
+        self.pending_locks.0.remove(&lock.id);
         self.working.locks.put(lock.clone());
         self.writes.locks.push(Write::Put(lock));
         Ok(())
@@ -134,18 +164,13 @@ impl LockStore for MemoryTx {
 
     async fn get_lock(&mut self, id: Uuid) -> Result<Option<PersistedLock>> {
         self.reads.locks.ids.insert(id);
-        Ok(self.working.locks.get(&id).map(|l| PersistedLock::clone(l)))
+        Ok(self.lock(id).map(|l| PersistedLock::clone(l)))
     }
 
     async fn delete_lock(&mut self, id: Uuid) -> Result<()> {
         self.reads.locks.ids.insert(id);
-        let old = self
-            .working
-            .locks
-            .delete(&id)
-            .ok_or(Error::LockNotFound(id))?;
-        self.freed.note(&old.file_id);
-        self.writes.locks.push(Write::Delete(id));
+        let old = self.lock(id).cloned().ok_or(Error::LockNotFound(id))?;
+        self.defer_delete(old);
         Ok(())
     }
 
@@ -157,8 +182,7 @@ impl LockStore for MemoryTx {
         validate::page_limit(limit)?;
         self.reads.locks.queries.push(LockQuery::default());
         Ok(self
-            .working
-            .locks
+            .settled_locks()
             .page(after.as_ref(), limit)
             .iter()
             .map(|l| PersistedLock::clone(l))
@@ -168,7 +192,7 @@ impl LockStore for MemoryTx {
     async fn list_locks(&mut self, query: &LockQuery) -> Result<Vec<PersistedLock>> {
         validate::query(query)?;
         self.reads.locks.queries.push(query.clone());
-        Ok(matching(&self.working.locks, query)?
+        Ok(matching(self.settled_locks(), query)?
             .iter()
             .map(|l| PersistedLock::clone(l))
             .collect())
@@ -184,14 +208,13 @@ impl LockStore for MemoryTx {
         self.delete_matching(LockQuery::by_file(file))
     }
 
-    /// One lookup and delete per id: costs what it deletes.
+    /// One lookup per id, the deletes deferred ([`Pending`]): costs what it deletes.
     async fn delete_locks(&mut self, ids: &[Uuid]) -> Result<u64> {
         let mut deleted = 0;
         for &id in ids {
             self.reads.locks.ids.insert(id);
-            if let Some(old) = self.working.locks.delete(&id) {
-                self.freed.note(&old.file_id);
-                self.writes.locks.push(Write::Delete(id));
+            if let Some(old) = self.lock(id).cloned() {
+                self.defer_delete(old);
                 deleted += 1;
             }
         }
@@ -200,16 +223,41 @@ impl LockStore for MemoryTx {
 }
 
 impl MemoryTx {
-    /// Deletes every lock matching `query`, found through its index: costs
-    /// what it deletes, not the store's size.
+    /// Deletes every lock matching `query`, found through its index, the
+    /// deletes deferred ([`Pending`]): costs what it deletes, not the store's size.
     fn delete_matching(&mut self, query: LockQuery) -> Result<u64> {
-        let locks = matching(&self.working.locks, &query)?;
+        let pending = &self.pending_locks.0;
+        let locks: Vec<LockRef> = matching(&self.working.locks, &query)?
+            .into_iter()
+            .filter(|lock| !pending.contains(&lock.id))
+            .collect();
         self.reads.locks.queries.push(query);
-        for lock in &locks {
-            self.working.locks.delete(&lock.id);
-            self.freed.note(&lock.file_id);
-            self.writes.locks.push(Write::Delete(lock.id));
+        let deleted = locks.len() as u64;
+        for lock in locks {
+            self.defer_delete(lock);
         }
-        Ok(locks.len() as u64)
+        Ok(deleted)
+    }
+
+    /// The lock stored under `id` as this transaction sees it (its pending deletes gone).
+    fn lock(&self, id: Uuid) -> Option<&LockRef> {
+        if self.pending_locks.0.contains(&id) {
+            return None;
+        }
+        self.working.locks.get(&id)
+    }
+
+    /// Logs the delete of `lock` (as this transaction sees it) and defers applying it.
+    fn defer_delete(&mut self, lock: LockRef) {
+        self.freed.note(&lock.file_id);
+        self.writes.locks.push(Write::Delete(lock.id));
+        self.pending_locks.0.insert(lock.id);
+    }
+
+    /// The working lock table with the pending deletes applied: what every
+    /// read of more than one id by id goes through.
+    fn settled_locks(&mut self) -> &Table<Locks> {
+        self.pending_locks.apply(&mut self.working.locks);
+        &self.working.locks
     }
 }

@@ -57,19 +57,25 @@ pub(super) trait Indexes<F: Family>: Clone + Default + Send + Sync {
     fn insert(&mut self, record: &Arc<F::Record>);
     /// Removes the record's entry from every index.
     fn remove(&mut self, record: &Arc<F::Record>);
+    /// Removes the entries of all `records` from every index, each index in
+    /// its own order (see [`IndexSet::remove_all`]); reorders `records`.
+    fn remove_all(&mut self, records: &mut [Arc<F::Record>]);
     /// Appends what disagrees between the indexes and `table`'s records.
     fn verify(&self, table: &Table<F>, problems: &mut Vec<Problem>);
 }
 
 /// Declares a family's index struct: one field per index, and its
 /// [`Indexes`] implementation. `memory_indexes!(pub(super) struct LockIndexes
-/// for Locks { by_file: ByFile, … });`
+/// for Locks { by_file: ByFile, by_epoch: ByEpoch as GroupSet, … });` (an
+/// [`IndexSet`] unless `as` names another kind).
 macro_rules! memory_indexes {
-    ($vis:vis struct $name:ident for $family:ty { $($field:ident: $index:ty),* $(,)? }) => {
+    ($vis:vis struct $name:ident for $family:ty {
+        $($field:ident: $index:ty $(as $set:ident)?),* $(,)?
+    }) => {
         /// The secondary indexes of one family.
         #[derive(Clone, Default)]
         $vis struct $name {
-            $(pub(super) $field: $crate::backend::memory::table::IndexSet<$family, $index>,)*
+            $(pub(super) $field: memory_indexes!(@set $family, $index $(, $set)?),)*
         }
 
         impl $crate::backend::memory::table::Indexes<$family> for $name {
@@ -79,6 +85,9 @@ macro_rules! memory_indexes {
             fn remove(&mut self, _record: &std::sync::Arc<<$family as $crate::backend::memory::table::Family>::Record>) {
                 $(self.$field.remove(_record);)*
             }
+            fn remove_all(&mut self, _records: &mut [std::sync::Arc<<$family as $crate::backend::memory::table::Family>::Record>]) {
+                $(self.$field.remove_all(_records);)*
+            }
             fn verify(
                 &self,
                 _table: &$crate::backend::memory::table::Table<$family>,
@@ -87,6 +96,13 @@ macro_rules! memory_indexes {
                 $(self.$field.verify(_table, _problems);)*
             }
         }
+    };
+    // A field's set: an `IndexSet` unless the index names another kind (`as GroupSet`).
+    (@set $family:ty, $index:ty) => {
+        $crate::backend::memory::table::IndexSet<$family, $index>
+    };
+    (@set $family:ty, $index:ty, $set:ident) => {
+        $crate::backend::memory::table::$set<$family, $index>
     };
 }
 
@@ -107,7 +123,7 @@ macro_rules! memory_index {
 
 /// Where a search key sits among the records with one indexed value.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum At<'a, K> {
+pub(super) enum At<'a, K> {
     /// Before every record.
     First,
     /// At the record with this key.
@@ -201,9 +217,9 @@ impl<F: Family, X: Index<F>> Ord for Entry<F, X> {
 }
 
 /// A search key: a value and a place among its records.
-struct Probe<'a, F: Family, X: Index<F>> {
-    value: &'a X::Value,
-    at: At<'a, F::Key>,
+pub(super) struct Probe<'a, F: Family, X: Index<F>> {
+    pub(super) value: &'a X::Value,
+    pub(super) at: At<'a, F::Key>,
 }
 
 impl<F: Family, X: Index<F>> Seek<F, X> for Probe<'_, F, X> {
@@ -241,6 +257,21 @@ impl<F: Family, X: Index<F>> IndexSet<F, X> {
         self.0.remove(&Entry(record.clone(), PhantomData));
     }
 
+    /// Removes the entries of all `records`, in this index's (value, key)
+    /// order (it sorts `records` so): consecutive removals walk neighbouring
+    /// paths of the tree, whose nodes are still in cache and, within one
+    /// transaction, already copied, instead of jumping across it.
+    pub(super) fn remove_all(&mut self, records: &mut [Arc<F::Record>]) {
+        records.sort_unstable_by(|a, b| {
+            X::value(a)
+                .cmp(X::value(b))
+                .then_with(|| F::key(a).cmp(F::key(b)))
+        });
+        for record in records.iter() {
+            self.remove(record);
+        }
+    }
+
     /// The entries from `lo` to `hi`, in (value, key) order.
     fn entries(
         &self,
@@ -273,6 +304,206 @@ impl<F: Family, X: Index<F>> IndexSet<F, X> {
                 });
             }
         }
+    }
+}
+
+/// An index that table scans walk: its entries between two probes, in
+/// (value, key) order. [`IndexSet`] and [`GroupSet`] are the two kinds.
+pub(super) trait Scan<F: Family> {
+    /// The index this is a set of.
+    type X: Index<F>;
+    /// The records of the entries from `lo` to `hi`, in (value, key) order.
+    fn entries<'a>(
+        &'a self,
+        lo: Bound<Probe<'a, F, Self::X>>,
+        hi: Bound<Probe<'a, F, Self::X>>,
+    ) -> impl Iterator<Item = &'a Arc<F::Record>> + 'a;
+}
+
+impl<F: Family, X: Index<F>> Scan<F> for IndexSet<F, X> {
+    type X = X;
+    fn entries<'a>(
+        &'a self,
+        lo: Bound<Probe<'a, F, X>>,
+        hi: Bound<Probe<'a, F, X>>,
+    ) -> impl Iterator<Item = &'a Arc<F::Record>> + 'a {
+        IndexSet::entries(self, lo, hi)
+    }
+}
+
+/// The owned form of an index value, the key of a [`GroupSet`]'s groups.
+type Owned<F, X> = <<X as Index<F>>::Value as ToOwned>::Owned;
+
+/// A secondary index for a value that many records share (a share name, a
+/// server epoch): each value once, with its records by key.
+///
+/// Why a second kind: in an [`IndexSet`] every comparison reads the value and
+/// the key through the record pointer. Where most records have one value,
+/// the entries of a bulk delete are scattered among many others', and each
+/// comparison on the way down to them reads a record that is not in cache:
+/// in a store of 1M locks that made the share and epoch indexes cost three
+/// times the record map per delete. Here the search compares values only
+/// among the few groups, then keys held in the entries themselves, as the
+/// record map does. The price is the key copy in each entry, so the indexes
+/// whose values are nearly unique (file, owner, client) stay `IndexSet`s.
+pub(super) struct GroupSet<F: Family, X: Index<F>>(OrdMap<Owned<F, X>, Group<F>>)
+where
+    X::Value: ToOwned;
+
+/// The records of one value in a [`GroupSet`], by key.
+type Group<F> = OrdMap<<F as Family>::Key, Arc<<F as Family>::Record>>;
+
+impl<F: Family, X: Index<F>> Clone for GroupSet<F, X>
+where
+    X::Value: ToOwned,
+{
+    fn clone(&self) -> Self {
+        GroupSet(self.0.clone())
+    }
+}
+
+impl<F: Family, X: Index<F>> Default for GroupSet<F, X>
+where
+    X::Value: ToOwned,
+{
+    fn default() -> Self {
+        GroupSet(OrdMap::new())
+    }
+}
+
+impl<F: Family, X: Index<F>> GroupSet<F, X>
+where
+    X::Value: ToOwned,
+    Owned<F, X>: Ord + Clone + Borrow<X::Value>,
+{
+    /// Adds the record's entry (replacing an entry with its value and key).
+    pub(super) fn insert(&mut self, record: &Arc<F::Record>) {
+        let (value, key) = (X::value(record), F::key(record));
+        if let Some(group) = self.0.get_mut(value) {
+            group.insert(key.clone(), record.clone());
+        } else {
+            self.0
+                .insert(value.to_owned(), OrdMap::unit(key.clone(), record.clone()));
+        }
+    }
+
+    /// Removes the record's entry (matched by value and key), and its
+    /// group once empty.
+    pub(super) fn remove(&mut self, record: &Arc<F::Record>) {
+        let value = X::value(record);
+        if let Some(group) = self.0.get_mut(value) {
+            group.remove(F::key(record));
+            if group.is_empty() {
+                self.0.remove(value);
+            }
+        }
+    }
+
+    /// Removes the entries of all `records`, in (value, key) order (it sorts
+    /// `records` so), as [`IndexSet::remove_all`] does.
+    pub(super) fn remove_all(&mut self, records: &mut [Arc<F::Record>]) {
+        records.sort_unstable_by(|a, b| {
+            X::value(a)
+                .cmp(X::value(b))
+                .then_with(|| F::key(a).cmp(F::key(b)))
+        });
+        for record in records.iter() {
+            self.remove(record);
+        }
+    }
+
+    /// Appends the entries whose record is not the one stored under its key
+    /// or is filed under another value or key (stale), and the records
+    /// without an entry here (missing).
+    pub(super) fn verify(&self, table: &Table<F>, problems: &mut Vec<Problem>) {
+        for (value, group) in self.0.iter() {
+            for (key, record) in group.iter() {
+                let misfiled = X::value(record) != value.borrow() || F::key(record) != key;
+                let detail = match table.live::<X>(record) {
+                    Err(e) => e.to_string(),
+                    Ok(_) if misfiled => format!(
+                        "the entry under {:?}/{key:?} holds a record with {:?}/{:?}",
+                        value.borrow(),
+                        X::value(record),
+                        F::key(record)
+                    ),
+                    Ok(_) => continue,
+                };
+                problems.push(Problem {
+                    kind: ProblemKind::StaleIndexEntry,
+                    location: format!("memory {}/{}/{key:?}", F::NAME, X::NAME),
+                    detail,
+                });
+            }
+        }
+        for record in table.records.values() {
+            let filed = self
+                .0
+                .get(X::value(record))
+                .is_some_and(|group| group.contains_key(F::key(record)));
+            if !filed {
+                problems.push(Problem {
+                    kind: ProblemKind::MissingIndexEntry,
+                    location: format!("memory {}/{}/{:?}", F::NAME, X::NAME, F::key(record)),
+                    detail: format!("the record has no entry under {:?}", X::value(record)),
+                });
+            }
+        }
+    }
+}
+
+impl<F: Family, X: Index<F>> Scan<F> for GroupSet<F, X>
+where
+    X::Value: ToOwned,
+    Owned<F, X>: Ord + Clone + Borrow<X::Value>,
+{
+    type X = X;
+    fn entries<'a>(
+        &'a self,
+        lo: Bound<Probe<'a, F, X>>,
+        hi: Bound<Probe<'a, F, X>>,
+    ) -> impl Iterator<Item = &'a Arc<F::Record>> + 'a {
+        // The groups whose value lies between the probes' values; within the
+        // first and last of them, the keys the probes' places allow.
+        let value_of = |bound: &Bound<Probe<'a, F, X>>| match bound {
+            Bound::Included(p) | Bound::Excluded(p) => Bound::Included(p.value),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let groups = self.0.range::<_, X::Value>((value_of(&lo), value_of(&hi)));
+        groups.flat_map(move |(value, group)| {
+            let value: &X::Value = value.borrow();
+            let from = key_bound(&lo, value, true);
+            let to = key_bound(&hi, value, false);
+            let keys = match (from, to) {
+                (Some(from), Some(to)) => Some(group.range::<_, F::Key>((from, to))),
+                _ => None,
+            };
+            keys.into_iter().flatten().map(|(_, record)| record)
+        })
+    }
+}
+
+/// The keys of the group of `value` that a probe bound allows (`lower`: the
+/// scan's start, else its end), or `None` when it allows none of them.
+fn key_bound<'a, F: Family, X: Index<F>>(
+    bound: &Bound<Probe<'a, F, X>>,
+    value: &X::Value,
+    lower: bool,
+) -> Option<Bound<&'a F::Key>> {
+    let (probe, included) = match bound {
+        Bound::Included(p) => (p, true),
+        Bound::Excluded(p) => (p, false),
+        Bound::Unbounded => return Some(Bound::Unbounded),
+    };
+    if probe.value != value {
+        // The probe's value is beyond this group's: the whole group is inside.
+        return Some(Bound::Unbounded);
+    }
+    match (probe.at, lower) {
+        (At::First, true) | (At::Last, false) => Some(Bound::Unbounded),
+        (At::Last, true) | (At::First, false) => None,
+        (At::Key(key), _) if included => Some(Bound::Included(key)),
+        (At::Key(key), _) => Some(Bound::Excluded(key)),
     }
 }
 
@@ -344,6 +575,25 @@ impl<F: Family> Table<F> {
         Some(old)
     }
 
+    /// Deletes the records under `keys` (those that exist) and their index
+    /// entries, each structure in its own order; returns the deleted records,
+    /// in no particular order.
+    ///
+    /// The same end state as [`Table::delete`] of each key, for less: the
+    /// record map is walked in key order and each index in its (value, key)
+    /// order, so one bulk delete touches each affected tree path once while
+    /// it is hot, and the cost follows the deleted records, not the store.
+    pub(super) fn delete_all(&mut self, mut keys: Vec<F::Key>) -> Vec<Arc<F::Record>> {
+        keys.sort_unstable();
+        keys.dedup();
+        let mut removed: Vec<Arc<F::Record>> = keys
+            .iter()
+            .filter_map(|key| self.records.remove(key))
+            .collect();
+        self.indexes.remove_all(&mut removed);
+        removed
+    }
+
     /// Every record, in key order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<F::Record>> {
         self.records.values()
@@ -371,20 +621,20 @@ impl<F: Family> Table<F> {
     }
 
     /// The records whose value in index `X` is `value`, in key order.
-    pub(super) fn find<X: Index<F>>(
+    pub(super) fn find<S: Scan<F>>(
         &self,
-        index: fn(&F::Indexes) -> &IndexSet<F, X>,
-        value: &X::Value,
+        index: fn(&F::Indexes) -> &S,
+        value: &<S::X as Index<F>>::Value,
     ) -> Result<Vec<Arc<F::Record>>> {
         self.find_page(index, value, None, usize::MAX)
     }
 
     /// At most `limit` records whose value in index `X` is `value` and whose
     /// key is above `after`, in key order.
-    pub(super) fn find_page<X: Index<F>>(
+    pub(super) fn find_page<S: Scan<F>>(
         &self,
-        index: fn(&F::Indexes) -> &IndexSet<F, X>,
-        value: &X::Value,
+        index: fn(&F::Indexes) -> &S,
+        value: &<S::X as Index<F>>::Value,
         after: Option<&F::Key>,
         limit: usize,
     ) -> Result<Vec<Arc<F::Record>>> {
@@ -402,15 +652,15 @@ impl<F: Family> Table<F> {
             value,
             at: At::Last,
         });
-        self.confirm::<X>(index(&self.indexes).entries(lo, hi).take(limit))
+        self.confirm::<S::X>(index(&self.indexes).entries(lo, hi).take(limit))
     }
 
     /// The records whose value in index `X` lies between `lo` and `hi`, in (value, key) order.
-    pub(super) fn find_range<X: Index<F>>(
+    pub(super) fn find_range<S: Scan<F>>(
         &self,
-        index: fn(&F::Indexes) -> &IndexSet<F, X>,
-        lo: Bound<&X::Value>,
-        hi: Bound<&X::Value>,
+        index: fn(&F::Indexes) -> &S,
+        lo: Bound<&<S::X as Index<F>>::Value>,
+        hi: Bound<&<S::X as Index<F>>::Value>,
     ) -> Result<Vec<Arc<F::Record>>> {
         let lo = match lo {
             Bound::Included(value) => Bound::Included(Probe {
@@ -434,7 +684,7 @@ impl<F: Family> Table<F> {
             }),
             Bound::Unbounded => Bound::Unbounded,
         };
-        self.confirm::<X>(index(&self.indexes).entries(lo, hi))
+        self.confirm::<S::X>(index(&self.indexes).entries(lo, hi))
     }
 
     /// The records of index entries, each confirmed to be the stored record.

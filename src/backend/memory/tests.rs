@@ -220,3 +220,70 @@ async fn first_after_finds_the_first_later_commit() {
         assert!(shared.log.range(first..).all(|r| r.version > snapshot));
     }
 }
+
+/// A `GroupSet` scan returns what an `IndexSet` scan of the same index does,
+/// for every kind of bound a table scan builds (values present and absent,
+/// places first, last and at a key, included, excluded, unbounded), after
+/// inserts and removals (one group emptied).
+#[test]
+fn group_set_scans_agree_with_index_set_scans() {
+    use std::ops::Bound;
+
+    use super::locks::{ByEpoch, Locks};
+    use super::table::{At, GroupSet, IndexSet, Probe, Scan};
+
+    let records: Vec<Arc<PersistedLock>> = (0..60u8)
+        .map(|n| {
+            let mut l = lock(n);
+            // Epochs 1, 2 and 4 (none with 0, 3 or 5), ids out of epoch order.
+            l.server_epoch = [1, 2, 4][(n as usize * 7) % 3];
+            Arc::new(l)
+        })
+        .collect();
+    let mut flat = IndexSet::<Locks, ByEpoch>::default();
+    let mut grouped = GroupSet::<Locks, ByEpoch>::default();
+    for r in &records {
+        flat.insert(r);
+        grouped.insert(r);
+    }
+    let mut gone: Vec<_> = records
+        .iter()
+        .filter(|r| r.server_epoch == 2 || r.id.as_u128() % 5 == 0)
+        .cloned()
+        .collect();
+    flat.remove_all(&mut gone.clone());
+    grouped.remove_all(&mut gone);
+
+    let values: &[u64] = &[0, 1, 2, 3, 4, 5];
+    let keys = [Uuid::from_u128(1), Uuid::from_u128(17), Uuid::from_u128(61)];
+    let mut places = vec![At::First, At::Last];
+    places.extend(keys.iter().map(At::Key));
+    let mut bounds = vec![Bound::Unbounded];
+    for value in values {
+        for at in &places {
+            bounds.push(Bound::Included((value, *at)));
+            bounds.push(Bound::Excluded((value, *at)));
+        }
+    }
+    fn probe<'a>(b: &Bound<(&'a u64, At<'a, Uuid>)>) -> Bound<Probe<'a, Locks, ByEpoch>> {
+        match *b {
+            Bound::Included((value, at)) => Bound::Included(Probe { value, at }),
+            Bound::Excluded((value, at)) => Bound::Excluded(Probe { value, at }),
+            Bound::Unbounded => Bound::Unbounded,
+        }
+    }
+    for (i, lo) in bounds.iter().enumerate() {
+        for (j, hi) in bounds.iter().enumerate() {
+            let want: Vec<Uuid> = Scan::entries(&flat, probe(lo), probe(hi))
+                .map(|r| r.id)
+                .collect();
+            let got: Vec<Uuid> = Scan::entries(&grouped, probe(lo), probe(hi))
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(got, want, "bounds {i} and {j}");
+        }
+    }
+    // The sets are not both empty: 60 records, minus epoch 2's and every fifth.
+    let left = Scan::entries(&grouped, Bound::Unbounded, Bound::Unbounded).count();
+    assert!(left > 20, "{left}");
+}
