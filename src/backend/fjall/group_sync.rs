@@ -7,12 +7,13 @@
 //! share fsyncs, and one committer pays one fsync per commit, as before.
 //!
 //! fjall holds its journal lock through an fsync, so no batch can be written
-//! while one runs: the committers that queued behind it write one after the
-//! other when it ends. A leader that started at once would cover only its
-//! own batch each time. So a leader first waits, up to [`GATHER`], while
-//! other commits are between `begin_write` and `end_write` (writing their
-//! batch), and covers them too: PostgreSQL's `commit_delay`, but only when
-//! someone is actually about to write.
+//! (and no transaction begun) while one runs, and the committers run their
+//! transaction bodies between fsyncs. A leader that started at once would
+//! cover only its own batch, or one more, each time. So a leader first
+//! waits, up to [`GATHER`], while other Sync transactions are open (begun,
+//! batch not yet written: [`OpenTx`]), and covers their batches too:
+//! PostgreSQL's `commit_delay`, but only when someone is about to commit. A
+//! lone committer never waits.
 //!
 //! **What a reader can see before the fsync.** A batch is visible to other
 //! transactions as soon as it is written, before its fsync: B may read A's
@@ -30,7 +31,7 @@
 //! A failed fsync poisons the fjall database (fjall's rule: it is fatal), so
 //! every later commit fails; the commits waiting on it get the error.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use fjall::{OptimisticTxDatabase, PersistMode};
@@ -49,8 +50,8 @@ const GATHER: Duration = Duration::from_micros(500);
 
 #[derive(Default)]
 struct State {
-    /// Commits writing their batch now (between `begin_write` and `end_write`).
-    writing: usize,
+    /// Sync transactions open: begun, their batch not yet written.
+    open: usize,
     /// Every batch with a sequence number below this is on disk.
     durable: u64,
     /// An fsync is running (its leader covers batches below its mark).
@@ -58,17 +59,17 @@ struct State {
 }
 
 impl GroupSync {
-    /// A commit is about to write its batch.
-    pub(super) fn begin_write(&self) -> Result<()> {
-        self.lock()?.writing += 1;
-        Ok(())
+    /// Counts a Sync transaction of `store` as open until the returned
+    /// guard drops (after its commit wrote its batch, or at rollback).
+    pub(super) fn open(store: &Arc<super::Inner>) -> Result<OpenTx> {
+        store.group_sync.lock()?.open += 1;
+        Ok(OpenTx(store.clone()))
     }
 
-    /// The commit's batch is written (or the commit failed).
-    pub(super) fn end_write(&self) {
+    fn close(&self) {
         if let Ok(mut state) = self.lock() {
-            state.writing -= 1;
-            if state.writing == 0 {
+            state.open -= 1;
+            if state.open == 0 {
                 self.synced.notify_all();
             }
         }
@@ -93,7 +94,7 @@ impl GroupSync {
             }
             state.running = true;
             let gathering = Instant::now();
-            while state.writing > 0 {
+            while state.open > 0 {
                 let Some(left) = GATHER.checked_sub(gathering.elapsed()) else {
                     break;
                 };
@@ -123,5 +124,14 @@ impl GroupSync {
         self.state
             .lock()
             .map_err(|_| Error::backend("fjall: group commit", "a committer panicked"))
+    }
+}
+
+/// An open Sync transaction, as a leader counts it (see the module docs).
+pub(super) struct OpenTx(Arc<super::Inner>);
+
+impl Drop for OpenTx {
+    fn drop(&mut self) {
+        self.0.group_sync.close();
     }
 }

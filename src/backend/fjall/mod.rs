@@ -388,6 +388,10 @@ impl FjallStore {
     /// [`MetadataStore::begin`] without its span.
     async fn begin_untraced(&self) -> Result<Box<dyn MetadataTransaction>> {
         let durability = self.inner.durability;
+        let open = match durability {
+            Durability::Sync => Some(group_sync::GroupSync::open(&self.inner)?),
+            Durability::Buffered => None,
+        };
         let tx = match durability {
             // Beginning takes fjall's commit mutex, which a Buffered commit
             // holds for microseconds: cheaper inline than a thread hop.
@@ -403,7 +407,7 @@ impl FjallStore {
                 .await?
             }
         };
-        Ok(Box::new(tx::FjallTx::new(self.inner.clone(), tx)))
+        Ok(Box::new(tx::FjallTx::new(self.inner.clone(), tx, open)))
     }
 }
 

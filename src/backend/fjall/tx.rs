@@ -28,14 +28,22 @@ pub(super) struct FjallTx {
     pub(super) tx: OptimisticWriteTx,
     /// The files whose locks or waiters this transaction deleted.
     pub(super) freed: crate::waiter::FreedFiles,
+    /// A Sync transaction's place among the open ones a group commit
+    /// leader waits for.
+    pub(super) open: Option<super::group_sync::OpenTx>,
 }
 
 impl FjallTx {
-    pub(super) fn new(store: Arc<Inner>, tx: OptimisticWriteTx) -> Self {
+    pub(super) fn new(
+        store: Arc<Inner>,
+        tx: OptimisticWriteTx,
+        open: Option<super::group_sync::OpenTx>,
+    ) -> Self {
         FjallTx {
             store,
             tx,
             freed: Default::default(),
+            open,
         }
     }
 }
@@ -118,14 +126,15 @@ impl MetadataTransaction for FjallTx {
 impl FjallTx {
     /// [`MetadataTransaction::commit`] without its span.
     async fn commit_untraced(self: Box<Self>) -> Result<()> {
-        let FjallTx { store, tx, .. } = *self;
+        let FjallTx {
+            store, tx, open, ..
+        } = *self;
         match store.durability {
             Durability::Buffered => commit(tx),
             Durability::Sync => {
                 blocking("committing a transaction", move || {
-                    store.group_sync.begin_write()?;
                     let written = commit(tx);
-                    store.group_sync.end_write();
+                    drop(open);
                     written?;
                     store.group_sync.wait_durable(&store.db)
                 })
