@@ -27,7 +27,12 @@ fn options() -> StartOptions {
 async fn adopt_preloaded(store: &Arc<dyn MetadataStore>) -> Res {
     // A store kept from an earlier run (FSMETA_BENCH_FJALL_DIR) has the node
     // already: epoch 1 is one of its dead epochs, still not the bench nodes'.
-    let kept = store.begin().await?.get_node("preloaded-locks").await?.is_some();
+    let kept = store
+        .begin()
+        .await?
+        .get_node("preloaded-locks")
+        .await?
+        .is_some();
     let session = Node::new(store.clone(), "preloaded-locks")?
         .start(options())
         .await?;
