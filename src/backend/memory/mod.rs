@@ -26,6 +26,7 @@ use crate::report::VerifyReport;
 use crate::tx::verify_records;
 use crate::tx::{MetadataStore, MetadataTransaction};
 
+mod group_set;
 #[macro_use]
 mod table;
 mod clients;
