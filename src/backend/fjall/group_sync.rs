@@ -45,7 +45,7 @@ pub(super) struct GroupSync {
     synced: Condvar,
 }
 
-/// The longest a leader waits for batches being written before its fsync.
+/// The longest a leader waits for open Sync transactions before its fsync.
 const GATHER: Duration = Duration::from_micros(500);
 
 #[derive(Default)]
@@ -54,7 +54,8 @@ struct State {
     open: usize,
     /// Every batch with a sequence number below this is on disk.
     durable: u64,
-    /// An fsync is running (its leader covers batches below its mark).
+    /// A leader is gathering or running its fsync (it covers the batches
+    /// below the sequence number it reads just before the fsync).
     running: bool,
 }
 
@@ -86,10 +87,7 @@ impl GroupSync {
                 return Ok(());
             }
             if state.running {
-                state = self
-                    .synced
-                    .wait(state)
-                    .map_err(|_| Error::backend("fjall: group commit", "a committer panicked"))?;
+                state = self.synced.wait(state).map_err(|_| poisoned())?;
                 continue;
             }
             state.running = true;
@@ -101,7 +99,7 @@ impl GroupSync {
                 state = self
                     .synced
                     .wait_timeout(state, left)
-                    .map_err(|_| Error::backend("fjall: group commit", "a committer panicked"))?
+                    .map_err(|_| poisoned())?
                     .0;
             }
             drop(state);
@@ -121,10 +119,13 @@ impl GroupSync {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
-        self.state
-            .lock()
-            .map_err(|_| Error::backend("fjall: group commit", "a committer panicked"))
+        self.state.lock().map_err(|_| poisoned())
     }
+}
+
+/// The error of a wait on the state after a committer panicked holding it.
+fn poisoned() -> Error {
+    Error::backend("fjall: group commit", "a committer panicked")
 }
 
 /// An open Sync transaction, as a leader counts it (see the module docs).
