@@ -7,10 +7,10 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{RawFjall, write_pair};
+use common::{RawFjall, transact_write_pair, write_pair};
 use criterion::{Criterion, criterion_group, criterion_main};
 use fjall::PersistMode;
-use fsmeta::{FjallStore, MemoryStore, MetadataStore, MetadataStoreExt};
+use fsmeta::{FjallStore, MemoryStore, MetadataStore};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -34,14 +34,7 @@ fn write(c: &mut Criterion) {
             let (file, lock) = write_pair(2, k);
             let fjall = &fjall;
             async move {
-                let (file, lock) = (&file, &lock);
-                fjall
-                    .transact(|tx| {
-                        Box::pin(async move {
-                            tx.put_file(file).await?;
-                            tx.put_lock(lock).await
-                        })
-                    })
+                transact_write_pair(fjall, &file, &lock)
                     .await
                     .expect("transact")
             }

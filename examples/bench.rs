@@ -267,6 +267,7 @@ async fn p1(cfg: &Cfg, durability: Durability) -> Res {
             cfg.p1_batch,
             Goal::AtLeast(0.8),
         ),
+        // Sync (and any mode added later).
         _ => (
             "P1-fjall-write-sync",
             PersistMode::SyncAll,
@@ -292,14 +293,7 @@ async fn p1(cfg: &Cfg, durability: Durability) -> Res {
         k += batch as u64;
         let started = Instant::now();
         for (file, lock) in &pairs {
-            store
-                .transact(|tx| {
-                    Box::pin(async move {
-                        tx.put_file(file).await?;
-                        tx.put_lock(lock).await
-                    })
-                })
-                .await?;
+            transact_write_pair(&store, file, lock).await?;
         }
         let lib = started.elapsed().as_secs_f64();
         let started = Instant::now();
@@ -1103,14 +1097,7 @@ async fn p2(cfg: &Cfg, schemas: &Schemas, connections: u32) -> Res {
             let (store, pairs) = (store.clone(), pairs.clone());
             async move {
                 for (file, lock) in pairs.iter().skip(t).step_by(tasks) {
-                    store
-                        .transact(|tx| {
-                            Box::pin(async move {
-                                tx.put_file(file).await?;
-                                tx.put_lock(lock).await
-                            })
-                        })
-                        .await?;
+                    transact_write_pair(&*store, file, lock).await?;
                 }
                 Ok(())
             }

@@ -8,7 +8,8 @@ use fjall::{
     KeyspaceCreateOptions, OptimisticTxDatabase, OptimisticTxKeyspace, PersistMode, Readable,
 };
 use fsmeta::{
-    FileHandle, FileKind, FileMeta, LockType, PersistedLock, ShareReservation, Timestamp,
+    FileHandle, FileKind, FileMeta, LockType, MetadataStore, MetadataStoreExt, PersistedLock,
+    ShareReservation, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -115,6 +116,23 @@ pub fn write_pair(ns: u8, k: u64) -> (FileMeta, PersistedLock) {
     let mut lock = extra_lock(ns, &client(k % 1000), u64::from(ns), k);
     lock.file_id = file.handle.clone();
     (file, lock)
+}
+
+/// The library side of P1/P2 and the write benches: `file` and `lock` in
+/// one `transact` (retried on conflicts).
+pub async fn transact_write_pair(
+    store: &(impl MetadataStore + ?Sized),
+    file: &FileMeta,
+    lock: &PersistedLock,
+) -> fsmeta::Result<()> {
+    store
+        .transact(|tx| {
+            Box::pin(async move {
+                tx.put_file(file).await?;
+                tx.put_lock(lock).await
+            })
+        })
+        .await
 }
 
 // ---------------------------------------------------------------------------

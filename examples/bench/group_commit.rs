@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use fsmeta::{Durability, FjallOptions, FjallStore, MetadataStoreExt};
+use fsmeta::{Durability, FjallOptions, FjallStore};
 
-use super::{Goal, Res, report, run_concurrent, write_pair};
+use super::{Goal, Res, report, run_concurrent, transact_write_pair, write_pair};
 
 /// Commits (a file and a lock each) per committer per round.
 const PER_COMMITTER: u64 = 50;
@@ -25,15 +25,7 @@ async fn round(store: &Arc<FjallStore>, committers: usize, base: u64) -> Res<f64
         async move {
             for k in 0..PER_COMMITTER {
                 let (file, lock) = write_pair(4, base + t as u64 * PER_COMMITTER + k);
-                let (file, lock) = (&file, &lock);
-                store
-                    .transact(|tx| {
-                        Box::pin(async move {
-                            tx.put_file(file).await?;
-                            tx.put_lock(lock).await
-                        })
-                    })
-                    .await?;
+                transact_write_pair(&*store, &file, &lock).await?;
             }
             Ok(())
         }
