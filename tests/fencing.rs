@@ -23,6 +23,10 @@ fn main() {
 mod node_proc;
 
 #[cfg(feature = "postgres")]
+#[path = "support/suite.rs"]
+mod suite;
+
+#[cfg(feature = "postgres")]
 mod fencing {
     use std::collections::BTreeMap;
     use std::process::Command;
@@ -32,8 +36,7 @@ mod fencing {
     use fsmeta::*;
 
     use crate::node_proc::{CHILD, IDLE_TX_MS, NodeProc, node_child};
-
-    type Test = fn(&tokio::runtime::Runtime, &TestSchema);
+    use crate::suite::{Schemas, Test};
 
     pub fn main() {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -63,25 +66,7 @@ mod fencing {
                 grace_is_honoured_on_every_node,
             ),
         ];
-        let mut failed = 0;
-        for (name, test) in tests {
-            let Some(schema) = runtime.block_on(TestSchema::create()) else {
-                println!("fencing: no PostgreSQL; 0 passed, 0 failed, 4 skipped");
-                return;
-            };
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&runtime, &schema)));
-            println!(
-                "test {name} ... {}",
-                if outcome.is_ok() { "ok" } else { "FAILED" }
-            );
-            failed += usize::from(outcome.is_err());
-            runtime.block_on(schema.drop_now());
-        }
-        println!("fencing: {} passed, {failed} failed", tests.len() - failed);
-        if failed > 0 {
-            std::process::exit(101);
-        }
+        crate::suite::run("fencing", &runtime, &tests, Schemas::Fresh);
     }
 
     fn signal(proc: &NodeProc, sig: &str) {
@@ -112,6 +97,32 @@ mod fencing {
             .collect()
     }
 
+    /// B takes the stopped node A over once A's lease (`lease_ms`, never
+    /// renewed) has run out: declares it dead, moves A's client
+    /// `client-of-a-owner` over and reclaims its lock `held` through B.
+    /// Returns the declare-dead answer.
+    fn take_over(
+        a: &NodeProc,
+        b: &mut NodeProc,
+        lease_ms: u64,
+        held: &str,
+    ) -> BTreeMap<String, String> {
+        std::thread::sleep(Duration::from_millis(lease_ms + 700));
+        let dead = b.cmd("declare-dead node-a");
+        assert_eq!(
+            dead.get("epoch"),
+            Some(&a.started["epoch"]),
+            "A's epoch ended: {dead:?}"
+        );
+        b.cmd("rehome client-of-a-owner");
+        assert_eq!(
+            b.cmd(&format!("reclaim {held}"))["granted"],
+            "true",
+            "A's client reclaims through B"
+        );
+        dead
+    }
+
     /// Node A grants locks and writes files in a loop; its process is
     /// stopped (SIGSTOP) past its lease; B declares it dead and A's client
     /// reclaims through B; A is continued (SIGCONT) and keeps trying: none
@@ -129,21 +140,8 @@ mod fencing {
         a.cmd("hold 500");
         signal(&a, "-STOP");
         let stopped = Instant::now();
-        // Past A's lease (it does not renew): it may be declared dead.
-        std::thread::sleep(Duration::from_millis(LEASE_MS + 700));
-        let dead = b.cmd("declare-dead node-a");
-        assert_eq!(
-            dead.get("epoch"),
-            Some(&a.started["epoch"]),
-            "A's epoch ended: {dead:?}"
-        );
+        let dead = take_over(&a, &mut b, LEASE_MS, &held);
         assert!(num(&dead, "reclaimable") >= 2, "A's locks: {dead:?}");
-        b.cmd("rehome client-of-a-owner");
-        assert_eq!(
-            b.cmd(&format!("reclaim {held}"))["granted"],
-            "true",
-            "A's client reclaims through B"
-        );
         b.cmd("complete client-of-a-owner");
         signal(&a, "-CONT");
         let paused = stopped.elapsed();
@@ -225,11 +223,7 @@ mod fencing {
                     .status();
             }
         });
-        std::thread::sleep(Duration::from_millis(LEASE_MS + 700));
-        let dead = b.cmd("declare-dead node-a");
-        assert_eq!(dead.get("epoch"), Some(&a.started["epoch"]), "{dead:?}");
-        b.cmd("rehome client-of-a-owner");
-        assert_eq!(b.cmd(&format!("reclaim {held}"))["granted"], "true");
+        take_over(&a, &mut b, LEASE_MS, &held);
         let _ = done.send(());
         dog.join().expect("watchdog");
         signal(&a, "-CONT");

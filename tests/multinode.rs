@@ -21,6 +21,10 @@ fn main() {
 mod node_proc;
 
 #[cfg(feature = "postgres")]
+#[path = "support/suite.rs"]
+mod suite;
+
+#[cfg(feature = "postgres")]
 mod multinode {
     use std::collections::BTreeSet;
 
@@ -32,8 +36,7 @@ mod multinode {
         CHILD, NodeProc, connect_child, fields, lock_request, node_child, spawn,
     };
 
-    /// A parent-side test: runs child processes against the schema.
-    type Test = fn(&tokio::runtime::Runtime, &TestSchema);
+    use crate::suite::{Schemas, Test};
 
     const PROCESSES: usize = 3;
     const TASKS: usize = 8;
@@ -49,44 +52,13 @@ mod multinode {
             runtime.block_on(child(&role, &args));
             return;
         }
-        let Some(schema) = runtime.block_on(TestSchema::create()) else {
-            println!("0 passed, 0 failed, 2 skipped");
-            return;
-        };
         let tests: [(&str, Test); 2] = [
             ("processes_never_double_grant", processes_never_double_grant),
             ("nodes_recover_independently", nodes_recover_independently),
         ];
-        let mut failed = 0;
-        for (name, test) in tests {
-            runtime.block_on(clear(&schema));
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&runtime, &schema)));
-            println!(
-                "test {name} ... {}",
-                if outcome.is_ok() { "ok" } else { "FAILED" }
-            );
-            failed += usize::from(outcome.is_err());
-        }
-        runtime.block_on(schema.drop_now());
-        println!(
-            "multinode: {} passed, {failed} failed",
-            tests.len() - failed
-        );
-        if failed > 0 {
-            std::process::exit(101);
-        }
-    }
-
-    async fn clear(schema: &TestSchema) {
-        use sea_orm::ConnectionTrait;
-        let sql = schema.sql().await;
-        sql.execute_unprepared(
-            "TRUNCATE locks, files, nodes, epoch_records; UPDATE server_state SET epoch = 0",
-        )
-        .await
-        .expect("clear the schema between tests");
-        let _ = sql.close().await;
+        let clear =
+            "TRUNCATE locks, files, nodes, epoch_records; UPDATE server_state SET epoch = 0";
+        crate::suite::run("multinode", &runtime, &tests, Schemas::Shared { clear });
     }
 
     fn output(child: std::process::Child) -> Vec<String> {

@@ -18,6 +18,10 @@ fn main() {
 }
 
 #[cfg(feature = "postgres")]
+#[path = "support/suite.rs"]
+mod suite;
+
+#[cfg(feature = "postgres")]
 mod waiters {
     use std::process::Command;
     use std::sync::Arc;
@@ -28,7 +32,7 @@ mod waiters {
     use sea_orm::ConnectionTrait;
     use uuid::Uuid;
 
-    type Test = fn(&tokio::runtime::Runtime, &TestSchema);
+    use crate::suite::{Schemas, Test};
 
     const CHILD: &str = "FSMETA_WAITERS_CHILD";
     const FILE: &[u8] = b"shared-file";
@@ -42,10 +46,6 @@ mod waiters {
             runtime.block_on(release_in_child());
             return;
         }
-        let Some(schema) = runtime.block_on(TestSchema::create()) else {
-            println!("0 passed, 0 failed, 2 skipped");
-            return;
-        };
         let tests: [(&str, Test); 2] = [
             (
                 "woken_by_a_release_in_another_process",
@@ -56,30 +56,8 @@ mod waiters {
                 polling_after_lost_notification,
             ),
         ];
-        let mut failed = 0;
-        for (name, test) in tests {
-            runtime.block_on(clear(&schema));
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&runtime, &schema)));
-            println!(
-                "test {name} ... {}",
-                if outcome.is_ok() { "ok" } else { "FAILED" }
-            );
-            failed += usize::from(outcome.is_err());
-        }
-        runtime.block_on(schema.drop_now());
-        println!("waiters: {} passed, {failed} failed", tests.len() - failed);
-        if failed > 0 {
-            std::process::exit(101);
-        }
-    }
-
-    async fn clear(schema: &TestSchema) {
-        let sql = schema.sql().await;
-        sql.execute_unprepared("TRUNCATE locks, waiters")
-            .await
-            .expect("clear the schema between tests");
-        let _ = sql.close().await;
+        let clear = "TRUNCATE locks, waiters";
+        crate::suite::run("waiters", &runtime, &tests, Schemas::Shared { clear });
     }
 
     fn lock(owner: &str) -> PersistedLock {

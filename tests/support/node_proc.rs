@@ -101,6 +101,19 @@ pub fn lock_request(
     }
 }
 
+/// The record of `request`'s client, confirmed on `session`'s node in its
+/// epoch (what a server writes with the client's first lock).
+pub fn confirmed_client(session: &NodeSession, request: &PersistedLock) -> ClientRecord {
+    ClientRecord::new(
+        &request.client_id,
+        session.node_id(),
+        ClientProtocol::Nfs4,
+        request.client_id.as_bytes().to_vec(),
+        [0; 8],
+        session.epoch(),
+    )
+}
+
 /// A node process seen from the parent.
 pub struct NodeProc {
     child: Child,
@@ -214,14 +227,7 @@ pub async fn node_child(args: &[String]) {
                 };
                 let req = lock_request(file.as_bytes(), owner, LockType::Exclusive, offset, length);
                 // The client is confirmed on this node, in the same transaction.
-                let client = ClientRecord::new(
-                    &req.client_id,
-                    session.node_id(),
-                    ClientProtocol::Nfs4,
-                    req.client_id.as_bytes().to_vec(),
-                    [0; 8],
-                    session.epoch(),
-                );
+                let client = confirmed_client(&session, &req);
                 let (client, request) = (&client, &req);
                 let answer = session
                     .transact(|tx| {
@@ -488,14 +494,7 @@ pub mod zombie {
         let hold = &Mutex::new(hold);
         let name = format!("zombie-{n}");
         let request = super::lock_request(name.as_bytes(), "zombie", LockType::Exclusive, 0, 0);
-        let client = ClientRecord::new(
-            &request.client_id,
-            session.node_id(),
-            ClientProtocol::Nfs4,
-            request.client_id.as_bytes().to_vec(),
-            [0; 8],
-            session.epoch(),
-        );
+        let client = super::confirmed_client(session, &request);
         let now = Timestamp::now();
         let file = FileMeta {
             handle: request.file_id.clone(),
