@@ -408,14 +408,13 @@ impl<F: Family> Table<F> {
     }
 
     /// Deletes the records under `keys` (those that exist) and their index
-    /// entries, each structure in its own order; returns the deleted records,
-    /// in no particular order.
+    /// entries, each structure in its own order.
     ///
     /// The same end state as [`Table::delete`] of each key, for less: the
     /// record map is walked in key order and each index in its (value, key)
     /// order, so one bulk delete touches each affected tree path once while
     /// it is hot, and the cost follows the deleted records, not the store.
-    pub(super) fn delete_all(&mut self, mut keys: Vec<F::Key>) -> Vec<Arc<F::Record>> {
+    pub(super) fn delete_all(&mut self, mut keys: Vec<F::Key>) {
         keys.sort_unstable();
         keys.dedup();
         let mut removed: Vec<Arc<F::Record>> = keys
@@ -423,7 +422,6 @@ impl<F: Family> Table<F> {
             .filter_map(|key| self.records.remove(key))
             .collect();
         self.indexes.remove_all(&mut removed);
-        removed
     }
 
     /// Every record, in key order.
