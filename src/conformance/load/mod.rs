@@ -291,12 +291,20 @@ async fn check_final_state(
                     "task {task}: a piece changed hands: {piece:?}"
                 );
             }
-            let got = coverage(&own).unwrap_or_else(|e| panic!("task {task}, file {file}: {e}"));
+            let (got, got_reserved) =
+                coverage_by_mode(&own).unwrap_or_else(|e| panic!("task {task}, file {file}: {e}"));
             assert!(
                 got == *expected,
                 "task {task}, file {file}: stored locks cover {}, the task committed {}",
                 describe_cells(&got),
                 describe_cells(expected)
+            );
+            let reserved = &model.reserved[file];
+            assert!(
+                got_reserved == *reserved,
+                "task {task}, file {file}: stored deny-write records cover {}, the task committed {}",
+                describe_cells(&got_reserved),
+                describe_cells(reserved)
             );
         }
         let files = tx.list_files(&share_of(task)).await.expect("list_files");

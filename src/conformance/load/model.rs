@@ -31,10 +31,18 @@ pub(super) fn cells(
 }
 
 /// What one task owns, as it believes after its last commit.
+///
+/// Locks with a deny mode (share reservations) are a layer of their own: the
+/// arbiter reshapes an owner's records one deny mode at a time, so a plain
+/// request never trims or merges a reservation, and `release_range` trims
+/// plain records only (see `acquire_lock`'s docs).
 #[derive(Clone, Debug)]
 pub(super) struct Model {
     pub(super) files: BTreeMap<FileHandle, FileMeta>,
+    /// Bytes held by records without a deny mode, per file.
     pub(super) locks: Vec<Cells>,
+    /// Bytes held by `DenyWrite` records (the only deny mode the load asks for), per file.
+    pub(super) reserved: Vec<Cells>,
 }
 
 impl Model {
@@ -42,12 +50,28 @@ impl Model {
         Model {
             files: BTreeMap::new(),
             locks: vec![vec![0; CELLS]; LOCK_FILES],
+            reserved: vec![vec![0; CELLS]; LOCK_FILES],
         }
     }
 
     pub(super) fn holds_any(&self) -> bool {
-        self.locks.iter().flatten().any(|&c| c != 0)
+        self.locks
+            .iter()
+            .chain(&self.reserved)
+            .flatten()
+            .any(|&c| c != 0)
     }
+}
+
+/// [`coverage`] of one owner's plain pieces and of its `DenyWrite` pieces on
+/// one file: what [`Model::locks`] and [`Model::reserved`] hold for it.
+pub(super) fn coverage_by_mode(
+    pieces: &[&PersistedLock],
+) -> std::result::Result<(Cells, Cells), String> {
+    let (plain, reserved): (Vec<&PersistedLock>, Vec<&PersistedLock>) = pieces
+        .iter()
+        .partition(|l| l.share_reservation == ShareReservation::None);
+    Ok((coverage(&plain)?, coverage(&reserved)?))
 }
 
 /// The byte ownership a list of one owner's pieces on one file adds up to;

@@ -118,8 +118,13 @@ pub(super) async fn run_ops(
                 Acquire::Granted => {
                     run.granted += 1;
                     let kind = cell_of(lock.lock_type);
+                    let layer = if lock.share_reservation == ShareReservation::None {
+                        &mut model.locks[*file]
+                    } else {
+                        &mut model.reserved[*file]
+                    };
                     for cell in cells(lock.range()).expect("planned ranges are modelled") {
-                        model.locks[*file][cell] = kind;
+                        layer[cell] = kind;
                     }
                 }
                 Acquire::Denied { conflicts } | Acquire::Grace { conflicts } => {
@@ -198,12 +203,16 @@ pub(super) async fn run_ops(
                     .iter()
                     .filter(|l| l.owner_id == owner.owner_id)
                     .collect();
-                match coverage(&own) {
-                    Ok(cov) if cov == model.locks[*file] => {}
-                    Ok(cov) => run.mismatches.push(format!(
-                        "list_locks of file {file}: own locks cover {}, the model holds {}",
-                        describe_cells(&cov),
-                        describe_cells(&model.locks[*file])
+                let (locks, reserved) = (&model.locks[*file], &model.reserved[*file]);
+                match coverage_by_mode(&own) {
+                    Ok((plain, deny)) if plain == *locks && deny == *reserved => {}
+                    Ok((plain, deny)) => run.mismatches.push(format!(
+                        "list_locks of file {file}: own locks cover {} (deny-write records {}), \
+                         the model holds {} ({})",
+                        describe_cells(&plain),
+                        describe_cells(&deny),
+                        describe_cells(locks),
+                        describe_cells(reserved)
                     )),
                     Err(e) => run
                         .mismatches
@@ -219,7 +228,7 @@ pub(super) async fn run_ops(
                         if model.holds_any() { "some" } else { "none" }
                     ));
                 }
-                for file in &mut model.locks {
+                for file in model.locks.iter_mut().chain(&mut model.reserved) {
                     file.fill(0);
                 }
             }
