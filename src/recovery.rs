@@ -93,6 +93,16 @@ pub struct Epochs {
 impl Epochs {
     /// Reads the epoch records, node states and global counter in `tx`.
     pub async fn load<T: NodeStore + ?Sized>(tx: &mut T) -> Result<Self> {
+        let global = tx.server_epoch().await?;
+        Self::load_with_global(tx, global).await
+    }
+
+    /// [`Epochs::load`] when the caller knows the global counter (it has
+    /// just taken an epoch from it in `tx`): one read less.
+    pub(crate) async fn load_with_global<T: NodeStore + ?Sized>(
+        tx: &mut T,
+        global: u64,
+    ) -> Result<Self> {
         let owner = tx
             .list_epoch_records()
             .await?
@@ -111,7 +121,6 @@ impl Epochs {
                 }
             }
         }
-        let global = tx.server_epoch().await?;
         Ok(Epochs {
             owner,
             current,
@@ -262,7 +271,8 @@ pub(crate) async fn start_in(
     state.lease_expires_at = how.lease.map(|l| lease_expiry(now, l)).transpose()?;
     state.taken_over = None;
     tx.put_node(&state).await?;
-    let epochs = Epochs::load(tx).await?;
+    // `epoch` is the counter's value now: this transaction just raised it.
+    let epochs = Epochs::load_with_global(tx, epoch).await?;
     // Reading the dead epochs' locks by epoch is also what makes a zombie's
     // in-flight grant (a lock of its epoch) conflict with this start on
     // PostgreSQL: see `crate::session`.

@@ -258,20 +258,30 @@ async fn deadlock_is_a_conflict() {
     tx.put_lock(&y).await.unwrap();
     tx.commit().await.unwrap();
 
+    // Writes are sent with a transaction's next message: each write here
+    // is followed by a read, so that it reaches the server (and takes its
+    // row lock) before the other transaction's.
+    async fn write_now(
+        tx: &mut (dyn MetadataTransaction + '_),
+        lock: &fsmeta::PersistedLock,
+    ) -> fsmeta::Result<()> {
+        tx.put_lock(lock).await?;
+        tx.get_lock(lock.id).await.map(|_| ())
+    }
     let mut t1 = begin(&store).await;
     let mut t2 = begin(&store).await;
-    t1.put_lock(&x).await.unwrap();
-    t2.put_lock(&y).await.unwrap();
+    write_now(&mut *t1, &x).await.unwrap();
+    write_now(&mut *t2, &y).await.unwrap();
     // Each now updates the row the other holds.
     let second = tokio::spawn(async move {
-        let r = t2.put_lock(&x).await;
+        let r = write_now(&mut *t2, &x).await;
         match r {
             Ok(()) => t2.commit().await,
             Err(e) => Err(e),
         }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let r1 = match t1.put_lock(&y).await {
+    let r1 = match write_now(&mut *t1, &y).await {
         Ok(()) => t1.commit().await,
         Err(e) => Err(e),
     };
@@ -1400,17 +1410,23 @@ async fn commit_after_a_check_violation_is_an_error() {
         Err(Error::LockNotFound(_))
     ));
     tx.put_file(&small).await.expect("still usable");
-    let r = tx.put_file(&big).await;
-    assert!(
-        matches!(&r, Err(Error::Backend(_))),
-        "the CHECK violation: {r:?}"
-    );
+    // Writes are sent with the transaction's next message: the violation is
+    // reported by the read that carried it.
+    tx.put_file(&big).await.expect("kept for the next message");
+    let r = tx.get_file(&small.handle).await;
+    match &r {
+        Err(e @ Error::Backend(_)) => assert!(
+            e.to_string().contains("files_small_check"),
+            "the CHECK violation: {e}"
+        ),
+        other => panic!("the read that carried the bad write: {other:?}"),
+    }
     let later = tx.put_lock(&lock).await;
     match &later {
         Err(e @ Error::Backend(_)) => {
             assert!(!e.is_retryable());
             assert!(
-                e.to_string().contains("put_file"),
+                e.to_string().contains("get_file"),
                 "names the first failure: {e}"
             );
         }
@@ -1419,10 +1435,23 @@ async fn commit_after_a_check_violation_is_an_error() {
     let commit = tx.commit().await;
     match &commit {
         Err(e @ Error::Backend(_)) => assert!(
-            e.to_string().contains("put_file") && e.to_string().contains("files_small_check"),
+            e.to_string().contains("get_file") && e.to_string().contains("files_small_check"),
             "names the first failure: {e}"
         ),
         other => panic!("commit after the failure must be an error: {other:?}"),
+    }
+
+    // A bad write with nothing read after it fails the commit.
+    let mut tx = begin(&store).await;
+    tx.put_file(&small).await.unwrap();
+    tx.put_file(&big).await.unwrap();
+    tx.put_lock(&lock).await.unwrap();
+    match tx.commit().await {
+        Err(e @ Error::Backend(_)) => {
+            assert!(!e.is_retryable());
+            assert!(e.to_string().contains("files_small_check"), "{e}");
+        }
+        other => panic!("commit of a bad write: {other:?}"),
     }
 
     let mut tx = begin(&store).await;
@@ -1681,7 +1710,10 @@ async fn commit_after_a_failed_native_statement_is_an_error() {
     // fsmeta statements after the host's failure fail too (the server refuses them).
     let mut tx = begin(&store).await;
     let _ = host_insert(&mut *tx, 1, 5).await;
-    assert!(tx.put_lock(&lock).await.is_err());
+    // The write is kept for the next message; the read sends it, and the
+    // server refuses both.
+    tx.put_lock(&lock).await.expect("kept");
+    assert!(tx.get_lock(lock.id).await.is_err());
     assert!(
         fsmeta::backend::postgres::native(&mut *tx).is_err(),
         "poisoned"
@@ -1692,9 +1724,8 @@ async fn commit_after_a_failed_native_statement_is_an_error() {
     let mut tx = begin(&store).await;
     tx.put_lock(&lock).await.unwrap();
     {
-        use sea_orm::TransactionTrait;
         let outer = fsmeta::backend::postgres::native(&mut *tx).unwrap();
-        let nested = outer.begin().await.unwrap();
+        let nested = outer.savepoint().await.unwrap();
         let bad = nested
             .execute_unprepared("INSERT INTO inodes VALUES (3, -1)")
             .await;

@@ -110,6 +110,43 @@ pub async fn failed_transact_discards_everything(t: &mut dyn TestStore) {
     );
 }
 
+/// `delete_locks_uncounted` deletes the ids given (skipping missing and
+/// repeated ones), reads in the same transaction see it at once, and a
+/// rollback undoes it.
+pub async fn uncounted_deletes_are_seen_and_roll_back(t: &mut dyn TestStore) {
+    let file = handle(b"f");
+    let locks: Vec<_> = (0..3).map(|_| sample_lock(&file, "o", "c", "s")).collect();
+    seed(t, &[], &locks).await;
+    let mut tx = begin(t).await;
+    let missing = uuid::Uuid::new_v4();
+    tx.delete_locks_uncounted(&[locks[0].id, missing, locks[0].id, locks[2].id])
+        .await
+        .unwrap();
+    tx.delete_locks_uncounted(&[]).await.unwrap();
+    assert_eq!(
+        tx.list_locks(&LockQuery::by_file(&file)).await.unwrap(),
+        vec![locks[1].clone()],
+        "seen by a read in the transaction"
+    );
+    assert_eq!(tx.get_lock(locks[0].id).await.unwrap(), None);
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        all_locks(t, &LockQuery::default()).await,
+        by_id(locks.clone()),
+        "rolled back"
+    );
+    let mut tx = begin(t).await;
+    tx.delete_locks_uncounted(&[locks[1].id]).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut left = locks.clone();
+    left.remove(1);
+    assert_eq!(
+        all_locks(t, &LockQuery::default()).await,
+        by_id(left),
+        "committed"
+    );
+}
+
 /// Rolled-back and dropped bulk deletes leave every lock in place.
 pub async fn bulk_deletes_roll_back(t: &mut dyn TestStore) {
     let file = handle(b"f");

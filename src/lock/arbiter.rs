@@ -331,9 +331,8 @@ pub async fn acquire_lock(
         match decide(tx, lock).await? {
             Decision::Deny(conflicts) => super::reclaim::denial(tx, conflicts).await,
             Decision::Grant(plan) => {
-                for id in plan.delete {
-                    tx.delete_lock(id).await?;
-                }
+                // Ids read in this transaction: no count to wait for.
+                tx.delete_locks_uncounted(&plan.delete).await?;
                 for piece in &plan.put {
                     tx.put_lock(piece).await?;
                 }
@@ -416,19 +415,23 @@ pub(super) async fn release_range_untraced(
     validate::id("owner_id", &owner.owner_id)?;
     validate::id("client_id", &owner.client_id)?;
     let stored = tx.list_locks(&LockQuery::by_file(file)).await?;
-    let mut touched = 0;
-    for lock in stored.iter().filter(|l| {
-        l.owner_id == owner.owner_id
-            && l.client_id == owner.client_id
-            && l.share_reservation == ShareReservation::None
-            && l.flavor == LockFlavor::Posix
-            && l.range().overlaps(&range)
-    }) {
-        tx.delete_lock(lock.id).await?;
+    let touched: Vec<&PersistedLock> = stored
+        .iter()
+        .filter(|l| {
+            l.owner_id == owner.owner_id
+                && l.client_id == owner.client_id
+                && l.share_reservation == ShareReservation::None
+                && l.flavor == LockFlavor::Posix
+                && l.range().overlaps(&range)
+        })
+        .collect();
+    // Ids just read: no count to wait for. The pieces left get fresh ids.
+    let ids: Vec<Uuid> = touched.iter().map(|l| l.id).collect();
+    tx.delete_locks_uncounted(&ids).await?;
+    for lock in &touched {
         for rest in lock.range().subtract(&range) {
             tx.put_lock(&with_range(lock, rest, Uuid::new_v4())).await?;
         }
-        touched += 1;
     }
-    Ok(touched)
+    Ok(touched.len() as u64)
 }

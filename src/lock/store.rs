@@ -60,4 +60,13 @@ pub trait LockStore: Send {
         }
         Ok(deleted)
     }
+    /// Deletes the locks with these ids like [`delete_locks`](Self::delete_locks),
+    /// without saying how many: for ids the transaction has just read (the
+    /// lock arbiter's replaced pieces), whose count the caller knows. Without
+    /// an answer to wait for, a backend may send the delete with its next
+    /// message (PostgreSQL does); reads in the transaction see it either
+    /// way. The default calls `delete_locks`.
+    async fn delete_locks_uncounted(&mut self, ids: &[Uuid]) -> Result<()> {
+        self.delete_locks(ids).await.map(|_| ())
+    }
 }

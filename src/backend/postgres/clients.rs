@@ -16,7 +16,7 @@ use super::entity::client_records;
 use super::rows::{
     checked_time, page_size, small_enum, stored, time_from_db, to_db_time, u64_from_db,
 };
-use super::tx::PgTx;
+use super::tx::{DeferIn, PgTx};
 use crate::client::{ClientProtocol, ClientQuery, ClientRecord, ClientStore};
 use crate::error::{Error, Result};
 use crate::validate;
@@ -118,9 +118,7 @@ impl ClientStore for PgTx {
         validate::client(client)?;
         client_records::Entity::insert(client_row(client)?)
             .on_conflict(upsert())
-            .exec_without_returning(&self.tx)
-            .await
-            .map_err(|e| self.fail(op, e))?;
+            .defer_in(self);
         Ok(())
     }
 

@@ -11,7 +11,8 @@ use sea_orm::{
     Statement, TransactionTrait,
 };
 
-use super::errors::{db_error, is_connection_lost};
+use super::batch::TxConnection;
+use super::errors::db_error;
 use super::tx::PgTx;
 use crate::error::{Error, Result};
 use crate::obs::{TxOp, traced};
@@ -130,8 +131,12 @@ impl PostgresStore {
 
         // Start-up parameters travel in the connection handshake, so they cost
         // no round trip, neither per connection nor per transaction.
-        let mut startup: Vec<(&'static str, String)> =
-            vec![("default_transaction_isolation", "serializable".to_owned())];
+        let mut startup: Vec<(&'static str, String)> = vec![
+            ("default_transaction_isolation", "serializable".to_owned()),
+            // Byte strings are written into batched statements as
+            // `'\x…'` literals (batch.rs), which mean bytes only so.
+            ("standard_conforming_strings", "on".to_owned()),
+        ];
         if let Some(schema) = &options.schema {
             startup.push(("search_path", quote_ident(schema)));
         }
@@ -288,24 +293,13 @@ impl PostgresStore {
 impl PostgresStore {
     /// [`MetadataStore::begin`] without its span.
     async fn begin_untraced(&self) -> Result<Box<dyn MetadataTransaction>> {
-        // A pooled connection may have died while idle (a server restart, a
-        // failover, an administrator's `pg_terminate_backend`); the pool only
-        // pings connections idle for 30 s, so its `BEGIN` is what finds out,
-        // and the pool then discards it. No transaction exists yet, so taking
-        // the next connection is safe. Each dead connection fails once: the
-        // pool size bounds the retries.
-        let mut lost = 0;
-        loop {
-            // Serializable by the connection's start-up parameter: this is one `BEGIN`.
-            match self.db.begin().await {
-                Ok(tx) => return Ok(Box::new(PgTx::new(tx))),
-                Err(e) if lost < self.max_connections && is_connection_lost(&e) => {
-                    lost += 1;
-                    tracing::debug!(error = %e, "fsmeta: a pooled connection was lost; beginning on another");
-                }
-                Err(e) => return Err(db_error("begin", e)),
-            }
-        }
+        // Nothing is sent yet: `BEGIN` goes with the first statement, and a
+        // dead pooled connection found then is replaced (batch.rs).
+        let pool = self.db.get_postgres_connection_pool().clone();
+        Ok(Box::new(PgTx::new(TxConnection::new(
+            pool,
+            self.max_connections,
+        ))))
     }
 }
 

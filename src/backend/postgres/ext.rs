@@ -16,7 +16,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use super::entity::ext_records;
 use super::rows::page_size;
-use super::tx::PgTx;
+use super::tx::{DeferIn, PgTx};
 use crate::error::{Error, Result};
 use crate::ext::{ExtRecord, ExtStore, KeyRange};
 use crate::validate;
@@ -59,9 +59,7 @@ impl ExtStore for PgTx {
         };
         ext_records::Entity::insert(row)
             .on_conflict(upsert())
-            .exec_without_returning(&self.tx)
-            .await
-            .map_err(|e| self.fail(op, e))?;
+            .defer_in(self);
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entity::files;
 use super::rows::{file_from_row, file_row, file_upsert, page_size, select_files};
-use super::tx::PgTx;
+use super::tx::{DeferIn, PgTx};
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta, FileStore};
 use crate::validate;
@@ -18,9 +18,7 @@ impl FileStore for PgTx {
         validate::file(file)?;
         files::Entity::insert(file_row(file)?)
             .on_conflict(file_upsert())
-            .exec_without_returning(&self.tx)
-            .await
-            .map_err(|e| self.fail(op, e))?;
+            .defer_in(self);
         Ok(())
     }
 

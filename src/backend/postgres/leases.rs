@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::entity::{delegations, leases};
 use super::opens::{byte, corrupt, key, optional_time, upsert};
 use super::rows::{handle_from_db, page_size, stored, time_from_db, to_db_time, u64_from_db};
-use super::tx::PgTx;
+use super::tx::{DeferIn, PgTx};
 use crate::error::{Error, Result};
 use crate::open::{
     DelegationQuery, DelegationRecord, DelegationType, LeaseQuery, LeaseRecord, LeaseState,
@@ -130,9 +130,7 @@ impl LeaseStore for PgTx {
         validate::lease(lease)?;
         leases::Entity::insert(lease_row(lease)?)
             .on_conflict(upsert(leases::Column::Id))
-            .exec_without_returning(&self.tx)
-            .await
-            .map_err(|e| self.fail(op, e))?;
+            .defer_in(self);
         Ok(())
     }
 
@@ -199,9 +197,7 @@ impl LeaseStore for PgTx {
         validate::delegation(d)?;
         delegations::Entity::insert(delegation_row(d)?)
             .on_conflict(upsert(delegations::Column::Id))
-            .exec_without_returning(&self.tx)
-            .await
-            .map_err(|e| self.fail(op, e))?;
+            .defer_in(self);
         Ok(())
     }
 

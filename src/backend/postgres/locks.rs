@@ -10,7 +10,7 @@ use super::entity::locks;
 use super::rows::{
     LOCKS_PER_INSERT, lock_condition, lock_from_row, lock_row, lock_upsert, page_size, select_locks,
 };
-use super::tx::PgTx;
+use super::tx::{DeferIn, PgTx};
 use crate::error::{Error, Result};
 use crate::file::FileHandle;
 use crate::lock::{LockQuery, LockStore, PersistedLock};
@@ -28,9 +28,7 @@ impl LockStore for PgTx {
         validate::lock(lock)?;
         locks::Entity::insert(lock_row(lock)?)
             .on_conflict(lock_upsert())
-            .exec_without_returning(&self.tx)
-            .await
-            .map_err(|e| self.fail(op, e))?;
+            .defer_in(self);
         Ok(())
     }
 
@@ -54,9 +52,7 @@ impl LockStore for PgTx {
         while rows.peek().is_some() {
             locks::Entity::insert_many(rows.by_ref().take(LOCKS_PER_INSERT))
                 .on_conflict(lock_upsert())
-                .exec_without_returning(&self.tx)
-                .await
-                .map_err(|e| self.fail(op, e))?;
+                .defer_in(self);
         }
         Ok(())
     }
@@ -166,5 +162,19 @@ impl LockStore for PgTx {
                 .rows_affected;
         }
         Ok(deleted)
+    }
+
+    /// The same `DELETE … WHERE id IN (…)` statements as `delete_locks`,
+    /// kept and sent with the transaction's next message.
+    async fn delete_locks_uncounted(&mut self, ids: &[Uuid]) -> Result<()> {
+        self.usable("delete_locks_uncounted")?;
+        let mut seen = HashSet::with_capacity(ids.len());
+        let unique: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        for chunk in unique.chunks(IDS_PER_DELETE) {
+            locks::Entity::delete_many()
+                .filter(locks::Column::Id.is_in(chunk.iter().copied()))
+                .defer_in(self);
+        }
+        Ok(())
     }
 }

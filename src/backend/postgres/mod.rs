@@ -11,7 +11,8 @@
 //!
 //! Every transaction runs at `SERIALIZABLE`. The level is a connection
 //! start-up parameter (`default_transaction_isolation`), so `BEGIN` is the only
-//! round trip a transaction starts with (no `SET TRANSACTION`). PostgreSQL's
+//! statement a transaction starts with (no `SET TRANSACTION`), and it is sent
+//! with the transaction's first statement (see `batch`). PostgreSQL's
 //! serializable snapshot isolation never blocks readers; when it cannot order
 //! two transactions it fails one with SQLSTATE `40001` (or `40P01` for a
 //! deadlock). Both become [`crate::Error::Conflict`], on any statement or at commit,
@@ -51,6 +52,8 @@
 //! # Layout
 //!
 //! - `connect`: [`PgOptions`], [`PostgresStore`] (connect, migrate, close, begin);
+//! - `batch`: [`TxConnection`], the transaction's connection: begun with its
+//!   first message, writes held back and sent with the next one;
 //! - `tx`: the transaction, `commit`/`rollback`, and the rule that a
 //!   transaction the server aborted never commits;
 //! - `files`, `locks`, `nodes`, `ext`: one record family each;
@@ -60,6 +63,7 @@
 //! - `verify`: the row-by-row check of a whole store;
 //! - `entity`: the SeaORM entities, one per table.
 
+mod batch;
 mod clients;
 mod connect;
 mod entity;
@@ -76,6 +80,7 @@ mod tx;
 mod verify;
 mod waiters;
 
+pub use batch::{Savepoint, TxConnection};
 pub use connect::{PgOptions, PostgresStore};
 pub use errors::{UNDEFINED_TABLE, sqlstate_of};
 pub use native::{host_error, native};

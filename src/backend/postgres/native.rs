@@ -1,4 +1,5 @@
-//! The native handle: the SeaORM transaction under an fsmeta transaction,
+//! The native handle: the connection under an fsmeta transaction, a SeaORM
+//! [`ConnectionTrait`](sea_orm::ConnectionTrait),
 //! for a host that keeps its own typed tables (its own entities, its own
 //! migrations) and wants their writes to commit or vanish with fsmeta's.
 //!
@@ -9,8 +10,11 @@
 //!   through fsmeta; `verify` checks only those.
 //! - Never end the transaction from inside (no `COMMIT`, `ROLLBACK` or
 //!   `SET TRANSACTION` as SQL): fsmeta's `commit`/`rollback` end it. Nested
-//!   transactions (`DatabaseTransaction::begin`, a savepoint) are fine: one
-//!   rolled back leaves the outer transaction usable.
+//!   transactions are savepoints ([`TxConnection::savepoint`]): one rolled
+//!   back leaves the outer transaction usable.
+//! - A host statement is sent when it runs, after the writes fsmeta still
+//!   holds back (in the same message): it sees them, and a failure of one of
+//!   those is reported to the host statement.
 //! - Map the host's errors with [`host_error`] and propagate them with `?`:
 //!   a serialization failure is then [`Error::Conflict`] and
 //!   [`crate::MetadataStoreExt::transact`] reruns the host's writes with
@@ -18,18 +22,19 @@
 //!   `commit` as `Conflict` on their own.
 //! - A host statement that fails aborts the server transaction. If the host
 //!   ignores the error, `commit` still never reports success: once `native`
-//!   was called, `commit` probes the transaction first and fails when it was
-//!   aborted, with nothing stored.
+//!   was called, `commit` probes the transaction (in the same message as
+//!   `COMMIT`) and fails when it was aborted, with nothing stored.
 
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::DbErr;
 
+use super::batch::TxConnection;
 use super::errors::db_error;
 use super::tx::PgTx;
 use crate::error::{Error, Result};
 use crate::tx::MetadataTransaction;
 
-/// The SeaORM transaction of a PostgreSQL fsmeta transaction, to run the
-/// host's own statements in it (see the module docs for the rules).
+/// The connection of a PostgreSQL fsmeta transaction, to run the host's own
+/// statements in it (see the module docs for the rules).
 ///
 /// [`Error::Invalid`] when `tx` is not a PostgreSQL transaction (memory,
 /// fjall, a wrapper that does not expose its inner transaction); the
@@ -48,7 +53,7 @@ use crate::tx::MetadataTransaction;
 /// tx.commit().await
 /// # }
 /// ```
-pub fn native<'t>(tx: &'t mut (dyn MetadataTransaction + '_)) -> Result<&'t DatabaseTransaction> {
+pub fn native<'t>(tx: &'t mut (dyn MetadataTransaction + '_)) -> Result<&'t TxConnection> {
     let pg = tx
         .as_any()
         .and_then(|any| any.downcast_mut::<PgTx>())

@@ -11,7 +11,7 @@ use super::rows::{
     epoch_record_from_row, epoch_record_row, node_from_row, node_row, select_epoch_records,
     u64_from_db,
 };
-use super::tx::PgTx;
+use super::tx::{DeferIn, PgTx};
 use crate::error::{Error, Result};
 use crate::node::{EpochRecord, NodeState, NodeStore};
 use crate::validate;
@@ -102,9 +102,7 @@ impl NodeStore for PgTx {
                     ])
                     .to_owned(),
             )
-            .exec_without_returning(&self.tx)
-            .await
-            .map_err(|e| self.fail(op, e))?;
+            .defer_in(self);
         Ok(())
     }
 
@@ -133,9 +131,7 @@ impl NodeStore for PgTx {
                     .update_columns([C::NodeId, C::StartedAt])
                     .to_owned(),
             )
-            .exec_without_returning(&self.tx)
-            .await
-            .map_err(|e| self.fail(op, e))?;
+            .defer_in(self);
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::entity::opens;
 use super::rows::{handle_from_db, page_size, stored, time_from_db, to_db_time, u64_from_db};
-use super::tx::PgTx;
+use super::tx::{DeferIn, PgTx};
 use crate::error::{Error, Result};
 use crate::open::{
     DurableState, LeaseKey, OpenProtocol, OpenQuery, OpenRecord, OpenStore, ShareMask,
@@ -126,9 +126,7 @@ impl OpenStore for PgTx {
         validate::open(open)?;
         opens::Entity::insert(open_row(open)?)
             .on_conflict(upsert(opens::Column::Id))
-            .exec_without_returning(&self.tx)
-            .await
-            .map_err(|e| self.fail(op, e))?;
+            .defer_in(self);
         Ok(())
     }
 

@@ -13,17 +13,21 @@
 //! transaction), otherwise with an [`Error::Backend`] naming that failure.
 //! `commit` returns `Ok` only when the server committed.
 //!
+//! Writes are kept and sent with the next message (see [`super::batch`]): a
+//! write that fails on the server is reported by the operation that sent
+//! it, a later read or `commit`.
+//!
 //! # Native handles
 //!
-//! A host that took the SeaORM transaction with [`super::native`] runs its
-//! own statements in it, unseen by `PgTx`: one that fails aborts the server
-//! transaction without this flag being set. So once `native` was handed
-//! out, `commit` first sends a cheap probe (`SELECT 1`) and commits only if
-//! it succeeds; on an aborted transaction it fails (SQLSTATE `25P02`), and
-//! `commit` rolls back and returns an [`Error::Backend`] saying so. (The
-//! answer to `COMMIT` cannot tell: the server answers `ROLLBACK`, and the
-//! driver reports both as success.) Transactions that never handed out the
-//! handle commit with no extra round trip.
+//! A host that took the connection with [`super::native`] runs its own
+//! statements in the transaction, unseen by `PgTx`: one that fails aborts
+//! the server transaction without this flag being set. So once `native` was
+//! handed out, `commit` sends a probe (`SELECT 1`) in its message before
+//! `COMMIT`; on an aborted transaction the probe fails (SQLSTATE `25P02`),
+//! `COMMIT` is not run, and `commit` rolls back and returns an
+//! [`Error::Backend`] saying so. (The answer to `COMMIT` cannot tell: the
+//! server answers `ROLLBACK`, and the driver reports both as success.) The
+//! probe rides in the commit's message: no extra round trip.
 //!
 //! Errors fsmeta raises before sending anything ([`Error::Invalid`],
 //! `LockNotFound`, `FileNotFound` learnt from a row count) and stored values
@@ -31,8 +35,9 @@
 //! leave the transaction usable.
 
 use async_trait::async_trait;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait};
+use sea_orm::{DbBackend, DbErr, EntityTrait, QueryTrait};
 
+use super::batch::TxConnection;
 use super::entity::server_state;
 use super::errors::{IN_FAILED_SQL_TRANSACTION, db_error, is_conflict, is_decode_error, sqlstate};
 use super::rows::missing_state;
@@ -40,17 +45,30 @@ use crate::error::{Error, Result};
 use crate::obs::{TxOp, traced};
 use crate::tx::MetadataTransaction;
 
-/// One PostgreSQL transaction. Dropping SeaORM's `DatabaseTransaction`
-/// without commit queues a `ROLLBACK` that runs before the connection is reused.
+/// One PostgreSQL transaction. Dropped without an end, its connection is
+/// closed if the server had begun it (the server rolls back).
 pub(super) struct PgTx {
-    /// The open transaction.
-    pub(super) tx: DatabaseTransaction,
+    /// The transaction's connection (begun lazily, writes batched).
+    pub(super) tx: TxConnection,
     /// The first statement that failed on the server, if one did: the
     /// server has aborted the transaction.
     aborted: Option<Aborted>,
     /// Whether [`super::native`] handed the transaction out: the host may
     /// have run statements that aborted it, so `commit` probes first.
     pub(super) native_used: bool,
+}
+
+/// A write whose answer nobody needs (an insert, an upsert), kept by the
+/// transaction and sent with its next message.
+pub(super) trait DeferIn {
+    /// Keeps the statement in `tx` for its next message.
+    fn defer_in(self, tx: &mut PgTx);
+}
+
+impl<Q: QueryTrait> DeferIn for Q {
+    fn defer_in(self, tx: &mut PgTx) {
+        tx.tx.defer(self.build(DbBackend::Postgres));
+    }
 }
 
 /// `commit` after a statement run through the native handle failed.
@@ -107,7 +125,7 @@ impl Aborted {
 
 impl PgTx {
     /// Wraps a transaction just begun.
-    pub(super) fn new(tx: DatabaseTransaction) -> Self {
+    pub(super) fn new(tx: TxConnection) -> Self {
         PgTx {
             tx,
             aborted: None,
@@ -176,29 +194,24 @@ impl PgTx {
             }
             return Err(error);
         }
-        if self.native_used
-            && let Err(e) = self.tx.execute_unprepared("SELECT 1").await
-        {
-            // 25P02 (in_failed_sql_transaction): a host statement failed.
-            // A lost connection is reported as what it is.
-            let error = if sqlstate(&e).as_deref() == Some(IN_FAILED_SQL_TRANSACTION) {
-                Error::backend(
+        // Serialization failures are often detected only here (SSI checks
+        // dangerous structures at commit): they are `Conflict` like on a statement.
+        match self.tx.commit(self.native_used).await {
+            Ok(()) => Ok(()),
+            // 25P02 (in_failed_sql_transaction) on the probe: a host statement failed.
+            Err(e)
+                if self.native_used
+                    && sqlstate(&e).as_deref() == Some(IN_FAILED_SQL_TRANSACTION) =>
+            {
+                Err(Error::backend(
                     "commit",
                     NativeAborted {
                         detail: e.to_string(),
                     },
-                )
-            } else {
-                db_error("commit", e)
-            };
-            if let Err(e) = self.tx.rollback().await {
-                tracing::debug!(error = %e, "fsmeta: rollback of an aborted transaction failed");
+                ))
             }
-            return Err(error);
+            Err(e) => Err(db_error("commit", e)),
         }
-        // Serialization failures are often detected only here (SSI checks
-        // dangerous structures at commit): they are `Conflict` like on a statement.
-        self.tx.commit().await.map_err(|e| db_error("commit", e))
     }
 
     /// [`MetadataTransaction::rollback`] without its span.

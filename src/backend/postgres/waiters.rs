@@ -28,7 +28,7 @@ use super::rows::{
     checked_time, handle_from_db, page_size, small_enum, stored, time_from_db, to_db_time,
     u64_from_db,
 };
-use super::tx::PgTx;
+use super::tx::{DeferIn, PgTx};
 use crate::error::{Error, Result};
 use crate::file::FileHandle;
 use crate::validate;
@@ -143,9 +143,7 @@ impl WaiterStore for PgTx {
         validate::waiter(waiter)?;
         waiters::Entity::insert(waiter_row(waiter)?)
             .on_conflict(waiter_upsert())
-            .exec_without_returning(&self.tx)
-            .await
-            .map_err(|e| self.fail(op, e))?;
+            .defer_in(self);
         Ok(())
     }
 

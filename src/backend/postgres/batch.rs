@@ -1,0 +1,506 @@
+//! [`TxConnection`]: the connection of one fsmeta transaction, begun when it
+//! first needs the server, its writes held back and sent with the next
+//! message.
+//!
+//! Loopback round trips, not the server, bound a transaction's latency: every
+//! statement sent alone waits for its answer. So:
+//!
+//! - Nothing is sent at `begin`. A write that needs no answer (an upsert, an
+//!   insert: [`TxConnection::defer`]) is kept, in order.
+//! - A statement that needs an answer (a read, a delete whose row count
+//!   decides the result) is sent in one message with what has to precede
+//!   it: `BEGIN` if the transaction has not begun, then the kept writes, then
+//!   the statement. Reads therefore see the transaction's own writes: the
+//!   writes are flushed first, in the same round trip.
+//! - `commit` sends the kept writes and `COMMIT` in one message. A
+//!   transaction that never needed an answer sends its writes alone: one
+//!   message, which PostgreSQL runs as one implicit transaction (at
+//!   `SERIALIZABLE`, the connection's default), so it commits or fails whole.
+//!
+//! # SQL text
+//!
+//! SeaQuery produces every statement. One message of several statements is
+//! the simple query protocol, which has no bind parameters, so the values are
+//! rendered into the text by SeaQuery's own renderer
+//! ([`sea_query::inject_parameters`]), and only values whose rendering is
+//! exact: numbers, booleans, NULL, UUIDs, byte strings (hex literals;
+//! `standard_conforming_strings` is forced on at connect), timestamps of
+//! years 1 to 9999, and strings SeaQuery leaves unescaped (no quote,
+//! backslash or control character; SeaQuery's escapes are MySQL's, and
+//! PostgreSQL reads some of them differently, e.g. `\z`). A statement with
+//! any other value is sent on its own with its values bound (the extended
+//! protocol), between messages of the others: correct for every value,
+//! one round trip more. No SQL text is assembled here beyond joining
+//! SeaQuery's statements with `;`.
+//!
+//! # Lost connections
+//!
+//! A pooled connection can be dead (a server restart, a failover). If the
+//! transaction's first message fails so, and it began the transaction
+//! explicitly (`BEGIN; …` without `COMMIT`), nothing can have committed: the
+//! message is sent again on another connection. A first message that
+//! commits (a transaction of writes only) is not resent: the server may have
+//! committed it before the connection broke, so the failure is reported.
+//!
+//! # Dropped without an end
+//!
+//! A transaction dropped while open on the server, or while a message was
+//! unanswered (its future was dropped), closes its connection instead of
+//! returning it to the pool: the server then rolls the transaction back.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use sea_orm::sea_query::{self, EscapeBuilder, PostgresQueryBuilder, Value};
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::postgres::{PgPool, PgQueryResult, PgRow};
+use sea_orm::sqlx::{self, AssertSqlSafe, Either, Postgres};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr, Statement};
+use sea_query_sqlx::SqlxValues;
+use tokio::sync::Mutex;
+
+use super::errors::is_connection_lost;
+
+/// The connection of one fsmeta transaction on PostgreSQL, and the handle
+/// [`super::native`] gives a host for its own statements.
+///
+/// It implements SeaORM's [`ConnectionTrait`], so the host's entities and
+/// queries run on it like on a `DatabaseTransaction`. A host statement is
+/// sent at once (with fsmeta's writes held back before it, so it sees them);
+/// see [`super::native`] for the rules.
+pub struct TxConnection {
+    pool: PgPool,
+    /// How many connections a transaction's first message may try.
+    attempts: u32,
+    state: Mutex<State>,
+}
+
+/// What has been sent, and what is waiting.
+#[derive(Default)]
+struct State {
+    conn: Option<PoolConnection<Postgres>>,
+    /// `BEGIN` was sent: the server holds an open transaction on `conn`.
+    open: bool,
+    /// A message was sent and its answer not read to the end (the future was
+    /// dropped): the connection's state is unknown.
+    in_flight: bool,
+    /// A message of this transaction was answered (so a lost connection is
+    /// no longer a connection to replace).
+    answered: bool,
+    /// Writes kept for the next message, in order.
+    pending: Vec<Statement>,
+}
+
+/// The answer a message must give back.
+#[derive(Clone, Copy)]
+enum Want {
+    /// The rows of the last statement.
+    Rows,
+    /// The row count of the last statement.
+    Count,
+}
+
+/// The answer of a message: the last statement's rows and its result.
+#[derive(Default)]
+struct Reply {
+    rows: Vec<PgRow>,
+    last: Option<PgQueryResult>,
+}
+
+/// A piece of a message.
+#[derive(Clone)]
+enum Part {
+    /// A statement SeaQuery built, values bound or rendered.
+    Stmt(Statement),
+    /// A fixed command (`BEGIN`, `COMMIT`, `SELECT 1`).
+    Fixed(&'static str),
+}
+
+impl Part {
+    /// The statement's text with its values rendered, if every value renders
+    /// exactly (see the module docs).
+    fn inline(&self) -> Option<String> {
+        match self {
+            Part::Fixed(sql) => Some((*sql).to_owned()),
+            Part::Stmt(stmt) => match &stmt.values {
+                None => Some(stmt.sql.clone()),
+                Some(values) if values.0.iter().all(renders_exactly) => Some(
+                    sea_query::inject_parameters(&stmt.sql, &values.0, &PostgresQueryBuilder),
+                ),
+                Some(_) => None,
+            },
+        }
+    }
+}
+
+/// Whether SeaQuery's rendering of `value` into SQL text means exactly
+/// `value` to PostgreSQL.
+fn renders_exactly(value: &Value) -> bool {
+    // Years 1 to 9999: SeaQuery writes `%Y`, which has a sign and more
+    // digits outside them.
+    const YEAR_1: i64 = -62_135_596_800;
+    const YEAR_9999_END: i64 = 253_402_300_799;
+    let plain_year = |seconds: i64| (YEAR_1..=YEAR_9999_END).contains(&seconds);
+    match value {
+        Value::Bool(_)
+        | Value::TinyInt(_)
+        | Value::SmallInt(_)
+        | Value::Int(_)
+        | Value::BigInt(_)
+        | Value::TinyUnsigned(_)
+        | Value::SmallUnsigned(_)
+        | Value::Unsigned(_)
+        | Value::BigUnsigned(_)
+        | Value::Uuid(_)
+        | Value::Decimal(_)
+        | Value::Bytes(_) => true,
+        Value::String(None) => true,
+        Value::String(Some(s)) => !PostgresQueryBuilder.needs_escape(s),
+        Value::ChronoDateTimeUtc(None) | Value::ChronoDateTimeWithTimeZone(None) => true,
+        Value::ChronoDateTimeUtc(Some(t)) => plain_year(t.timestamp()),
+        Value::ChronoDateTimeWithTimeZone(Some(t)) => plain_year(t.timestamp()),
+        _ => false,
+    }
+}
+
+/// A driver error as SeaORM reports one.
+fn driver_error(e: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))
+}
+
+impl TxConnection {
+    /// A transaction on `pool`; nothing is sent yet. `attempts` bounds the
+    /// connections tried when the first message finds a dead one.
+    pub(super) fn new(pool: PgPool, attempts: u32) -> Self {
+        TxConnection {
+            pool,
+            attempts: attempts.max(1),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Keeps `stmt`, a write whose answer nobody needs, for the next message.
+    pub(super) fn defer(&mut self, stmt: Statement) {
+        self.state.get_mut().pending.push(stmt);
+    }
+
+    /// Commits: the kept writes and `COMMIT` in one message (with `SELECT 1`
+    /// before `COMMIT` when `probe`, which fails on a transaction the server
+    /// aborted, where `COMMIT` would answer `ROLLBACK` like a success).
+    pub(super) async fn commit(&self, probe: bool) -> Result<(), DbErr> {
+        let mut state = self.state.lock().await;
+        let pending = std::mem::take(&mut state.pending);
+        let result = if state.open {
+            let mut parts: Vec<Part> = pending.into_iter().map(Part::Stmt).collect();
+            if probe {
+                parts.push(Part::Fixed("SELECT 1"));
+            }
+            parts.push(Part::Fixed("COMMIT"));
+            self.run(&mut state, parts, Want::Count).await
+        } else if pending.is_empty() {
+            Ok(Reply::default())
+        } else {
+            let parts: Vec<Part> = pending.into_iter().map(Part::Stmt).collect();
+            if parts.len() == 1 || parts.iter().all(|p| p.inline().is_some()) {
+                // One message: one implicit transaction.
+                self.run(&mut state, parts, Want::Count).await
+            } else {
+                // Several messages: they must be one transaction explicitly.
+                let mut all = vec![Part::Fixed("BEGIN")];
+                all.extend(parts);
+                all.push(Part::Fixed("COMMIT"));
+                state.open = true;
+                self.run(&mut state, all, Want::Count).await
+            }
+        };
+        match result {
+            Ok(_) => {
+                state.open = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.end_failed(&mut state).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Rolls back: the kept writes are dropped, and `ROLLBACK` is sent if the
+    /// server has a transaction open.
+    pub(super) async fn rollback(&self) -> Result<(), DbErr> {
+        let mut state = self.state.lock().await;
+        state.pending.clear();
+        if !state.open {
+            return Ok(());
+        }
+        let result = self
+            .run(&mut state, vec![Part::Fixed("ROLLBACK")], Want::Count)
+            .await;
+        state.open = false;
+        if result.is_err() {
+            // Whatever state the connection is in, it is not reused.
+            if let Some(conn) = state.conn.as_mut() {
+                conn.close_on_drop();
+            }
+        }
+        result.map(|_| ())
+    }
+
+    /// After a failed commit: the server may still hold the (aborted)
+    /// transaction; end it, or give up the connection.
+    async fn end_failed(&self, state: &mut State) {
+        if state.open {
+            let rolled_back = self
+                .run(state, vec![Part::Fixed("ROLLBACK")], Want::Count)
+                .await;
+            if rolled_back.is_err()
+                && let Some(conn) = state.conn.as_mut()
+            {
+                conn.close_on_drop();
+            }
+            state.open = false;
+        }
+    }
+
+    /// Sends `BEGIN` if needed, the kept writes, then `stmt` (if any); the
+    /// answer is `stmt`'s (or the last write's).
+    async fn send(
+        &self,
+        state: &mut State,
+        stmt: Option<Statement>,
+        want: Want,
+    ) -> Result<Reply, DbErr> {
+        let begins = !state.open;
+        let mut parts = Vec::with_capacity(state.pending.len() + 2);
+        if begins {
+            parts.push(Part::Fixed("BEGIN"));
+        }
+        parts.extend(state.pending.drain(..).map(Part::Stmt));
+        parts.extend(stmt.map(Part::Stmt));
+        let mut tries = 1;
+        loop {
+            let first = !state.answered;
+            state.open = true;
+            match self.run(state, parts.clone(), want).await {
+                Ok(reply) => return Ok(reply),
+                Err(e) if begins && first && tries < self.attempts && is_connection_lost(&e) => {
+                    tracing::debug!(error = %e, "fsmeta: a pooled connection was lost; beginning on another");
+                    tries += 1;
+                    if let Some(mut dead) = state.conn.take() {
+                        dead.close_on_drop();
+                    }
+                    state.open = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs `parts` on the transaction's connection (taken from the pool if
+    /// it has none): each longest run of parts that render exactly goes as
+    /// one simple-protocol message, every other part alone with its values
+    /// bound. The answer is the last part's.
+    async fn run(&self, state: &mut State, parts: Vec<Part>, want: Want) -> Result<Reply, DbErr> {
+        if state.conn.is_none() {
+            state.conn = Some(self.pool.acquire().await.map_err(driver_error)?);
+        }
+        let conn = state.conn.as_mut().expect("acquired above");
+        let mut reply = Reply::default();
+        let mut text = String::new();
+        let mut parts = parts.into_iter().peekable();
+        while let Some(part) = parts.next() {
+            match part.inline() {
+                Some(sql) => {
+                    if !text.is_empty() {
+                        text.push_str("; ");
+                    }
+                    text.push_str(&sql);
+                    let run_ends = parts.peek().is_none_or(|next| next.inline().is_none());
+                    if run_ends {
+                        state.in_flight = true;
+                        let answer = simple(conn, std::mem::take(&mut text)).await;
+                        // Answered (even with an error): the exchange is over.
+                        state.in_flight = false;
+                        reply = answer?;
+                        state.answered = true;
+                    }
+                }
+                None => {
+                    let Part::Stmt(stmt) = part else {
+                        unreachable!("fixed parts always render")
+                    };
+                    state.in_flight = true;
+                    let answer = bound(conn, &stmt, want).await;
+                    state.in_flight = false;
+                    reply = answer?;
+                    state.answered = true;
+                }
+            }
+        }
+        Ok(reply)
+    }
+}
+
+/// One simple-protocol message of one or more statements; the reply holds
+/// every row (only the last statement returns rows: the others are writes
+/// without `RETURNING` or fixed commands) and the last statement's result.
+async fn simple(conn: &mut PoolConnection<Postgres>, text: String) -> Result<Reply, DbErr> {
+    let mut reply = Reply::default();
+    let mut answers = sqlx::raw_sql(AssertSqlSafe(text)).fetch_many(&mut **conn);
+    while let Some(answer) = answers.try_next().await.map_err(driver_error)? {
+        match answer {
+            Either::Left(done) => reply.last = Some(done),
+            Either::Right(row) => reply.rows.push(row),
+        }
+    }
+    Ok(reply)
+}
+
+/// One statement with its values bound (extended protocol).
+async fn bound(
+    conn: &mut PoolConnection<Postgres>,
+    stmt: &Statement,
+    want: Want,
+) -> Result<Reply, DbErr> {
+    let values = stmt.values.clone().unwrap_or(sea_query::Values(Vec::new()));
+    let query = sqlx::query_with(AssertSqlSafe(stmt.sql.clone()), SqlxValues(values));
+    let mut reply = Reply::default();
+    match want {
+        Want::Rows => reply.rows = query.fetch_all(&mut **conn).await.map_err(driver_error)?,
+        Want::Count => reply.last = Some(query.execute(&mut **conn).await.map_err(driver_error)?),
+    }
+    Ok(reply)
+}
+
+impl Drop for TxConnection {
+    fn drop(&mut self) {
+        let state = self.state.get_mut();
+        if (state.open || state.in_flight)
+            && let Some(conn) = state.conn.as_mut()
+        {
+            // The server rolls back when the session ends.
+            conn.close_on_drop();
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectionTrait for TxConnection {
+    fn get_database_backend(&self) -> DbBackend {
+        DbBackend::Postgres
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let mut state = self.state.lock().await;
+        let reply = self.send(&mut state, Some(stmt), Want::Count).await?;
+        Ok(reply.last.unwrap_or_default().into())
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let stmt = Statement::from_string(DbBackend::Postgres, sql);
+        self.execute_raw(stmt).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        Ok(self.query_all_raw(stmt).await?.into_iter().next())
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let mut state = self.state.lock().await;
+        let reply = self.send(&mut state, Some(stmt), Want::Rows).await?;
+        Ok(reply.rows.into_iter().map(QueryResult::from).collect())
+    }
+}
+
+/// A savepoint inside a [`TxConnection`]'s transaction (what SeaORM's nested
+/// `begin` is on a `DatabaseTransaction`): [`Savepoint::rollback`] undoes the
+/// statements run since it was taken and leaves the transaction usable even
+/// if one of them failed; [`Savepoint::release`] keeps them. Dropped without
+/// either, it is released (its statements stay).
+///
+/// Savepoints nest ([`Savepoint::savepoint`]); they share one name, which
+/// PostgreSQL resolves to the innermost, as borrowing makes them end
+/// innermost first.
+pub struct Savepoint<'c> {
+    conn: &'c TxConnection,
+    /// `rollback` or `release` ran.
+    ended: bool,
+}
+
+/// The savepoint command of a savepoint dropped without an end.
+const RELEASE: &str = "RELEASE SAVEPOINT fsmeta_savepoint";
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if !self.ended
+            && let Ok(mut state) = self.conn.state.try_lock()
+        {
+            // Released with the next message, so that an outer savepoint's
+            // name means the outer one again.
+            state
+                .pending
+                .push(Statement::from_string(DbBackend::Postgres, RELEASE));
+        }
+    }
+}
+
+impl TxConnection {
+    /// Takes a savepoint (beginning the transaction and sending fsmeta's
+    /// kept writes first, in the same message).
+    pub async fn savepoint(&self) -> Result<Savepoint<'_>, DbErr> {
+        self.execute_unprepared("SAVEPOINT fsmeta_savepoint")
+            .await?;
+        Ok(Savepoint {
+            conn: self,
+            ended: false,
+        })
+    }
+}
+
+impl<'c> Savepoint<'c> {
+    /// A savepoint inside this one.
+    pub async fn savepoint(&self) -> Result<Savepoint<'c>, DbErr> {
+        self.conn.savepoint().await
+    }
+
+    /// Undoes what was run since the savepoint was taken.
+    pub async fn rollback(mut self) -> Result<(), DbErr> {
+        self.ended = true;
+        self.conn
+            .execute_unprepared(
+                "ROLLBACK TO SAVEPOINT fsmeta_savepoint; RELEASE SAVEPOINT fsmeta_savepoint",
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Keeps what was run since the savepoint was taken.
+    pub async fn release(mut self) -> Result<(), DbErr> {
+        self.ended = true;
+        self.conn.execute_unprepared(RELEASE).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl ConnectionTrait for Savepoint<'_> {
+    fn get_database_backend(&self) -> DbBackend {
+        DbBackend::Postgres
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.conn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.conn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.conn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.conn.query_all_raw(stmt).await
+    }
+}
