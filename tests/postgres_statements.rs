@@ -287,3 +287,267 @@ async fn run(reported: Reported) {
         .await
         .expect("drop the schema");
 }
+
+// ---------------------------------------------------------------------------
+// Hostile values
+
+/// Strings that break SQL assembled by hand, and that SeaQuery renders or
+/// binds: quotes, backslashes, SeaQuery's own escape letters, dollar quotes
+/// and placeholders, comments, statement separators, control characters,
+/// non-ASCII, and long runs of quotes.
+fn hostile_strings() -> Vec<String> {
+    vec![
+        "'; DROP TABLE locks; --".into(),
+        "a'b''c'''".into(),
+        r"back\slash\\ \' \z \0 \x41 \u0041".into(),
+        "$$ dollar $$ $tag$ x $tag$ $1 $2::text".into(),
+        "E'x' U&'\\0041' B'101'".into(),
+        "/* comment */ -- line; SELECT 1;".into(),
+        "\t\n\r\u{8}\u{1a}\u{7f}\u{1b}[0m".into(),
+        "\"double\" `back` [br] {cu} %s ? :name".into(),
+        "ü 日本 🦀 \u{feff} \u{202e}rtl".into(),
+        "x".repeat(1024),
+        "'".repeat(1024),
+        "\\".repeat(1024),
+        "$".repeat(1024),
+    ]
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// Every text column gets each hostile string (cut to its limit), every
+/// byte column every byte value; what is read back equals what was written,
+/// both from the transaction that wrote it (its writes were sent with the
+/// read) and after commit, and lookups by those values find them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_values_round_trip_in_every_column() {
+    use fsmeta::conformance::{full_open, sample_client, sample_delegation, sample_lease};
+    use fsmeta::*;
+    let Some(fx) = fsmeta::conformance::postgres::PgTestStore::create().await else {
+        return;
+    };
+    let store = fx.pg();
+    let all_bytes: Vec<u8> = (0..=255u8).collect();
+    for (n, s) in hostile_strings().iter().enumerate() {
+        let share = cut(s, 255);
+        let id = cut(s, 1024);
+        // Handles: 128 bytes at most; two of them carry every byte value.
+        let mut bytes = all_bytes[(n % 2) * 128..(n % 2) * 128 + 128].to_vec();
+        bytes[0] = n as u8;
+        let file = FileMeta {
+            share_name: share.clone(),
+            ..sample_file(&bytes, "s")
+        };
+        let lock = PersistedLock {
+            share_name: share.clone(),
+            owner_id: id.clone(),
+            client_id: id.clone(),
+            ..sample_lock(&file.handle, "o", "c", "s")
+        };
+        let client = ClientRecord {
+            owner: all_bytes.clone(),
+            principal: Some(all_bytes.clone()),
+            callback: Some(id.clone()),
+            ..sample_client(&id, &id, 3)
+        };
+        let open = OpenRecord {
+            file: file.handle.clone(),
+            share_name: share.clone(),
+            client_id: id.clone(),
+            owner_id: id.clone(),
+            ..full_open()
+        };
+        let lease = LeaseRecord {
+            file: file.handle.clone(),
+            share_name: share.clone(),
+            ..sample_lease(&bytes, &id, 7, LeaseState::READ)
+        };
+        let delegation = DelegationRecord {
+            file: file.handle.clone(),
+            share_name: share.clone(),
+            ..sample_delegation(&bytes, &id, DelegationType::Read)
+        };
+        let waiter = Waiter {
+            id: uuid::Uuid::new_v4(),
+            file_id: file.handle.clone(),
+            share_name: share.clone(),
+            owner_id: id.clone(),
+            client_id: id.clone(),
+            node_id: id.clone(),
+            lock_type: LockType::Exclusive,
+            offset: u64::MAX - 1,
+            length: 1,
+            share_reservation: ShareReservation::None,
+            flavor: LockFlavor::Posix,
+            position: 9,
+            since: Timestamp::from_micros(1_700_000_000_123_456),
+            context: all_bytes.clone(),
+        };
+        let node = NodeState {
+            epoch: 5,
+            taken_over: Some(Takeover {
+                by: id.clone(),
+                at: Timestamp::from_micros(1_700_000_000_000_001),
+            }),
+            ..NodeState::new(&id)
+        };
+        let epoch_record = EpochRecord {
+            epoch: 1_000 + n as u64,
+            node_id: id.clone(),
+            started_at: Timestamp::from_micros(1_700_000_000_000_002),
+        };
+        // Table names are a-z, 0-9 and _ only (validated before anything is sent).
+        let table = format!("hostile_{n}");
+        let records = Records {
+            file: file.clone(),
+            lock: lock.clone(),
+            client: client.clone(),
+            open: open.clone(),
+            lease: lease.clone(),
+            delegation: delegation.clone(),
+            waiter: waiter.clone(),
+            node: node.clone(),
+            epoch_record: epoch_record.clone(),
+            table: table.clone(),
+            bytes: all_bytes.clone(),
+        };
+        let mut tx = store.begin().await.expect("begin");
+        write_records(&mut *tx, &records)
+            .await
+            .unwrap_or_else(|e| panic!("write {s:?}: {e}"));
+        // Read back in the writing transaction (the writes ride with the
+        // first read), then from another after commit.
+        for pass in ["in the writing transaction", "after commit"] {
+            let what = |field: &str| format!("{field} of {s:?}, {pass}");
+            assert_eq!(
+                tx.get_file(&file.handle).await.unwrap(),
+                Some(file.clone()),
+                "{}",
+                what("file")
+            );
+            assert_eq!(
+                tx.get_lock(lock.id).await.unwrap(),
+                Some(lock.clone()),
+                "{}",
+                what("lock")
+            );
+            assert_eq!(
+                tx.list_locks(&LockQuery::by_client(&id)).await.unwrap(),
+                vec![lock.clone()],
+                "{}",
+                what("lock by client")
+            );
+            assert_eq!(
+                tx.get_client(&id).await.unwrap(),
+                Some(client.clone()),
+                "{}",
+                what("client")
+            );
+            assert_eq!(
+                tx.get_open(open.id).await.unwrap(),
+                Some(open.clone()),
+                "{}",
+                what("open")
+            );
+            assert_eq!(
+                tx.get_lease(lease.id).await.unwrap(),
+                Some(lease.clone()),
+                "{}",
+                what("lease")
+            );
+            assert_eq!(
+                tx.get_delegation(delegation.id).await.unwrap(),
+                Some(delegation.clone()),
+                "{}",
+                what("delegation")
+            );
+            assert_eq!(
+                tx.get_waiter(waiter.id).await.unwrap(),
+                Some(waiter.clone()),
+                "{}",
+                what("waiter")
+            );
+            assert_eq!(
+                tx.get_node(&id).await.unwrap(),
+                Some(node.clone()),
+                "{}",
+                what("node")
+            );
+            assert!(
+                tx.list_epoch_records()
+                    .await
+                    .unwrap()
+                    .contains(&epoch_record),
+                "{}",
+                what("epoch record")
+            );
+            assert_eq!(
+                tx.ext_get(&table, &all_bytes).await.unwrap(),
+                Some(all_bytes.clone()),
+                "{}",
+                what("ext record")
+            );
+            if pass == "in the writing transaction" {
+                tx.commit()
+                    .await
+                    .unwrap_or_else(|e| panic!("commit {s:?}: {e}"));
+                tx = store.begin().await.expect("begin");
+            }
+        }
+        tx.rollback().await.expect("rollback");
+        // A transaction of writes only (one message, or bound statements
+        // between messages): the same values, rewritten, stay equal.
+        let mut tx = store.begin().await.expect("begin");
+        write_records(&mut *tx, &records).await.expect("rewrite");
+        tx.commit()
+            .await
+            .unwrap_or_else(|e| panic!("write-only commit {s:?}: {e}"));
+        let mut tx = store.begin().await.expect("begin");
+        assert_eq!(tx.get_lock(lock.id).await.unwrap(), Some(lock.clone()));
+        assert_eq!(tx.get_client(&id).await.unwrap(), Some(client.clone()));
+        tx.rollback().await.expect("rollback");
+    }
+    let report = store.verify().await.expect("verify");
+    assert!(report.problems.is_empty(), "verify: {:?}", report.problems);
+    drop(store);
+    fx.cleanup().await;
+}
+
+/// One record of each family.
+struct Records {
+    file: fsmeta::FileMeta,
+    lock: fsmeta::PersistedLock,
+    client: fsmeta::ClientRecord,
+    open: fsmeta::OpenRecord,
+    lease: fsmeta::LeaseRecord,
+    delegation: fsmeta::DelegationRecord,
+    waiter: fsmeta::Waiter,
+    node: fsmeta::NodeState,
+    epoch_record: fsmeta::EpochRecord,
+    table: String,
+    bytes: Vec<u8>,
+}
+
+/// Writes every record of `r` in `tx`.
+async fn write_records(
+    tx: &mut (dyn fsmeta::MetadataTransaction + '_),
+    r: &Records,
+) -> fsmeta::Result<()> {
+    tx.put_file(&r.file).await?;
+    tx.put_lock(&r.lock).await?;
+    tx.put_client(&r.client).await?;
+    tx.put_open(&r.open).await?;
+    tx.put_lease(&r.lease).await?;
+    tx.put_delegation(&r.delegation).await?;
+    tx.put_waiter(&r.waiter).await?;
+    tx.put_node(&r.node).await?;
+    tx.put_epoch_record(&r.epoch_record).await?;
+    tx.ext_put(&r.table, &r.bytes, &r.bytes).await
+}
