@@ -1124,7 +1124,14 @@ async fn p2(cfg: &Cfg, schemas: &Schemas, connections: u32) -> Res {
     report(
         &format!("P2-postgres-write-{connections}conn"),
         median(ratios),
-        Goal::AtLeast(0.8),
+        // One connection: round trips bound both sides, and the library
+        // sends one message where the naive sqlx transaction sends four
+        // (issue 20). Eight: the server's work dominates, parity is the goal.
+        if connections == 1 {
+            Goal::AtLeast(2.0)
+        } else {
+            Goal::AtLeast(0.8)
+        },
         &format!(
             "lib {:.0} tx/s, raw sqlx {:.0} tx/s on {connections} connection(s) (median of {} rounds of {})",
             count as f64 / lib_total,

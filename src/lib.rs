@@ -113,8 +113,8 @@
 //! ```
 //!
 //! Hosts with their own typed schema can instead run their writes in the
-//! backend's native transaction (SeaORM's `DatabaseTransaction` on
-//! PostgreSQL, the `OptimisticWriteTx` on fjall) through each backend's
+//! backend's native transaction (a SeaORM `ConnectionTrait` on the
+//! transaction's connection on PostgreSQL, the `OptimisticWriteTx` on fjall) through each backend's
 //! `native` function (see [`MetadataTransaction::as_any`]).
 //!
 //! # Observability

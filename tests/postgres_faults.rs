@@ -160,8 +160,9 @@ async fn write_some(tx: &mut (dyn MetadataTransaction + '_), file: &FileMeta) {
     tx.increment_server_epoch().await.expect("increment");
 }
 
-/// The connection dies between two statements: the next statement and the
-/// commit fail with `Backend`; nothing is stored; the store goes on.
+/// The connection dies between two messages: the next message (a read,
+/// carrying the write before it) and the commit fail with `Backend`;
+/// nothing is stored; the store goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminated_mid_transaction() {
     let Some(fx) = Fixture::new().await else {
@@ -172,7 +173,11 @@ async fn terminated_mid_transaction() {
     let mut tx = fx.store.begin().await.expect("begin");
     write_some(&mut *tx, &first).await;
     assert_eq!(fx.terminate_transaction_connection().await, 1);
-    let statement = assert_backend("put_file after the kill", tx.put_file(&second).await);
+    // The write is kept for the transaction's next message; the read sends it.
+    tx.put_file(&second)
+        .await
+        .expect("kept for the next message");
+    let statement = assert_backend("read after the kill", tx.get_file(&second.handle).await);
     let commit = assert_backend("commit after the kill", tx.commit().await);
     eprintln!("mid-transaction: statement → {statement}; commit → {commit}");
     assert_recovered(&fx, &seed, &[&first, &second]).await;

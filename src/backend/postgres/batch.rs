@@ -40,14 +40,18 @@
 //! transaction's first message fails so, and it began the transaction
 //! explicitly (`BEGIN; …` without `COMMIT`), nothing can have committed: the
 //! message is sent again on another connection. A first message that
-//! commits (a transaction of writes only) is not resent: the server may have
-//! committed it before the connection broke, so the failure is reported.
+//! commits (a transaction of writes only, `BEGIN; …; COMMIT`) is sent again
+//! only when the server reported terminating the session (57P01) before
+//! completing any of its statements (see `write_only`); otherwise the server
+//! may have committed before the connection broke, and the failure is
+//! reported.
 //!
 //! # Dropped without an end
 //!
-//! A transaction dropped while open on the server, or while a message was
-//! unanswered (its future was dropped), closes its connection instead of
-//! returning it to the pool: the server then rolls the transaction back.
+//! A transaction dropped while open on the server sends `ROLLBACK` from a
+//! task, then returns its connection to the pool. One dropped while a
+//! message was unanswered (its future was dropped) closes its connection:
+//! its state is unknown, and the server rolls back when the session ends.
 
 use std::sync::Arc;
 
@@ -61,7 +65,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, Runtim
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::Mutex;
 
-use super::errors::is_connection_lost;
+use super::errors::{ADMIN_SHUTDOWN, is_connection_lost, sqlstate};
 
 /// The connection of one fsmeta transaction on PostgreSQL, and the handle
 /// [`super::native`] gives a host for its own statements.
@@ -91,6 +95,8 @@ struct State {
     answered: bool,
     /// Writes kept for the next message, in order.
     pending: Vec<Statement>,
+    /// Statements the server reported complete in the last `run`.
+    completed: usize,
 }
 
 /// The answer a message must give back.
@@ -207,16 +213,15 @@ impl TxConnection {
             Ok(Reply::default())
         } else {
             let parts: Vec<Part> = pending.into_iter().map(Part::Stmt).collect();
-            if parts.len() == 1 || parts.iter().all(|p| p.inline().is_some()) {
-                // One message: one implicit transaction.
+            if parts.len() == 1 && parts[0].inline().is_none() {
+                // One bound statement: its own implicit transaction.
                 self.run(&mut state, parts, Want::Count).await
             } else {
-                // Several messages: they must be one transaction explicitly.
+                // `BEGIN; …; COMMIT`: one message when every part renders.
                 let mut all = vec![Part::Fixed("BEGIN")];
                 all.extend(parts);
                 all.push(Part::Fixed("COMMIT"));
-                state.open = true;
-                self.run(&mut state, all, Want::Count).await
+                self.write_only(&mut state, all).await
             }
         };
         match result {
@@ -250,6 +255,38 @@ impl TxConnection {
             }
         }
         result.map(|_| ())
+    }
+
+    /// Runs a transaction of writes only, `BEGIN; …; COMMIT`. A pooled
+    /// connection the server terminated (SQLSTATE 57P01, what
+    /// `pg_terminate_backend` and a fast shutdown send) before the message
+    /// completed anything is replaced and the message sent again: the
+    /// server flushes what it has answered before that error, so no
+    /// completion means not even `BEGIN` ran, and nothing committed. Any
+    /// other failure (a broken socket with no answer) may follow a commit,
+    /// and is reported.
+    async fn write_only(&self, state: &mut State, parts: Vec<Part>) -> Result<Reply, DbErr> {
+        let mut tries = 1;
+        loop {
+            let first = !state.answered;
+            state.open = true;
+            match self.run(state, parts.clone(), Want::Count).await {
+                Err(e)
+                    if first
+                        && state.completed == 0
+                        && tries < self.attempts
+                        && sqlstate(&e).as_deref() == Some(ADMIN_SHUTDOWN) =>
+                {
+                    tracing::debug!(error = %e, "fsmeta: a pooled connection was terminated; committing on another");
+                    tries += 1;
+                    if let Some(mut dead) = state.conn.take() {
+                        dead.close_on_drop();
+                    }
+                    state.open = false;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// After a failed commit: the server may still hold the (aborted)
@@ -310,6 +347,7 @@ impl TxConnection {
         if state.conn.is_none() {
             state.conn = Some(self.pool.acquire().await.map_err(driver_error)?);
         }
+        state.completed = 0;
         let conn = state.conn.as_mut().expect("acquired above");
         let mut reply = Reply::default();
         let mut text = String::new();
@@ -324,7 +362,8 @@ impl TxConnection {
                     let run_ends = parts.peek().is_none_or(|next| next.inline().is_none());
                     if run_ends {
                         state.in_flight = true;
-                        let answer = simple(conn, std::mem::take(&mut text)).await;
+                        let answer =
+                            simple(conn, std::mem::take(&mut text), &mut state.completed).await;
                         // Answered (even with an error): the exchange is over.
                         state.in_flight = false;
                         reply = answer?;
@@ -338,6 +377,9 @@ impl TxConnection {
                     state.in_flight = true;
                     let answer = bound(conn, &stmt, want).await;
                     state.in_flight = false;
+                    if answer.is_ok() {
+                        state.completed += 1;
+                    }
                     reply = answer?;
                     state.answered = true;
                 }
@@ -350,12 +392,20 @@ impl TxConnection {
 /// One simple-protocol message of one or more statements; the reply holds
 /// every row (only the last statement returns rows: the others are writes
 /// without `RETURNING` or fixed commands) and the last statement's result.
-async fn simple(conn: &mut PoolConnection<Postgres>, text: String) -> Result<Reply, DbErr> {
+/// `completed` counts the statements the server reported complete.
+async fn simple(
+    conn: &mut PoolConnection<Postgres>,
+    text: String,
+    completed: &mut usize,
+) -> Result<Reply, DbErr> {
     let mut reply = Reply::default();
     let mut answers = sqlx::raw_sql(AssertSqlSafe(text)).fetch_many(&mut **conn);
     while let Some(answer) = answers.try_next().await.map_err(driver_error)? {
         match answer {
-            Either::Left(done) => reply.last = Some(done),
+            Either::Left(done) => {
+                *completed += 1;
+                reply.last = Some(done);
+            }
             Either::Right(row) => reply.rows.push(row),
         }
     }
@@ -381,11 +431,26 @@ async fn bound(
 impl Drop for TxConnection {
     fn drop(&mut self) {
         let state = self.state.get_mut();
-        if (state.open || state.in_flight)
-            && let Some(conn) = state.conn.as_mut()
-        {
-            // The server rolls back when the session ends.
+        let Some(mut conn) = state.conn.take() else {
+            return;
+        };
+        if state.in_flight {
+            // Its state is unknown: the server rolls back when the session ends.
             conn.close_on_drop();
+        } else if state.open {
+            // Dropped without an end (a read-only transaction let go, often):
+            // roll back, then return the connection to the pool. Without a
+            // runtime to do that on, close it instead.
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        if sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
+                            conn.close_on_drop();
+                        }
+                    });
+                }
+                Err(_) => conn.close_on_drop(),
+            }
         }
     }
 }

@@ -298,7 +298,8 @@ impl PostgresStore {
         let pool = self.db.get_postgres_connection_pool().clone();
         Ok(Box::new(PgTx::new(TxConnection::new(
             pool,
-            self.max_connections,
+            // Every pooled connection may be dead, and one more is new.
+            self.max_connections + 1,
         ))))
     }
 }

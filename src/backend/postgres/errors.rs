@@ -12,6 +12,9 @@ pub(super) const DEADLOCK_DETECTED: &str = "40P01";
 /// SQLSTATE `in_failed_sql_transaction`: a statement sent after an earlier
 /// one aborted the transaction.
 pub(super) const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+/// SQLSTATE `admin_shutdown`: the server ended the session
+/// (`pg_terminate_backend`, a fast or smart shutdown).
+pub(super) const ADMIN_SHUTDOWN: &str = "57P01";
 /// SQLSTATE `undefined_table`: a relation named in a statement does not exist.
 pub const UNDEFINED_TABLE: &str = "42P01";
 
