@@ -46,10 +46,13 @@ mod sessions;
 
 #[path = "bench/group_commit.rs"]
 mod group_commit;
+#[path = "bench/latency.rs"]
+mod latency;
 
 // ---------------------------------------------------------------------------
 // Configuration
 
+#[derive(Clone)]
 struct Cfg {
     quick: bool,
     only: Option<Vec<String>>,
@@ -1078,7 +1081,56 @@ where
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// P2 through a proxy that delays each direction by `one_way` (see
+/// `bench/latency.rs`): both sides pay the same network.
+async fn p2_over_network(cfg: &Cfg, schemas: &Schemas, one_way: Duration) -> Res {
+    let options: sqlx::postgres::PgConnectOptions = cfg.pg_url.parse()?;
+    let target = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await?
+        .next()
+        .ok_or("no address for the PostgreSQL host")?;
+    let proxy = latency::start(target, one_way)?;
+    let delayed = Cfg {
+        pg_url: url_with_port(&cfg.pg_url, proxy.port()),
+        ..cfg.clone()
+    };
+    let rtt_ms = one_way.as_secs_f64() * 2_000.0;
+    p2_named(
+        &delayed,
+        schemas,
+        1,
+        &format!("P2-postgres-write-1conn-rtt{rtt_ms}ms"),
+        Goal::AtLeast(2.0),
+    )
+    .await
+}
+
+/// `url` with its port replaced (or set) to `port`.
+fn url_with_port(url: &str, port: u16) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let (userinfo, hostport) = authority
+        .rsplit_once('@')
+        .map_or(("", authority), |(u, h)| (u, h));
+    let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h);
+    let at = if userinfo.is_empty() { "" } else { "@" };
+    format!("{scheme}://{userinfo}{at}{host}:{port}/{path}")
+}
+
 async fn p2(cfg: &Cfg, schemas: &Schemas, connections: u32) -> Res {
+    // One connection: round trips bound both sides, and the library sends
+    // one message where the naive sqlx transaction sends four (issue 20).
+    // Eight: the server's work dominates, parity is the goal.
+    let goal = if connections == 1 {
+        Goal::AtLeast(2.0)
+    } else {
+        Goal::AtLeast(0.8)
+    };
+    let name = format!("P2-postgres-write-{connections}conn");
+    p2_named(cfg, schemas, connections, &name, goal).await
+}
+
+async fn p2_named(cfg: &Cfg, schemas: &Schemas, connections: u32, name: &str, goal: Goal) -> Res {
     let tasks = connections as usize;
     let lib_schema = schemas.fresh("p2lib");
     let raw_schema = schemas.fresh("p2raw");
@@ -1122,16 +1174,9 @@ async fn p2(cfg: &Cfg, schemas: &Schemas, connections: u32) -> Res {
     }
     pool.close().await;
     report(
-        &format!("P2-postgres-write-{connections}conn"),
+        name,
         median(ratios),
-        // One connection: round trips bound both sides, and the library
-        // sends one message where the naive sqlx transaction sends four
-        // (issue 20). Eight: the server's work dominates, parity is the goal.
-        if connections == 1 {
-            Goal::AtLeast(2.0)
-        } else {
-            Goal::AtLeast(0.8)
-        },
+        goal,
         &format!(
             "lib {:.0} tx/s, raw sqlx {:.0} tx/s on {connections} connection(s) (median of {} rounds of {})",
             count as f64 / lib_total,
@@ -1311,6 +1356,8 @@ async fn run_postgres(cfg: &Cfg, schemas: &Schemas) -> Res {
     if cfg.wants("P2") {
         p2(cfg, schemas, 1).await?;
         p2(cfg, schemas, 8).await?;
+        // 0.25 ms each way: a round trip of 0.5 ms, a LAN's.
+        p2_over_network(cfg, schemas, Duration::from_micros(250)).await?;
     }
     if cfg.wants("EXT") {
         let store = pg_store(cfg, &schemas.fresh("ext"), 1).await?;
