@@ -54,6 +54,7 @@
 //! - `connect`: [`PgOptions`], [`PostgresStore`] (connect, migrate, close, begin);
 //! - `batch`: [`TxConnection`], the transaction's connection: begun with its
 //!   first message, writes held back and sent with the next one;
+//! - `savepoint`: [`Savepoint`], nested work for a host's statements;
 //! - `tx`: the transaction, `commit`/`rollback`, and the rule that a
 //!   transaction the server aborted never commits;
 //! - `files`, `locks`, `nodes`, `ext`: one record family each;
@@ -76,11 +77,13 @@ mod native;
 mod nodes;
 mod opens;
 mod rows;
+mod savepoint;
 mod tx;
 mod verify;
 mod waiters;
 
-pub use batch::{Savepoint, TxConnection};
+pub use batch::TxConnection;
 pub use connect::{PgOptions, PostgresStore};
 pub use errors::{UNDEFINED_TABLE, sqlstate_of};
 pub use native::{host_error, native};
+pub use savepoint::Savepoint;
