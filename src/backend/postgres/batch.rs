@@ -42,7 +42,7 @@
 //! message is sent again on another connection. A first message that
 //! commits (a transaction of writes only, `BEGIN; …; COMMIT`) is sent again
 //! only when the server reported terminating the session (57P01) before
-//! completing any of its statements (see `write_only`); otherwise the server
+//! completing any of its statements (see `commit`); otherwise the server
 //! may have committed before the connection broke, and the failure is
 //! reported.
 //!
@@ -115,28 +115,31 @@ struct Reply {
     last: Option<PgQueryResult>,
 }
 
-/// A piece of a message.
-#[derive(Clone)]
-enum Part {
-    /// A statement SeaQuery built, values bound or rendered.
-    Stmt(Statement),
-    /// A fixed command (`BEGIN`, `COMMIT`, `SELECT 1`).
-    Fixed(&'static str),
+/// A piece of a message, rendered once, when it is queued for sending.
+enum Piece {
+    /// SQL text with its values rendered (or a fixed command): goes in a
+    /// simple-protocol message with its neighbours.
+    Text(String),
+    /// A statement with a value that does not render exactly: goes alone,
+    /// its values bound.
+    Bound(Statement),
 }
 
-impl Part {
-    /// The statement's text with its values rendered, if every value renders
-    /// exactly (see the module docs).
-    fn inline(&self) -> Option<String> {
-        match self {
-            Part::Fixed(sql) => Some((*sql).to_owned()),
-            Part::Stmt(stmt) => match &stmt.values {
-                None => Some(stmt.sql.clone()),
-                Some(values) if values.0.iter().all(renders_exactly) => Some(
-                    sea_query::inject_parameters(&stmt.sql, &values.0, &PostgresQueryBuilder),
-                ),
-                Some(_) => None,
-            },
+impl Piece {
+    /// A fixed command (`BEGIN`, `COMMIT`, `SELECT 1`).
+    fn fixed(sql: &str) -> Self {
+        Piece::Text(sql.to_owned())
+    }
+
+    /// `stmt` as text with its values rendered, if every value renders
+    /// exactly (see the module docs), else bound.
+    fn of(stmt: Statement) -> Self {
+        match &stmt.values {
+            None => Piece::Text(stmt.sql),
+            Some(values) if values.0.iter().all(renders_exactly) => Piece::Text(
+                sea_query::inject_parameters(&stmt.sql, &values.0, &PostgresQueryBuilder),
+            ),
+            Some(_) => Piece::Bound(stmt),
         }
     }
 }
@@ -202,27 +205,32 @@ impl TxConnection {
     pub(super) async fn commit(&self, probe: bool) -> Result<(), DbErr> {
         let mut state = self.state.lock().await;
         let pending = std::mem::take(&mut state.pending);
+        let mut pieces: Vec<Piece> = pending.into_iter().map(Piece::of).collect();
         let result = if state.open {
-            let mut parts: Vec<Part> = pending.into_iter().map(Part::Stmt).collect();
             if probe {
-                parts.push(Part::Fixed("SELECT 1"));
+                pieces.push(Piece::fixed("SELECT 1"));
             }
-            parts.push(Part::Fixed("COMMIT"));
-            self.run(&mut state, parts, Want::Count).await
-        } else if pending.is_empty() {
+            pieces.push(Piece::fixed("COMMIT"));
+            self.run(&mut state, &pieces, Want::Count).await
+        } else if pieces.is_empty() {
             Ok(Reply::default())
+        } else if let [Piece::Bound(_)] = pieces.as_slice() {
+            // One bound statement: its own implicit transaction.
+            self.run(&mut state, &pieces, Want::Count).await
         } else {
-            let parts: Vec<Part> = pending.into_iter().map(Part::Stmt).collect();
-            if parts.len() == 1 && parts[0].inline().is_none() {
-                // One bound statement: its own implicit transaction.
-                self.run(&mut state, parts, Want::Count).await
-            } else {
-                // `BEGIN; …; COMMIT`: one message when every part renders.
-                let mut all = vec![Part::Fixed("BEGIN")];
-                all.extend(parts);
-                all.push(Part::Fixed("COMMIT"));
-                self.write_only(&mut state, all).await
-            }
+            // `BEGIN; …; COMMIT`: one message when every piece is text. A
+            // connection the server terminated (57P01) before the message
+            // completed anything is replaced: the server flushes what it
+            // has answered before that error, so no completion means not
+            // even `BEGIN` ran, and nothing committed. Any other failure (a
+            // broken socket with no answer) may follow a commit, and is
+            // reported.
+            pieces.insert(0, Piece::fixed("BEGIN"));
+            pieces.push(Piece::fixed("COMMIT"));
+            self.run_first(&mut state, &pieces, Want::Count, |e, completed| {
+                completed == 0 && sqlstate(e).as_deref() == Some(ADMIN_SHUTDOWN)
+            })
+            .await
         };
         match result {
             Ok(_) => {
@@ -230,7 +238,8 @@ impl TxConnection {
                 Ok(())
             }
             Err(e) => {
-                self.end_failed(&mut state).await;
+                // The server may still hold the (aborted) transaction.
+                let _ = self.roll_back_open(&mut state).await;
                 Err(e)
             }
         }
@@ -241,43 +250,46 @@ impl TxConnection {
     pub(super) async fn rollback(&self) -> Result<(), DbErr> {
         let mut state = self.state.lock().await;
         state.pending.clear();
+        self.roll_back_open(&mut state).await
+    }
+
+    /// Sends `ROLLBACK` if the server holds the transaction open; a
+    /// connection that fails it, whatever its state, is not reused.
+    async fn roll_back_open(&self, state: &mut State) -> Result<(), DbErr> {
         if !state.open {
             return Ok(());
         }
         let result = self
-            .run(&mut state, vec![Part::Fixed("ROLLBACK")], Want::Count)
+            .run(state, &[Piece::fixed("ROLLBACK")], Want::Count)
             .await;
         state.open = false;
-        if result.is_err() {
-            // Whatever state the connection is in, it is not reused.
-            if let Some(conn) = state.conn.as_mut() {
-                conn.close_on_drop();
-            }
+        if result.is_err()
+            && let Some(conn) = state.conn.as_mut()
+        {
+            conn.close_on_drop();
         }
         result.map(|_| ())
     }
 
-    /// Runs a transaction of writes only, `BEGIN; …; COMMIT`. A pooled
-    /// connection the server terminated (SQLSTATE 57P01, what
-    /// `pg_terminate_backend` and a fast shutdown send) before the message
-    /// completed anything is replaced and the message sent again: the
-    /// server flushes what it has answered before that error, so no
-    /// completion means not even `BEGIN` ran, and nothing committed. Any
-    /// other failure (a broken socket with no answer) may follow a commit,
-    /// and is reported.
-    async fn write_only(&self, state: &mut State, parts: Vec<Part>) -> Result<Reply, DbErr> {
+    /// Runs `pieces`, the first message of a transaction that begins it on
+    /// the server. When that fails in a way `replaceable` (given the error
+    /// and how many statements the server completed) says left nothing
+    /// done, the connection is dropped and the message sent again on
+    /// another, at most `attempts` times in all.
+    async fn run_first(
+        &self,
+        state: &mut State,
+        pieces: &[Piece],
+        want: Want,
+        replaceable: impl Fn(&DbErr, usize) -> bool,
+    ) -> Result<Reply, DbErr> {
+        let fresh = !state.open && !state.answered;
         let mut tries = 1;
         loop {
-            let first = !state.answered;
             state.open = true;
-            match self.run(state, parts.clone(), Want::Count).await {
-                Err(e)
-                    if first
-                        && state.completed == 0
-                        && tries < self.attempts
-                        && sqlstate(&e).as_deref() == Some(ADMIN_SHUTDOWN) =>
-                {
-                    tracing::debug!(error = %e, "fsmeta: a pooled connection was terminated; committing on another");
+            match self.run(state, pieces, want).await {
+                Err(e) if fresh && tries < self.attempts && replaceable(&e, state.completed) => {
+                    tracing::debug!(error = %e, "fsmeta: a pooled connection was lost; sending again on another");
                     tries += 1;
                     if let Some(mut dead) = state.conn.take() {
                         dead.close_on_drop();
@@ -289,61 +301,26 @@ impl TxConnection {
         }
     }
 
-    /// After a failed commit: the server may still hold the (aborted)
-    /// transaction; end it, or give up the connection.
-    async fn end_failed(&self, state: &mut State) {
-        if state.open {
-            let rolled_back = self
-                .run(state, vec![Part::Fixed("ROLLBACK")], Want::Count)
-                .await;
-            if rolled_back.is_err()
-                && let Some(conn) = state.conn.as_mut()
-            {
-                conn.close_on_drop();
-            }
-            state.open = false;
+    /// Sends `BEGIN` if needed, the kept writes, then `stmt`; the answer is
+    /// `stmt`'s. A first message that finds its pooled connection dead is
+    /// sent again on another: it began the transaction explicitly and does
+    /// not commit, so nothing of it can have committed.
+    async fn send(&self, state: &mut State, stmt: Statement, want: Want) -> Result<Reply, DbErr> {
+        let mut pieces = Vec::with_capacity(state.pending.len() + 2);
+        if !state.open {
+            pieces.push(Piece::fixed("BEGIN"));
         }
+        pieces.extend(state.pending.drain(..).map(Piece::of));
+        pieces.push(Piece::of(stmt));
+        self.run_first(state, &pieces, want, |e, _| is_connection_lost(e))
+            .await
     }
 
-    /// Sends `BEGIN` if needed, the kept writes, then `stmt` (if any); the
-    /// answer is `stmt`'s (or the last write's).
-    async fn send(
-        &self,
-        state: &mut State,
-        stmt: Option<Statement>,
-        want: Want,
-    ) -> Result<Reply, DbErr> {
-        let begins = !state.open;
-        let mut parts = Vec::with_capacity(state.pending.len() + 2);
-        if begins {
-            parts.push(Part::Fixed("BEGIN"));
-        }
-        parts.extend(state.pending.drain(..).map(Part::Stmt));
-        parts.extend(stmt.map(Part::Stmt));
-        let mut tries = 1;
-        loop {
-            let first = !state.answered;
-            state.open = true;
-            match self.run(state, parts.clone(), want).await {
-                Ok(reply) => return Ok(reply),
-                Err(e) if begins && first && tries < self.attempts && is_connection_lost(&e) => {
-                    tracing::debug!(error = %e, "fsmeta: a pooled connection was lost; beginning on another");
-                    tries += 1;
-                    if let Some(mut dead) = state.conn.take() {
-                        dead.close_on_drop();
-                    }
-                    state.open = false;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Runs `parts` on the transaction's connection (taken from the pool if
-    /// it has none): each longest run of parts that render exactly goes as
-    /// one simple-protocol message, every other part alone with its values
-    /// bound. The answer is the last part's.
-    async fn run(&self, state: &mut State, parts: Vec<Part>, want: Want) -> Result<Reply, DbErr> {
+    /// Runs `pieces` on the transaction's connection (taken from the pool
+    /// if it has none): each longest run of text pieces goes as one
+    /// simple-protocol message, every bound piece alone. The answer is the
+    /// last piece's.
+    async fn run(&self, state: &mut State, pieces: &[Piece], want: Want) -> Result<Reply, DbErr> {
         if state.conn.is_none() {
             state.conn = Some(self.pool.acquire().await.map_err(driver_error)?);
         }
@@ -351,39 +328,32 @@ impl TxConnection {
         let conn = state.conn.as_mut().expect("acquired above");
         let mut reply = Reply::default();
         let mut text = String::new();
-        let mut parts = parts.into_iter().peekable();
-        while let Some(part) = parts.next() {
-            match part.inline() {
-                Some(sql) => {
+        let mut pieces = pieces.iter().peekable();
+        while let Some(piece) = pieces.next() {
+            state.in_flight = true;
+            let answer = match piece {
+                Piece::Text(sql) => {
                     if !text.is_empty() {
                         text.push_str("; ");
                     }
-                    text.push_str(&sql);
-                    let run_ends = parts.peek().is_none_or(|next| next.inline().is_none());
-                    if run_ends {
-                        state.in_flight = true;
-                        let answer =
-                            simple(conn, std::mem::take(&mut text), &mut state.completed).await;
-                        // Answered (even with an error): the exchange is over.
-                        state.in_flight = false;
-                        reply = answer?;
-                        state.answered = true;
+                    text.push_str(sql);
+                    if matches!(pieces.peek(), Some(Piece::Text(_))) {
+                        continue;
                     }
+                    simple(conn, std::mem::take(&mut text), &mut state.completed).await
                 }
-                None => {
-                    let Part::Stmt(stmt) = part else {
-                        unreachable!("fixed parts always render")
-                    };
-                    state.in_flight = true;
-                    let answer = bound(conn, &stmt, want).await;
-                    state.in_flight = false;
+                Piece::Bound(stmt) => {
+                    let answer = bound(conn, stmt, want).await;
                     if answer.is_ok() {
                         state.completed += 1;
                     }
-                    reply = answer?;
-                    state.answered = true;
+                    answer
                 }
-            }
+            };
+            // Answered (even with an error): the exchange is over.
+            state.in_flight = false;
+            reply = answer?;
+            state.answered = true;
         }
         Ok(reply)
     }
@@ -463,7 +433,7 @@ impl ConnectionTrait for TxConnection {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let mut state = self.state.lock().await;
-        let reply = self.send(&mut state, Some(stmt), Want::Count).await?;
+        let reply = self.send(&mut state, stmt, Want::Count).await?;
         Ok(reply.last.unwrap_or_default().into())
     }
 
@@ -478,7 +448,7 @@ impl ConnectionTrait for TxConnection {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let mut state = self.state.lock().await;
-        let reply = self.send(&mut state, Some(stmt), Want::Rows).await?;
+        let reply = self.send(&mut state, stmt, Want::Rows).await?;
         Ok(reply.rows.into_iter().map(QueryResult::from).collect())
     }
 }
