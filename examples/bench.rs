@@ -1091,7 +1091,7 @@ async fn p2_over_network(cfg: &Cfg, schemas: &Schemas, one_way: Duration) -> Res
         .ok_or("no address for the PostgreSQL host")?;
     let proxy = latency::start(target, one_way)?;
     let delayed = Cfg {
-        pg_url: url_with_port(&cfg.pg_url, proxy.port()),
+        pg_url: url_with_port(&cfg.pg_url, proxy.port())?,
         ..cfg.clone()
     };
     let rtt_ms = one_way.as_secs_f64() * 2_000.0;
@@ -1106,15 +1106,11 @@ async fn p2_over_network(cfg: &Cfg, schemas: &Schemas, one_way: Duration) -> Res
 }
 
 /// `url` with its port replaced (or set) to `port`.
-fn url_with_port(url: &str, port: u16) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    let (userinfo, hostport) = authority
-        .rsplit_once('@')
-        .map_or(("", authority), |(u, h)| (u, h));
-    let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h);
-    let at = if userinfo.is_empty() { "" } else { "@" };
-    format!("{scheme}://{userinfo}{at}{host}:{port}/{path}")
+fn url_with_port(url: &str, port: u16) -> Res<String> {
+    let mut url = url::Url::parse(url)?;
+    url.set_port(Some(port))
+        .map_err(|()| "the PostgreSQL URL takes no port")?;
+    Ok(url.into())
 }
 
 async fn p2(cfg: &Cfg, schemas: &Schemas, connections: u32) -> Res {

@@ -81,11 +81,21 @@ impl<S: Subscriber> Layer<S> for Reported {
     }
 }
 
+/// Acquires `lock` in a transaction of its own, which must grant it.
+async fn acquire_granted(store: &PostgresStore, lock: &fsmeta::PersistedLock) {
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        acquire_lock(&mut *tx, lock).await.expect("acquire"),
+        Acquire::Granted
+    );
+    tx.commit().await.expect("commit");
+}
+
 /// The server's URL with `database` as the database.
 fn url_of(database: &str) -> String {
-    let url = server_url();
-    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-    format!("{base}/{database}")
+    let mut url = url::Url::parse(&server_url()).expect("the server URL parses");
+    url.set_path(database);
+    url.into()
 }
 
 /// Makes sure [`DATABASE`] exists and reports statements to its clients.
@@ -225,12 +235,7 @@ async fn run(reported: Reported) {
         3,
         3,
         async {
-            let mut tx = store.begin().await.expect("begin");
-            assert_eq!(
-                acquire_lock(&mut *tx, &first).await.expect("acquire"),
-                Acquire::Granted
-            );
-            tx.commit().await.expect("commit");
+            acquire_granted(&store, &first).await;
         },
     )
     .await;
@@ -244,12 +249,7 @@ async fn run(reported: Reported) {
         3,
         3,
         async {
-            let mut tx = store.begin().await.expect("begin");
-            assert_eq!(
-                acquire_lock(&mut *tx, &touching).await.expect("acquire"),
-                Acquire::Granted
-            );
-            tx.commit().await.expect("commit");
+            acquire_granted(&store, &touching).await;
         },
     )
     .await;
