@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, DeleteMany, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::entity::locks;
@@ -150,12 +150,9 @@ impl LockStore for PgTx {
     async fn delete_locks(&mut self, ids: &[Uuid]) -> Result<u64> {
         let op = "delete_locks";
         self.usable(op)?;
-        let mut seen = HashSet::with_capacity(ids.len());
-        let unique: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
         let mut deleted = 0;
-        for chunk in unique.chunks(IDS_PER_DELETE) {
-            deleted += locks::Entity::delete_many()
-                .filter(locks::Column::Id.is_in(chunk.iter().copied()))
+        for delete in deletes_of(ids) {
+            deleted += delete
                 .exec(&self.tx)
                 .await
                 .map_err(|e| self.fail(op, e))?
@@ -168,13 +165,22 @@ impl LockStore for PgTx {
     /// kept and sent with the transaction's next message.
     async fn delete_locks_uncounted(&mut self, ids: &[Uuid]) -> Result<()> {
         self.usable("delete_locks_uncounted")?;
-        let mut seen = HashSet::with_capacity(ids.len());
-        let unique: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
-        for chunk in unique.chunks(IDS_PER_DELETE) {
-            locks::Entity::delete_many()
-                .filter(locks::Column::Id.is_in(chunk.iter().copied()))
-                .defer_in(self);
+        for delete in deletes_of(ids) {
+            delete.defer_in(self);
         }
         Ok(())
     }
+}
+
+/// The `DELETE … WHERE id IN (…)` statements for `ids`, [`IDS_PER_DELETE`]
+/// ids each, every id once.
+fn deletes_of(ids: &[Uuid]) -> Vec<DeleteMany<locks::Entity>> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    let unique: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    unique
+        .chunks(IDS_PER_DELETE)
+        .map(|chunk| {
+            locks::Entity::delete_many().filter(locks::Column::Id.is_in(chunk.iter().copied()))
+        })
+        .collect()
 }

@@ -45,8 +45,8 @@ use crate::error::{Error, Result};
 use crate::obs::{TxOp, traced};
 use crate::tx::MetadataTransaction;
 
-/// One PostgreSQL transaction. Dropped without an end, its connection is
-/// closed if the server had begun it (the server rolls back).
+/// One PostgreSQL transaction. Dropped without an end, it is rolled back on
+/// the server (see [`super::batch`]).
 pub(super) struct PgTx {
     /// The transaction's connection (begun lazily, writes batched).
     pub(super) tx: TxConnection,
