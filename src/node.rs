@@ -117,4 +117,12 @@ pub trait NodeStore: Send {
     async fn put_epoch_record(&mut self, record: &EpochRecord) -> Result<()>;
     /// Every recorded epoch, in epoch order.
     async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>>;
+    /// [`list_epoch_records`](Self::list_epoch_records) and
+    /// [`list_nodes`](Self::list_nodes) together: what an incarnation's start
+    /// reads first. A backend with round trips (PostgreSQL) answers both in
+    /// one; the default asks for each in turn.
+    async fn list_epoch_records_and_nodes(&mut self) -> Result<(Vec<EpochRecord>, Vec<NodeState>)> {
+        let records = self.list_epoch_records().await?;
+        Ok((records, self.list_nodes().await?))
+    }
 }

@@ -28,6 +28,7 @@ use crate::lock::{LockQuery, LockStore, PersistedLock};
 use crate::node::{DEFAULT_NODE, EpochRecord, NodeState, NodeStore};
 use crate::time::Timestamp;
 use crate::tx::{MetadataStore, MetadataStoreExt, MetadataTransaction};
+use crate::validate;
 
 /// What a starting server learns about its node's previous incarnations.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,21 +98,18 @@ impl Epochs {
         Self::load_with_global(tx, global).await
     }
 
-    /// [`Epochs::load`] when the caller knows the global counter (it has
-    /// just taken an epoch from it in `tx`): one read less.
-    pub(crate) async fn load_with_global<T: NodeStore + ?Sized>(
-        tx: &mut T,
-        global: u64,
-    ) -> Result<Self> {
-        let owner = tx
-            .list_epoch_records()
-            .await?
-            .into_iter()
-            .map(|r| (r.epoch, r.node_id))
-            .collect();
+    /// [`Epochs::load`] when the caller knows the global counter.
+    async fn load_with_global<T: NodeStore + ?Sized>(tx: &mut T, global: u64) -> Result<Self> {
+        let (records, nodes) = tx.list_epoch_records_and_nodes().await?;
+        Ok(Self::from_records(records, nodes, global))
+    }
+
+    /// The epochs that `records`, `nodes` and the counter `global` describe.
+    fn from_records(records: Vec<EpochRecord>, nodes: Vec<NodeState>, global: u64) -> Self {
+        let owner = records.into_iter().map(|r| (r.epoch, r.node_id)).collect();
         let mut current = BTreeMap::new();
         let mut taken_over = BTreeMap::new();
-        for node in tx.list_nodes().await? {
+        for node in nodes {
             match node.taken_over {
                 Some(takeover) => {
                     taken_over.insert(node.node_id, takeover.by);
@@ -121,12 +119,12 @@ impl Epochs {
                 }
             }
         }
-        Ok(Epochs {
+        Epochs {
             owner,
             current,
             taken_over,
             global,
-        })
+        }
     }
 
     /// The node an epoch belongs to: its record's node, or [`DEFAULT_NODE`] for
@@ -244,10 +242,17 @@ pub(crate) async fn start_in(
     node: &str,
     how: Start,
 ) -> Result<Recovery> {
+    validate::id("node_id", node)?;
     let now = Timestamp::now();
-    let mut state = tx
-        .get_node(node)
-        .await?
+    // Every epoch record and node in one read (one round trip on
+    // PostgreSQL): the node's own state is among them, and the epochs after
+    // this start are these with its two writes applied, so nothing is read
+    // twice.
+    let (mut records, mut nodes) = tx.list_epoch_records_and_nodes().await?;
+    let mut state = nodes
+        .iter()
+        .find(|n| n.node_id == node)
+        .cloned()
         .unwrap_or_else(|| NodeState::new(node));
     if !how.take_over_live
         && state.lease_held_at(now)
@@ -271,8 +276,13 @@ pub(crate) async fn start_in(
     state.lease_expires_at = how.lease.map(|l| lease_expiry(now, l)).transpose()?;
     state.taken_over = None;
     tx.put_node(&state).await?;
+    // The new epoch is above every recorded one (the counter only grows), and
     // `epoch` is the counter's value now: this transaction just raised it.
-    let epochs = Epochs::load_with_global(tx, epoch).await?;
+    records.retain(|r| r.epoch != epoch);
+    records.push(record);
+    nodes.retain(|n| n.node_id != node);
+    nodes.push(state);
+    let epochs = Epochs::from_records(records, nodes, epoch);
     // Reading the dead epochs' locks by epoch is also what makes a zombie's
     // in-flight grant (a lock of its epoch) conflict with this start on
     // PostgreSQL: see `crate::session`.

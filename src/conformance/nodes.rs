@@ -207,15 +207,23 @@ pub async fn node_state_round_trips(t: &mut dyn TestStore) {
         "put_epoch_record with a bad time",
         tx.put_epoch_record(&bad_time).await,
     );
-    commit(tx).await;
-    let mut tx = begin(t).await;
     let mut sorted = nodes.to_vec();
     sorted.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    let in_order = vec![records[1].clone(), records[0].clone()];
+    assert_eq!(
+        tx.list_epoch_records_and_nodes().await.unwrap(),
+        (in_order.clone(), sorted.clone()),
+        "both lists together, the transaction's own writes in them"
+    );
+    commit(tx).await;
+    let mut tx = begin(t).await;
     assert_eq!(tx.list_nodes().await.unwrap(), sorted, "nodes in id order");
     assert_eq!(tx.get_node("a").await.unwrap(), Some(nodes[1].clone()));
+    assert_eq!(tx.list_epoch_records().await.unwrap(), in_order);
     assert_eq!(
-        tx.list_epoch_records().await.unwrap(),
-        vec![records[1].clone(), records[0].clone()]
+        tx.list_epoch_records_and_nodes().await.unwrap(),
+        (in_order, sorted),
+        "both lists together, committed"
     );
     assert!(
         crate::clean_shutdown(&mut *tx).await.unwrap(),

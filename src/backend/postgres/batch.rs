@@ -108,11 +108,32 @@ enum Want {
     Count,
 }
 
-/// The answer of a message: the last statement's rows and its result.
+/// The answer of a message: each completed statement's rows, and the last
+/// statement's result.
 #[derive(Default)]
 struct Reply {
-    rows: Vec<PgRow>,
+    /// One entry per statement the server completed, in order (empty for a
+    /// write or a fixed command).
+    sets: Vec<Vec<PgRow>>,
     last: Option<PgQueryResult>,
+}
+
+impl Reply {
+    /// The rows of the last `n` statements, in order.
+    fn last_sets(mut self, n: usize) -> Result<Vec<Vec<PgRow>>, DbErr> {
+        let start = self.sets.len().checked_sub(n).ok_or_else(|| {
+            DbErr::Custom(format!(
+                "PostgreSQL completed {} statement(s) of a message, {n} expected",
+                self.sets.len()
+            ))
+        })?;
+        Ok(self.sets.split_off(start))
+    }
+
+    /// The rows of the last statement.
+    fn last_rows(self) -> Vec<PgRow> {
+        self.sets.into_iter().next_back().unwrap_or_default()
+    }
 }
 
 /// A piece of a message, rendered once, when it is queued for sending.
@@ -301,25 +322,30 @@ impl TxConnection {
         }
     }
 
-    /// Sends `BEGIN` if needed, the kept writes, then `stmt`; the answer is
-    /// `stmt`'s. A first message that finds its pooled connection dead is
-    /// sent again on another: it began the transaction explicitly and does
-    /// not commit, so nothing of it can have committed.
-    async fn send(&self, state: &mut State, stmt: Statement, want: Want) -> Result<Reply, DbErr> {
-        let mut pieces = Vec::with_capacity(state.pending.len() + 2);
+    /// Sends `BEGIN` if needed, the kept writes, then `stmts`; the answer
+    /// ends with `stmts`'. A first message that finds its pooled connection
+    /// dead is sent again on another: it began the transaction explicitly
+    /// and does not commit, so nothing of it can have committed.
+    async fn send(
+        &self,
+        state: &mut State,
+        stmts: Vec<Statement>,
+        want: Want,
+    ) -> Result<Reply, DbErr> {
+        let mut pieces = Vec::with_capacity(state.pending.len() + stmts.len() + 1);
         if !state.open {
             pieces.push(Piece::fixed("BEGIN"));
         }
         pieces.extend(state.pending.drain(..).map(Piece::of));
-        pieces.push(Piece::of(stmt));
+        pieces.extend(stmts.into_iter().map(Piece::of));
         self.run_first(state, &pieces, want, |e, _| is_connection_lost(e))
             .await
     }
 
     /// Runs `pieces` on the transaction's connection (taken from the pool
     /// if it has none): each longest run of text pieces goes as one
-    /// simple-protocol message, every bound piece alone. The answer is the
-    /// last piece's.
+    /// simple-protocol message, every bound piece alone. The answer holds
+    /// every piece's rows.
     async fn run(&self, state: &mut State, pieces: &[Piece], want: Want) -> Result<Reply, DbErr> {
         if state.conn.is_none() {
             state.conn = Some(self.pool.acquire().await.map_err(driver_error)?);
@@ -340,62 +366,64 @@ impl TxConnection {
                     if matches!(pieces.peek(), Some(Piece::Text(_))) {
                         continue;
                     }
-                    simple(conn, std::mem::take(&mut text), &mut state.completed).await
+                    simple(conn, std::mem::take(&mut text), &mut reply).await
                 }
-                Piece::Bound(stmt) => {
-                    let answer = bound(conn, stmt, want).await;
-                    if answer.is_ok() {
-                        state.completed += 1;
-                    }
-                    answer
-                }
+                Piece::Bound(stmt) => bound(conn, stmt, want, &mut reply).await,
             };
+            state.completed = reply.sets.len();
             // Answered (even with an error): the exchange is over.
             state.in_flight = false;
-            reply = answer?;
+            answer?;
             state.answered = true;
         }
         Ok(reply)
     }
 }
 
-/// One simple-protocol message of one or more statements; the reply holds
-/// every row (only the last statement returns rows: the others are writes
-/// without `RETURNING` or fixed commands) and the last statement's result.
-/// `completed` counts the statements the server reported complete.
+/// One simple-protocol message of one or more statements, answered into
+/// `reply`: a statement's rows come before the server reports it complete,
+/// so each completion closes one statement's set.
 async fn simple(
     conn: &mut PoolConnection<Postgres>,
     text: String,
-    completed: &mut usize,
-) -> Result<Reply, DbErr> {
-    let mut reply = Reply::default();
+    reply: &mut Reply,
+) -> Result<(), DbErr> {
+    let mut rows = Vec::new();
     let mut answers = sqlx::raw_sql(AssertSqlSafe(text)).fetch_many(&mut **conn);
     while let Some(answer) = answers.try_next().await.map_err(driver_error)? {
         match answer {
             Either::Left(done) => {
-                *completed += 1;
+                reply.sets.push(std::mem::take(&mut rows));
                 reply.last = Some(done);
             }
-            Either::Right(row) => reply.rows.push(row),
+            Either::Right(row) => rows.push(row),
         }
     }
-    Ok(reply)
+    Ok(())
 }
 
-/// One statement with its values bound (extended protocol).
+/// One statement with its values bound (extended protocol), answered into
+/// `reply`.
 async fn bound(
     conn: &mut PoolConnection<Postgres>,
     stmt: &Statement,
     want: Want,
-) -> Result<Reply, DbErr> {
+    reply: &mut Reply,
+) -> Result<(), DbErr> {
     let values = stmt.values.clone().unwrap_or(sea_query::Values(Vec::new()));
     let query = sqlx::query_with(AssertSqlSafe(stmt.sql.clone()), SqlxValues(values));
-    let mut reply = Reply::default();
     match want {
-        Want::Rows => reply.rows = query.fetch_all(&mut **conn).await.map_err(driver_error)?,
-        Want::Count => reply.last = Some(query.execute(&mut **conn).await.map_err(driver_error)?),
+        Want::Rows => {
+            let rows = query.fetch_all(&mut **conn).await.map_err(driver_error)?;
+            reply.sets.push(rows);
+        }
+        Want::Count => {
+            let done = query.execute(&mut **conn).await.map_err(driver_error)?;
+            reply.sets.push(Vec::new());
+            reply.last = Some(done);
+        }
     }
-    Ok(reply)
+    Ok(())
 }
 
 impl Drop for TxConnection {
@@ -433,7 +461,7 @@ impl ConnectionTrait for TxConnection {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let mut state = self.state.lock().await;
-        let reply = self.send(&mut state, stmt, Want::Count).await?;
+        let reply = self.send(&mut state, vec![stmt], Want::Count).await?;
         Ok(reply.last.unwrap_or_default().into())
     }
 
@@ -448,8 +476,34 @@ impl ConnectionTrait for TxConnection {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let mut state = self.state.lock().await;
-        let reply = self.send(&mut state, stmt, Want::Rows).await?;
-        Ok(reply.rows.into_iter().map(QueryResult::from).collect())
+        let reply = self.send(&mut state, vec![stmt], Want::Rows).await?;
+        Ok(reply
+            .last_rows()
+            .into_iter()
+            .map(QueryResult::from)
+            .collect())
+    }
+}
+
+impl TxConnection {
+    /// Runs the reads `stmts` in one message (with `BEGIN` and the kept
+    /// writes before them, as for any read) and returns each one's rows, in
+    /// order. A read with a value that does not render exactly goes alone,
+    /// bound, as in every message.
+    pub(super) async fn query_several<const N: usize>(
+        &self,
+        stmts: [Statement; N],
+    ) -> Result<[Vec<QueryResult>; N], DbErr> {
+        let mut state = self.state.lock().await;
+        let reply = self.send(&mut state, stmts.into(), Want::Rows).await?;
+        let sets: Vec<Vec<QueryResult>> = reply
+            .last_sets(N)?
+            .into_iter()
+            .map(|rows| rows.into_iter().map(QueryResult::from).collect())
+            .collect();
+        // `last_sets(N)` gave N sets.
+        sets.try_into()
+            .map_err(|_| DbErr::Custom("a message's answer lost a statement's rows".into()))
     }
 }
 

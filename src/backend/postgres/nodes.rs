@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use sea_orm::prelude::Decimal;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QueryTrait,
+};
 
 use super::entity::{epoch_records, nodes, server_state};
 use super::rows::{
@@ -135,6 +137,32 @@ impl NodeStore for PgTx {
         Ok(())
     }
 
+    async fn list_epoch_records_and_nodes(&mut self) -> Result<(Vec<EpochRecord>, Vec<NodeState>)> {
+        let op = "list_epoch_records_and_nodes";
+        self.usable(op)?;
+        let records = select_epoch_records()
+            .order_by_asc(epoch_records::Column::Epoch)
+            .build(DbBackend::Postgres);
+        let nodes = nodes::Entity::find()
+            .order_by_asc(nodes::Column::NodeId)
+            .build(DbBackend::Postgres);
+        let sets = self.tx.query_several([records, nodes]).await;
+        let [records, nodes] = sets.map_err(|e| self.fail(op, e))?;
+        let records = decode(&records, epoch_records::Model::from_query_result)
+            .map_err(|e| self.fail(op, e))?;
+        let nodes =
+            decode(&nodes, nodes::Model::from_query_result).map_err(|e| self.fail(op, e))?;
+        let records = records
+            .into_iter()
+            .map(epoch_record_from_row)
+            .collect::<Result<_>>()?;
+        let nodes = nodes
+            .into_iter()
+            .map(node_from_row)
+            .collect::<Result<_>>()?;
+        Ok((records, nodes))
+    }
+
     async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>> {
         let op = "list_epoch_records";
         self.usable(op)?;
@@ -147,4 +175,12 @@ impl NodeStore for PgTx {
             .map(epoch_record_from_row)
             .collect()
     }
+}
+
+/// Each of `rows` as a model, the way SeaORM's `all` reads them.
+fn decode<M>(
+    rows: &[sea_orm::QueryResult],
+    read: impl Fn(&sea_orm::QueryResult, &str) -> std::result::Result<M, sea_orm::DbErr>,
+) -> std::result::Result<Vec<M>, sea_orm::DbErr> {
+    rows.iter().map(|row| read(row, "")).collect()
 }
