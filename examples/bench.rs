@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fjall::{KeyspaceCreateOptions, OptimisticTxDatabase, PersistMode, Readable};
+use fsmeta::backend::fjall::HOSTED_PREFIX;
 use fsmeta::{
     Durability, FileMeta, FjallOptions, FjallStore, LockQuery, MemoryStore, MetadataStore,
     MetadataStoreExt, PersistedLock, PgOptions, PostgresStore, Timestamp,
@@ -48,6 +49,8 @@ mod sessions;
 mod group_commit;
 #[path = "bench/latency.rs"]
 mod latency;
+#[path = "bench/versus_raw.rs"]
+mod versus_raw;
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -411,42 +414,6 @@ fn p3_report(cfg: &Cfg, backend: &str, by: By, warm: bool, s: f64, b: f64) {
     );
 }
 
-/// The P3 queries by hand on raw fjall (no target: the engine's own scaling,
-/// to compare the library's with).
-fn p3_raw(cfg: &Cfg, small: &RawFjall, big: &RawFjall) -> Res {
-    for by in [By::File, By::Owner, By::Client] {
-        let (mut s, mut b) = (Vec::new(), Vec::new());
-        for k in 0..cfg.p3_samples as u64 {
-            let r = mix(k ^ 0x5eed);
-            for (raw, n, out) in [(small, cfg.small, &mut s), (big, cfg.big, &mut b)] {
-                let g = r % (n / 10);
-                let (index, component) = match by {
-                    By::File => (&raw.by_file, handle(0, g).as_bytes().to_vec()),
-                    By::Owner => (&raw.by_owner, owner(g).into_bytes()),
-                    By::Client => (&raw.by_client, client(g).into_bytes()),
-                };
-                let started = Instant::now();
-                let found = raw.query(index, &component)?;
-                out.push(started.elapsed().as_secs_f64());
-                if found != 10 {
-                    return Err(format!("raw {by:?} query found {found}, expected 10").into());
-                }
-            }
-        }
-        let (s, b) = (median(s), median(b));
-        info(&format!(
-            "P3 raw fjall by {}: {} locks stored {}, {} stored {}: raw ratio {:.2}",
-            format!("{by:?}").to_lowercase(),
-            cfg.big,
-            us(b),
-            cfg.small,
-            us(s),
-            b / s
-        ));
-    }
-    Ok(())
-}
-
 /// Loads a client of `count` locks (untimed), then times one transaction
 /// that deletes them all: begin + delete_locks_by_client + commit.
 async fn time_cleanup(store: &dyn MetadataStore, name: &str, tag: u64, count: u64) -> Res<f64> {
@@ -792,7 +759,11 @@ async fn check_io_bench(cfg: &Cfg, backend: &str, store: &dyn MetadataStore) -> 
 
 fn raw_scan(path: &Path) -> Res<usize> {
     let db = OptimisticTxDatabase::builder(path).open()?;
-    let locks = db.keyspace("locks", KeyspaceCreateOptions::default)?;
+    // The bench's stores are hosted (see run_fjall).
+    let locks = db.keyspace(
+        &format!("{HOSTED_PREFIX}locks"),
+        KeyspaceCreateOptions::default,
+    )?;
     let mut all = Vec::new();
     for guard in db.read_tx().iter(&locks) {
         all.push(guard.into_inner()?);
@@ -801,7 +772,7 @@ fn raw_scan(path: &Path) -> Res<usize> {
 }
 
 async fn lib_scan(path: &Path) -> Res<usize> {
-    let store = FjallStore::open_with(path, fjall_options())?;
+    let store = FjallStore::from_database(open_bench_db(path)?, FjallOptions::default())?;
     let mut tx = store.begin().await?;
     let all = tx.list_locks(&LockQuery::default()).await?;
     tx.rollback().await?;
@@ -1247,16 +1218,17 @@ async fn run_memory(cfg: &Cfg) -> Res {
     Ok(())
 }
 
-/// The options of the P3/P5/P6 fjall stores: fjall's defaults, or the block
+/// The database of a P3/P5/P6 fjall store: fjall's defaults, or the block
 /// cache size in `FSMETA_BENCH_FJALL_CACHE_MB`.
-fn fjall_options() -> FjallOptions {
-    FjallOptions {
-        cache_size: std::env::var("FSMETA_BENCH_FJALL_CACHE_MB")
-            .ok()
-            .and_then(|mb| mb.parse::<u64>().ok())
-            .map(|mb| mb << 20),
-        ..Default::default()
+fn open_bench_db(path: &Path) -> Res<OptimisticTxDatabase> {
+    let mut builder = OptimisticTxDatabase::builder(path);
+    if let Some(mb) = std::env::var("FSMETA_BENCH_FJALL_CACHE_MB")
+        .ok()
+        .and_then(|mb| mb.parse::<u64>().ok())
+    {
+        builder = builder.cache_size(mb << 20);
     }
+    Ok(builder.open()?)
 }
 
 async fn run_fjall(cfg: &Cfg) -> Res {
@@ -1290,9 +1262,13 @@ async fn run_fjall(cfg: &Cfg) -> Res {
     let big_path = root.join(format!("big-{}", cfg.big));
     let small_path = root.join(format!("small-{}", cfg.small));
     {
-        let options = fjall_options();
-        let small = FjallStore::open_with(&small_path, options.clone())?;
-        let big = FjallStore::open_with(&big_path, options)?;
+        // Loaded, then closed: the measurements below run on the stores as
+        // a restarted server finds them, not while the engine is still
+        // flushing and compacting what the load wrote (which, on two cores,
+        // took turns with the queries and made every figure noisy).
+        let small =
+            FjallStore::from_database(open_bench_db(&small_path)?, FjallOptions::default())?;
+        let big = FjallStore::from_database(open_bench_db(&big_path)?, FjallOptions::default())?;
         if !loaded(&small, cfg.small).await? {
             load(&small, cfg.small, 10_000).await?;
         }
@@ -1300,26 +1276,42 @@ async fn run_fjall(cfg: &Cfg) -> Res {
             let secs = load(&big, cfg.big, 10_000).await?;
             load_info("fjall", cfg.big, secs);
         }
+    }
+    {
+        // The bench opens the databases and hands them to the library, so
+        // the raw-fjall baseline reads the same keyspaces in the same
+        // process, interleaved with the library (versus_raw.rs).
+        let small_db = open_bench_db(&small_path)?;
+        let big_db = open_bench_db(&big_path)?;
+        let small = FjallStore::from_database(small_db.clone(), FjallOptions::default())?;
+        let big = FjallStore::from_database(big_db.clone(), FjallOptions::default())?;
+        let small_raw = RawFjall::over(small_db, HOSTED_PREFIX, PersistMode::Buffer)?;
+        let big_raw = RawFjall::over(big_db, HOSTED_PREFIX, PersistMode::Buffer)?;
         if cfg.wants("P3") {
             p3(cfg, "fjall", false, &small, &big).await?;
             p3(cfg, "fjall", true, &small, &big).await?;
+            for warm in [false, true] {
+                let small = versus_raw::Pair {
+                    lib: &small,
+                    raw: &small_raw,
+                    locks: cfg.small,
+                };
+                let big = versus_raw::Pair {
+                    lib: &big,
+                    raw: &big_raw,
+                    locks: cfg.big,
+                };
+                versus_raw::p3_vs_raw(cfg, warm, small, big).await?;
+            }
+            versus_raw::p3_raw_scaling(cfg, &small_raw, &big_raw)?;
         }
         if cfg.wants("P5") {
             p5(cfg, "fjall", &small, &big).await?;
             p5_bulk(cfg, "fjall", &big).await?;
+            p5_bulk_raw(cfg, &big_raw)?;
         }
         if cfg.wants("RECOVERY") {
             recovery(cfg, "fjall", Arc::new(small), Arc::new(big)).await?;
-        }
-    }
-    if cfg.wants("P3") || cfg.wants("P5") {
-        let small = RawFjall::open(&small_path, PersistMode::Buffer)?;
-        let big = RawFjall::open(&big_path, PersistMode::Buffer)?;
-        if cfg.wants("P3") {
-            p3_raw(cfg, &small, &big)?;
-        }
-        if cfg.wants("P5") {
-            p5_bulk_raw(cfg, &big)?;
         }
     }
     if cfg.wants("FOOTPRINT") {

@@ -15,6 +15,12 @@ impl FileHandle {
     /// A handle from its bytes; `Error::Invalid` when empty or longer than 128 bytes.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self> {
         let bytes = bytes.into();
+        Self::check(&bytes)?;
+        Ok(FileHandle::from_checked(bytes))
+    }
+
+    /// Whether `bytes` make a handle (1 to 128 bytes), without building one.
+    pub(crate) fn check(bytes: &[u8]) -> Result<()> {
         if bytes.is_empty() {
             return Err(Error::Invalid("file handle: must not be empty".into()));
         }
@@ -25,7 +31,7 @@ impl FileHandle {
                 Self::MAX_LEN
             )));
         }
-        Ok(FileHandle::from_checked(bytes))
+        Ok(())
     }
 
     /// Parses a handle from hex (as printed by [`FileHandle::to_hex`]).

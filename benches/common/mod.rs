@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use fjall::{
-    KeyspaceCreateOptions, OptimisticTxDatabase, OptimisticTxKeyspace, PersistMode, Readable,
+    KeyspaceCreateOptions, OptimisticTxDatabase, OptimisticTxKeyspace, OptimisticWriteTx,
+    PersistMode, Readable,
 };
 use fsmeta::{
     FileHandle, FileKind, FileMeta, LockType, MetadataStore, MetadataStoreExt, PersistedLock,
@@ -249,6 +250,19 @@ impl RawFjall {
     /// Returns how many records it read.
     pub fn query(&self, index: &OptimisticTxKeyspace, component: &[u8]) -> Res<usize> {
         let tx = self.db.write_tx()?;
+        let found = self.query_in(&tx, index, component)?;
+        tx.rollback();
+        Ok(found)
+    }
+
+    /// [`RawFjall::query`] in `tx`: the index prefix, then each record read
+    /// and decoded (a server needs the lock, not its bytes).
+    pub fn query_in(
+        &self,
+        tx: &OptimisticWriteTx,
+        index: &OptimisticTxKeyspace,
+        component: &[u8],
+    ) -> Res<usize> {
         let prefix = raw_prefix(component);
         let keys = tx
             .prefix(index, &prefix)
@@ -256,17 +270,25 @@ impl RawFjall {
             .collect::<Result<Vec<_>, _>>()?;
         let mut found = 0;
         for key in keys {
-            if tx.get(&self.locks, &key[prefix.len()..])?.is_some() {
-                found += 1;
-            }
+            let value = tx
+                .get(&self.locks, &key[prefix.len()..])?
+                .ok_or("index entry without record")?;
+            let _lock: RawLockOwned = postcard::from_bytes(&value[1..])?;
+            found += 1;
         }
-        tx.rollback();
         Ok(found)
     }
 
     pub fn open(path: &Path, mode: PersistMode) -> Res<RawFjall> {
-        let db = OptimisticTxDatabase::builder(path).open()?;
-        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        Self::over(OptimisticTxDatabase::builder(path).open()?, "", mode)
+    }
+
+    /// The library's keyspaces in `db`, their names behind `prefix` (empty
+    /// for a store of its own, `fsmeta_` for one opened with
+    /// `FjallStore::from_database`).
+    pub fn over(db: OptimisticTxDatabase, prefix: &str, mode: PersistMode) -> Res<RawFjall> {
+        let ks =
+            |name: &str| db.keyspace(&format!("{prefix}{name}"), KeyspaceCreateOptions::default);
         Ok(RawFjall {
             files: ks("files")?,
             files_by_share: ks("files_by_share")?,

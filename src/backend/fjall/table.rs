@@ -278,33 +278,35 @@ impl<'k, F: Family> Table<'k, F> {
         index: &Index<F::Record>,
         entries: &[UserKey],
     ) -> Result<Vec<F::Record>> {
-        let keys = entries
+        entries
             .iter()
             .map(|entry| {
-                (index.target)(entry)
-                    .and_then(F::decode_key)
+                // The entry's tail is the record's raw key: read it as it is
+                // (no decode-and-encode round trip per record).
+                let (raw, key) = (index.target)(entry)
+                    .and_then(|raw| Some((raw, F::decode_key(raw)?)))
                     .ok_or_else(|| {
                         keys::corrupt_key(
                             index.name,
                             entry,
                             format_args!("expected {}", index.layout),
                         )
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        keys.iter()
-            .map(|key| {
-                self.get(r, key)?.ok_or_else(|| {
-                    keys::corrupt_key(
-                        F::NAME,
-                        &F::encode_key(key),
-                        format_args!(
-                            "index `{}` names this {}, but no record is stored",
-                            index.name,
-                            F::RECORD
-                        ),
-                    )
-                })
+                    })?;
+                let value = r
+                    .get(self.records(), raw)
+                    .map_err(read_error(F::NAME))?
+                    .ok_or_else(|| {
+                        keys::corrupt_key(
+                            F::NAME,
+                            raw,
+                            format_args!(
+                                "index `{}` names this {}, but no record is stored",
+                                index.name,
+                                F::RECORD
+                            ),
+                        )
+                    })?;
+                Ok(F::decode(&key, raw, &value)?)
             })
             .collect()
     }

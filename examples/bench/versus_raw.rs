@@ -1,0 +1,132 @@
+//! P3 on raw fjall: the library's lock queries against the same reads
+//! written by hand on the engine (issue 20: the library within 1.15× of
+//! raw fjall, cold and warm), and the engine's own big-vs-small scaling.
+//!
+//! Both sides run on one open database (the library's store opened with
+//! `FjallStore::from_database`, the raw side over its keyspaces), sample by
+//! sample, taking turns at going first. Each side draws its own groups, so
+//! neither reads blocks the other has just brought into the block cache: a
+//! cold sample of either is cold. Only the query is timed on either side
+//! (not `begin` nor the raw transaction's start), and the raw side decodes
+//! each record it reads, as the library does: a server needs the lock, not
+//! its bytes.
+
+use std::time::Instant;
+
+use fjall::OptimisticTxKeyspace;
+use fsmeta::FjallStore;
+
+use super::common::{RawFjall, client, handle, mix, owner};
+use super::{By, Cfg, Goal, Res, info, median, query_for, report, time_query, us};
+
+/// The index keyspace and key component of the P3 query `by` for `group`.
+fn raw_query(raw: &RawFjall, by: By, group: u64) -> (&OptimisticTxKeyspace, Vec<u8>) {
+    match by {
+        By::File => (&raw.by_file, handle(0, group).as_bytes().to_vec()),
+        By::Owner => (&raw.by_owner, owner(group).into_bytes()),
+        By::Client => (&raw.by_client, client(group).into_bytes()),
+    }
+}
+
+/// One raw query's latency (its transaction started before the clock).
+fn time_raw(raw: &RawFjall, by: By, group: u64) -> Res<f64> {
+    let tx = raw.db.write_tx()?;
+    let (index, component) = raw_query(raw, by, group);
+    let started = Instant::now();
+    let found = raw.query_in(&tx, index, &component)?;
+    let secs = started.elapsed().as_secs_f64();
+    tx.rollback();
+    if found != 10 {
+        return Err(format!("raw {by:?} query found {found}, expected 10").into());
+    }
+    Ok(secs)
+}
+
+/// One store of the comparison: the library's handle and the raw one on
+/// the same database, and how many locks it holds.
+pub struct Pair<'a> {
+    pub lib: &'a FjallStore,
+    pub raw: &'a RawFjall,
+    pub locks: u64,
+}
+
+/// Median latencies (library, raw) of `by` queries on `pair`.
+async fn medians(cfg: &Cfg, by: By, warm: bool, pair: &Pair<'_>) -> Res<(f64, f64)> {
+    let groups = pair.locks / 10;
+    let salt = if warm { 0x3a11 } else { 0x0c01d };
+    let (mut lib, mut raw) = (Vec::new(), Vec::new());
+    for k in 0..cfg.p3_samples as u64 {
+        let lib_group = mix(k ^ (salt << 20) ^ 0x11b) % groups;
+        let raw_group = mix(k ^ (salt << 20) ^ 0x7a3) % groups;
+        let query = query_for(by, lib_group);
+        if warm {
+            time_query(pair.lib, &query).await?;
+            time_raw(pair.raw, by, raw_group)?;
+        }
+        if k % 2 == 0 {
+            lib.push(time_query(pair.lib, &query).await?);
+            raw.push(time_raw(pair.raw, by, raw_group)?);
+        } else {
+            raw.push(time_raw(pair.raw, by, raw_group)?);
+            lib.push(time_query(pair.lib, &query).await?);
+        }
+    }
+    Ok((median(lib), median(raw)))
+}
+
+/// P3-fjall[-warm]-vs-raw-by-*: the library's median over raw fjall's, the
+/// worse of the two stores.
+pub async fn p3_vs_raw(cfg: &Cfg, warm: bool, small: Pair<'_>, big: Pair<'_>) -> Res {
+    for by in [By::File, By::Owner, By::Client] {
+        let (bl, br) = medians(cfg, by, warm, &big).await?;
+        let (sl, sr) = medians(cfg, by, warm, &small).await?;
+        let name = format!(
+            "P3-fjall{}-vs-raw-by-{}",
+            if warm { "-warm" } else { "" },
+            format!("{by:?}").to_lowercase()
+        );
+        report(
+            &name,
+            (bl / br).max(sl / sr),
+            Goal::AtMost(1.15),
+            &format!(
+                "median list_locks returning 10{}, library vs the same reads on raw fjall (same database, interleaved): {} stored {} vs {} ({:.2}), {} stored {} vs {} ({:.2}); ratio = the worse ({} samples each)",
+                if warm { " (warm caches)" } else { "" },
+                big.locks,
+                us(bl),
+                us(br),
+                bl / br,
+                small.locks,
+                us(sl),
+                us(sr),
+                sl / sr,
+                cfg.p3_samples
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The P3 queries by hand on raw fjall, big store vs small (no target: the
+/// engine's own scaling, to compare the library's with).
+pub fn p3_raw_scaling(cfg: &Cfg, small: &RawFjall, big: &RawFjall) -> Res {
+    for by in [By::File, By::Owner, By::Client] {
+        let (mut s, mut b) = (Vec::new(), Vec::new());
+        for k in 0..cfg.p3_samples as u64 {
+            let r = mix(k ^ 0x5eed);
+            s.push(time_raw(small, by, r % (cfg.small / 10))?);
+            b.push(time_raw(big, by, r % (cfg.big / 10))?);
+        }
+        let (s, b) = (median(s), median(b));
+        info(&format!(
+            "P3 raw fjall by {}: {} locks stored {}, {} stored {}: raw ratio {:.2}",
+            format!("{by:?}").to_lowercase(),
+            cfg.big,
+            us(b),
+            cfg.small,
+            us(s),
+            b / s
+        ));
+    }
+    Ok(())
+}
