@@ -51,6 +51,11 @@ mod group_commit;
 mod latency;
 #[path = "bench/versus_raw.rs"]
 mod versus_raw;
+#[path = "bench/wire_count.rs"]
+mod wire_count;
+
+#[path = "../benches/common/counted.rs"]
+mod counted;
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -1055,12 +1060,7 @@ where
 /// P2 through a proxy that delays each direction by `one_way` (see
 /// `bench/latency.rs`): both sides pay the same network.
 async fn p2_over_network(cfg: &Cfg, schemas: &Schemas, one_way: Duration) -> Res {
-    let options: sqlx::postgres::PgConnectOptions = cfg.pg_url.parse()?;
-    let target = tokio::net::lookup_host((options.get_host(), options.get_port()))
-        .await?
-        .next()
-        .ok_or("no address for the PostgreSQL host")?;
-    let proxy = latency::start(target, one_way)?;
+    let proxy = latency::start(pg_address(cfg).await?, one_way)?;
     let delayed = Cfg {
         pg_url: url_with_port(&cfg.pg_url, proxy.port())?,
         ..cfg.clone()
@@ -1074,6 +1074,56 @@ async fn p2_over_network(cfg: &Cfg, schemas: &Schemas, one_way: Duration) -> Res
         Goal::AtLeast(2.0),
     )
     .await
+}
+
+/// The PostgreSQL server's socket address.
+async fn pg_address(cfg: &Cfg) -> Res<std::net::SocketAddr> {
+    let options: sqlx::postgres::PgConnectOptions = cfg.pg_url.parse()?;
+    Ok(
+        tokio::net::lookup_host((options.get_host(), options.get_port()))
+            .await?
+            .next()
+            .ok_or("no address for the PostgreSQL host")?,
+    )
+}
+
+/// PG-round-trips-*: the operations of `benches/common/counted.rs` on one
+/// connection through a proxy that counts the round trips on the wire
+/// (`bench/wire_count.rs`). Each line's figure is the exact count.
+async fn pg_round_trips(cfg: &Cfg, schemas: &Schemas) -> Res {
+    let (proxy, trips) = wire_count::start(pg_address(cfg).await?)?;
+    let mut url = url::Url::parse(&url_with_port(&cfg.pg_url, proxy.port())?)?;
+    // The proxy reads the plain protocol.
+    url.query_pairs_mut().append_pair("sslmode", "disable");
+    let counted_cfg = Cfg {
+        pg_url: url.into(),
+        ..cfg.clone()
+    };
+    let store = pg_store(&counted_cfg, &schemas.fresh("trips"), 1).await?;
+    // The pool's one connection is open before anything is counted.
+    let mut probe = store.begin().await?;
+    probe.get_file(&handle(0, 0)).await?;
+    probe.rollback().await?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    trips.take();
+    for op in counted::COUNTED {
+        op.run(&store).await?;
+        // The pool's ping of the released connection runs in a task of its
+        // own: let it finish, so it is counted with this operation.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (n, pings) = trips.take();
+        report(
+            &format!("PG-round-trips-{}", op.slug),
+            n as f64,
+            Goal::AtMost(op.target as f64),
+            &format!(
+                "{}: {n} round trip(s) counted on the wire ({} by design), target <= {}; and {pings} ping(s) by sqlx on releasing the connection, after the last answer",
+                op.name, op.expected, op.target
+            ),
+        );
+    }
+    store.close().await?;
+    Ok(())
 }
 
 /// `url` with its port replaced (or set) to `port`.
@@ -1329,7 +1379,16 @@ async fn run_fjall(cfg: &Cfg) -> Res {
 }
 
 async fn run_postgres(cfg: &Cfg, schemas: &Schemas) -> Res {
-    let wanted = ["P2", "P3", "P5", "FOOTPRINT", "EXT", "CHECKIO", "RECOVERY"];
+    let wanted = [
+        "ROUNDTRIPS",
+        "P2",
+        "P3",
+        "P5",
+        "FOOTPRINT",
+        "EXT",
+        "CHECKIO",
+        "RECOVERY",
+    ];
     if !wanted.iter().any(|t| cfg.wants(t)) {
         return Ok(());
     }
@@ -1340,6 +1399,9 @@ async fn run_postgres(cfg: &Cfg, schemas: &Schemas) -> Res {
             }
         }
         return Ok(());
+    }
+    if cfg.wants("ROUNDTRIPS") {
+        pg_round_trips(cfg, schemas).await?;
     }
     if cfg.wants("P2") {
         p2(cfg, schemas, 1).await?;

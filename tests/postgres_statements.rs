@@ -19,12 +19,13 @@
 
 use std::sync::{Arc, Mutex};
 
+#[path = "../benches/common/counted.rs"]
+#[allow(dead_code)] // the bench names its lines by `slug`
+mod counted;
+
 use fsmeta::conformance::postgres::{quote_ident, reachable, required, server_url};
 use fsmeta::conformance::{sample_file, sample_lock};
-use fsmeta::{
-    Acquire, ByteRange, LockOwner, LockQuery, MetadataStore, MetadataStoreExt, PgOptions,
-    PostgresStore, acquire_lock, begin_recovery, release_range,
-};
+use fsmeta::{LockQuery, MetadataStore, PgOptions, PostgresStore};
 use sea_orm::{ConnectionTrait, Database};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -79,16 +80,6 @@ impl<S: Subscriber> Layer<S> for Reported {
             self.0.lock().expect("mutex").push(text);
         }
     }
-}
-
-/// Acquires `lock` in a transaction of its own, which must grant it.
-async fn acquire_granted(store: &PostgresStore, lock: &fsmeta::PersistedLock) {
-    let mut tx = store.begin().await.expect("begin");
-    assert_eq!(
-        acquire_lock(&mut *tx, lock).await.expect("acquire"),
-        Acquire::Granted
-    );
-    tx.commit().await.expect("commit");
 }
 
 /// The server's URL with `database` as the database.
@@ -197,90 +188,21 @@ async fn run(reported: Reported) {
         "the server reports statements (log_statement, client_min_messages on {DATABASE})"
     );
 
-    let file = sample_file(b"counted", "s");
-    let lock = sample_lock(&file.handle, "o", "c", "s");
-    expect_messages(&reported, "transact(put_file + put_lock)", 1, 1, async {
-        let (file, lock) = (file.clone(), lock.clone());
-        store
-            .transact(move |tx| {
-                let (file, lock) = (file.clone(), lock.clone());
-                Box::pin(async move {
-                    tx.put_file(&file).await?;
-                    tx.put_lock(&lock).await
-                })
-            })
-            .await
-            .expect("transact");
-    })
-    .await;
-
-    expect_messages(&reported, "a transaction that does nothing", 0, 0, async {
-        let tx = store.begin().await.expect("begin");
-        tx.commit().await.expect("commit");
-    })
-    .await;
-
-    let fresh = fsmeta::conformance::handle(b"empty");
-    let owner = LockOwner {
-        owner_id: "o".into(),
-        client_id: "c".into(),
-        share_name: "s".into(),
-    };
-    let mut first = sample_lock(&fresh, "o", "c", "s");
-    first.offset = 0;
-    first.length = 10;
-    expect_messages(
-        &reported,
-        "acquire_lock on a file with no locks",
-        3,
-        3,
-        async {
-            acquire_granted(&store, &first).await;
-        },
-    )
-    .await;
-
-    let mut touching = sample_lock(&fresh, "o", "c", "s");
-    touching.offset = 10;
-    touching.length = 10;
-    expect_messages(
-        &reported,
-        "acquire_lock merging with one own lock",
-        3,
-        3,
-        async {
-            acquire_granted(&store, &touching).await;
-        },
-    )
-    .await;
-
-    expect_messages(&reported, "release_range splitting a lock", 2, 3, async {
-        let mut tx = store.begin().await.expect("begin");
-        let range = ByteRange {
-            offset: 5,
-            length: 5,
-        };
-        assert_eq!(
-            release_range(&mut *tx, &fresh, &owner, range)
+    for op in counted::COUNTED {
+        expect_messages(&reported, op.name, op.expected, op.target, async {
+            op.run(&store)
                 .await
-                .expect("release"),
-            1
-        );
-        tx.commit().await.expect("commit");
-    })
-    .await;
+                .unwrap_or_else(|e| panic!("{}: {e}", op.name));
+        })
+        .await;
+    }
     let mut tx = store.begin().await.expect("begin");
     let pieces = tx
-        .list_locks(&LockQuery::by_file(&fresh))
+        .list_locks(&LockQuery::by_file(&counted::locked_file()))
         .await
         .expect("list");
     assert_eq!(pieces.len(), 2, "the split left two pieces: {pieces:?}");
     tx.rollback().await.expect("rollback");
-
-    expect_messages(&reported, "begin_recovery", 5, 5, async {
-        begin_recovery(&store).await.expect("begin_recovery");
-    })
-    .await;
 
     drop(store);
     fsmeta::conformance::postgres::drop_schema(&url, &schema)
