@@ -182,9 +182,9 @@ struct RawFileV1<'a> {
     ctime: i64,
 }
 
-/// A lock value as stored (after the version byte), for the raw deletes.
+/// A lock value as stored (after the version byte), decoded by hand.
 #[derive(Deserialize)]
-struct RawLockOwned {
+pub struct RawLockOwned {
     share_name: String,
     file_id: Vec<u8>,
     owner_id: String,
@@ -250,33 +250,33 @@ impl RawFjall {
     /// Returns how many records it read.
     pub fn query(&self, index: &OptimisticTxKeyspace, component: &[u8]) -> Res<usize> {
         let tx = self.db.write_tx()?;
-        let found = self.query_in(&tx, index, component)?;
+        let found = self.query_in(&tx, index, component)?.len();
         tx.rollback();
         Ok(found)
     }
 
     /// [`RawFjall::query`] in `tx`: the index prefix, then each record read
-    /// and decoded (a server needs the lock, not its bytes).
+    /// and decoded, the locks returned (a server needs the locks, not their
+    /// bytes, and keeps them while it uses them, as `list_locks`'s caller does).
     pub fn query_in(
         &self,
         tx: &OptimisticWriteTx,
         index: &OptimisticTxKeyspace,
         component: &[u8],
-    ) -> Res<usize> {
+    ) -> Res<Vec<RawLockOwned>> {
         let prefix = raw_prefix(component);
         let keys = tx
             .prefix(index, &prefix)
             .map(|guard| guard.key())
             .collect::<Result<Vec<_>, _>>()?;
-        let mut found = 0;
+        let mut locks = Vec::with_capacity(keys.len());
         for key in keys {
             let value = tx
                 .get(&self.locks, &key[prefix.len()..])?
                 .ok_or("index entry without record")?;
-            let _lock: RawLockOwned = postcard::from_bytes(&value[1..])?;
-            found += 1;
+            locks.push(postcard::from_bytes(&value[1..])?);
         }
-        Ok(found)
+        Ok(locks)
     }
 
     pub fn open(path: &Path, mode: PersistMode) -> Res<RawFjall> {

@@ -4,12 +4,14 @@
 //!
 //! Both sides run on one open database (the library's store opened with
 //! `FjallStore::from_database`, the raw side over its keyspaces), sample by
-//! sample, taking turns at going first. Each side draws its own groups, so
-//! neither reads blocks the other has just brought into the block cache: a
-//! cold sample of either is cold. Only the query is timed on either side
-//! (not `begin` nor the raw transaction's start), and the raw side decodes
-//! each record it reads, as the library does: a server needs the lock, not
-//! its bytes.
+//! sample, taking turns at going first; a warm sample's untimed run comes
+//! right before its timed one, on either side. Each side draws its own
+//! groups, so neither reads blocks the other has just brought into the
+//! block cache: a cold sample of either is cold. Only the query is timed
+//! on either side (not `begin` nor the raw transaction's start), and the
+//! raw side decodes each record it reads into an owned lock and returns
+//! them all, as `list_locks` does: a server needs the locks, not their
+//! bytes.
 
 use std::time::Instant;
 
@@ -33,9 +35,10 @@ fn time_raw(raw: &RawFjall, by: By, group: u64) -> Res<f64> {
     let tx = raw.db.write_tx()?;
     let (index, component) = raw_query(raw, by, group);
     let started = Instant::now();
-    let found = raw.query_in(&tx, index, &component)?;
+    let locks = raw.query_in(&tx, index, &component)?;
     let secs = started.elapsed().as_secs_f64();
     tx.rollback();
+    let found = locks.len();
     if found != 10 {
         return Err(format!("raw {by:?} query found {found}, expected 10").into());
     }
@@ -59,16 +62,21 @@ async fn medians(cfg: &Cfg, by: By, warm: bool, pair: &Pair<'_>) -> Res<(f64, f6
         let lib_group = mix(k ^ (salt << 20) ^ 0x11b) % groups;
         let raw_group = mix(k ^ (salt << 20) ^ 0x7a3) % groups;
         let query = query_for(by, lib_group);
-        if warm {
-            time_query(pair.lib, &query).await?;
-            time_raw(pair.raw, by, raw_group)?;
-        }
-        if k % 2 == 0 {
-            lib.push(time_query(pair.lib, &query).await?);
-            raw.push(time_raw(pair.raw, by, raw_group)?);
-        } else {
-            raw.push(time_raw(pair.raw, by, raw_group)?);
-            lib.push(time_query(pair.lib, &query).await?);
+        // Each side's untimed run (when warm) right before its timed one, so
+        // neither finds its blocks further back in the CPU caches than the
+        // other's.
+        for lib_first in [k % 2 == 0, k % 2 == 1] {
+            if lib_first {
+                if warm {
+                    time_query(pair.lib, &query).await?;
+                }
+                lib.push(time_query(pair.lib, &query).await?);
+            } else {
+                if warm {
+                    time_raw(pair.raw, by, raw_group)?;
+                }
+                raw.push(time_raw(pair.raw, by, raw_group)?);
+            }
         }
     }
     Ok((median(lib), median(raw)))

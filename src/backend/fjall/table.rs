@@ -278,37 +278,34 @@ impl<'k, F: Family> Table<'k, F> {
         index: &Index<F::Record>,
         entries: &[UserKey],
     ) -> Result<Vec<F::Record>> {
-        entries
-            .iter()
-            .map(|entry| {
-                // The entry's tail is the record's raw key: read it as it is
-                // (no decode-and-encode round trip per record).
-                let (raw, key) = (index.target)(entry)
-                    .and_then(|raw| Some((raw, F::decode_key(raw)?)))
-                    .ok_or_else(|| {
-                        keys::corrupt_key(
+        // A loop, not `collect::<Result<Vec<_>>>()`, which cannot size the
+        // vector up front and grows it (moving every record) as it fills.
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in entries {
+            // The entry's tail is the record's raw key: read it as it is
+            // (no decode-and-encode round trip per record).
+            let (raw, key) = (index.target)(entry)
+                .and_then(|raw| Some((raw, F::decode_key(raw)?)))
+                .ok_or_else(|| {
+                    keys::corrupt_key(index.name, entry, format_args!("expected {}", index.layout))
+                })?;
+            let value = r
+                .get(self.records(), raw)
+                .map_err(read_error(F::NAME))?
+                .ok_or_else(|| {
+                    keys::corrupt_key(
+                        F::NAME,
+                        raw,
+                        format_args!(
+                            "index `{}` names this {}, but no record is stored",
                             index.name,
-                            entry,
-                            format_args!("expected {}", index.layout),
-                        )
-                    })?;
-                let value = r
-                    .get(self.records(), raw)
-                    .map_err(read_error(F::NAME))?
-                    .ok_or_else(|| {
-                        keys::corrupt_key(
-                            F::NAME,
-                            raw,
-                            format_args!(
-                                "index `{}` names this {}, but no record is stored",
-                                index.name,
-                                F::RECORD
-                            ),
-                        )
-                    })?;
-                Ok(F::decode(&key, raw, &value)?)
-            })
-            .collect()
+                            F::RECORD
+                        ),
+                    )
+                })?;
+            records.push(F::decode(&key, raw, &value)?);
+        }
+        Ok(records)
     }
 
     /// Records, then each index.
