@@ -95,11 +95,6 @@ impl Epochs {
     /// Reads the epoch records, node states and global counter in `tx`.
     pub async fn load<T: NodeStore + ?Sized>(tx: &mut T) -> Result<Self> {
         let global = tx.server_epoch().await?;
-        Self::load_with_global(tx, global).await
-    }
-
-    /// [`Epochs::load`] when the caller knows the global counter.
-    async fn load_with_global<T: NodeStore + ?Sized>(tx: &mut T, global: u64) -> Result<Self> {
         let (records, nodes) = tx.list_epoch_records_and_nodes().await?;
         Ok(Self::from_records(records, nodes, global))
     }

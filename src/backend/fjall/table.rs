@@ -134,10 +134,14 @@ impl<'k, F: Family> Table<'k, F> {
 
     /// The record under `key`, if stored.
     pub(super) fn get(&self, r: &impl Readable, key: &F::Key) -> Result<Option<F::Record>> {
-        let raw = F::encode_key(key);
-        r.get(self.records(), &raw)
+        self.get_raw(r, key, &F::encode_key(key))
+    }
+
+    /// [`Table::get`] when the caller has the raw key `raw` of `key` already.
+    fn get_raw(&self, r: &impl Readable, key: &F::Key, raw: &[u8]) -> Result<Option<F::Record>> {
+        r.get(self.records(), raw)
             .map_err(read_error(F::NAME))?
-            .map(|value| Ok(F::decode(key, &raw, &value)?))
+            .map(|value| Ok(F::decode(key, raw, &value)?))
             .transpose()
     }
 
@@ -289,21 +293,18 @@ impl<'k, F: Family> Table<'k, F> {
                 .ok_or_else(|| {
                     keys::corrupt_key(index.name, entry, format_args!("expected {}", index.layout))
                 })?;
-            let value = r
-                .get(self.records(), raw)
-                .map_err(read_error(F::NAME))?
-                .ok_or_else(|| {
-                    keys::corrupt_key(
-                        F::NAME,
-                        raw,
-                        format_args!(
-                            "index `{}` names this {}, but no record is stored",
-                            index.name,
-                            F::RECORD
-                        ),
-                    )
-                })?;
-            records.push(F::decode(&key, raw, &value)?);
+            let record = self.get_raw(r, &key, raw)?.ok_or_else(|| {
+                keys::corrupt_key(
+                    F::NAME,
+                    raw,
+                    format_args!(
+                        "index `{}` names this {}, but no record is stored",
+                        index.name,
+                        F::RECORD
+                    ),
+                )
+            })?;
+            records.push(record);
         }
         Ok(records)
     }

@@ -6,6 +6,7 @@ use sea_orm::prelude::Decimal;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QueryTrait,
+    Select,
 };
 
 use super::entity::{epoch_records, nodes, server_state};
@@ -111,9 +112,7 @@ impl NodeStore for PgTx {
     async fn list_nodes(&mut self) -> Result<Vec<NodeState>> {
         let op = "list_nodes";
         self.usable(op)?;
-        // `node_id` is in the C collation: bytewise order, like `String`'s.
-        nodes::Entity::find()
-            .order_by_asc(nodes::Column::NodeId)
+        nodes_in_order()
             .all(&self.tx)
             .await
             .map_err(|e| self.fail(op, e))?
@@ -140,12 +139,8 @@ impl NodeStore for PgTx {
     async fn list_epoch_records_and_nodes(&mut self) -> Result<(Vec<EpochRecord>, Vec<NodeState>)> {
         let op = "list_epoch_records_and_nodes";
         self.usable(op)?;
-        let records = select_epoch_records()
-            .order_by_asc(epoch_records::Column::Epoch)
-            .build(DbBackend::Postgres);
-        let nodes = nodes::Entity::find()
-            .order_by_asc(nodes::Column::NodeId)
-            .build(DbBackend::Postgres);
+        let records = epoch_records_in_order().build(DbBackend::Postgres);
+        let nodes = nodes_in_order().build(DbBackend::Postgres);
         let sets = self.tx.query_several([records, nodes]).await;
         let [records, nodes] = sets.map_err(|e| self.fail(op, e))?;
         let records = decode(&records, epoch_records::Model::from_query_result)
@@ -166,8 +161,7 @@ impl NodeStore for PgTx {
     async fn list_epoch_records(&mut self) -> Result<Vec<EpochRecord>> {
         let op = "list_epoch_records";
         self.usable(op)?;
-        select_epoch_records()
-            .order_by_asc(epoch_records::Column::Epoch)
+        epoch_records_in_order()
             .all(&self.tx)
             .await
             .map_err(|e| self.fail(op, e))?
@@ -175,6 +169,17 @@ impl NodeStore for PgTx {
             .map(epoch_record_from_row)
             .collect()
     }
+}
+
+/// Every node, in id order (`node_id` is in the C collation: bytewise
+/// order, like `String`'s).
+fn nodes_in_order() -> Select<nodes::Entity> {
+    nodes::Entity::find().order_by_asc(nodes::Column::NodeId)
+}
+
+/// Every epoch record, in epoch order.
+fn epoch_records_in_order() -> Select<epoch_records::Entity> {
+    select_epoch_records().order_by_asc(epoch_records::Column::Epoch)
 }
 
 /// Each of `rows` as a model, the way SeaORM's `all` reads them.
