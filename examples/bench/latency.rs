@@ -20,6 +20,20 @@ use super::Res;
 /// Starts a proxy to `target` that delays each direction by `one_way`;
 /// returns the address to connect to. It runs until the process ends.
 pub fn start(target: SocketAddr, one_way: Duration) -> Res<SocketAddr> {
+    proxy(target, move |client, server, client2, server2| {
+        forward(client, server2, one_way);
+        forward(server, client2, one_way);
+    })
+}
+
+/// Listens on a free loopback port and, for each client, connects to
+/// `target` and hands `relay` both sockets (client, server) and a second
+/// handle of each (client, server), to copy one direction each. Returns the
+/// address to connect to; the proxy runs until the process ends.
+pub fn proxy(
+    target: SocketAddr,
+    relay: impl Fn(TcpStream, TcpStream, TcpStream, TcpStream) + Send + 'static,
+) -> Res<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     thread::spawn(move || {
@@ -32,8 +46,7 @@ pub fn start(target: SocketAddr, one_way: Duration) -> Res<SocketAddr> {
             let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
                 continue;
             };
-            forward(client, server2, one_way);
-            forward(server, client2, one_way);
+            relay(client, server, client2, server2);
         }
     });
     Ok(addr)

@@ -17,7 +17,7 @@
 //! itself and the body.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -47,25 +47,13 @@ impl RoundTrips {
 
 /// Starts a counting proxy to `target`; returns its address and counter.
 pub fn start(target: SocketAddr) -> Res<(SocketAddr, RoundTrips)> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
     let count = RoundTrips::default();
     let counter = count.clone();
-    thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(target) else {
-                continue;
-            };
-            let _ = client.set_nodelay(true);
-            let _ = server.set_nodelay(true);
-            let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
-                continue;
-            };
-            let counter = counter.clone();
-            thread::spawn(move || copy_counting(client, server2, &counter));
-            thread::spawn(move || copy(server, client2));
-        }
-    });
+    let addr = super::latency::proxy(target, move |client, server, client2, server2| {
+        let counter = counter.clone();
+        thread::spawn(move || copy_counting(client, server2, &counter));
+        thread::spawn(move || copy(server, client2));
+    })?;
     Ok((addr, count))
 }
 
