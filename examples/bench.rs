@@ -59,6 +59,8 @@ mod counted;
 
 #[path = "bench/checks.rs"]
 mod checks;
+#[path = "bench/memory_floor.rs"]
+mod memory_floor;
 #[path = "bench/memory_tx.rs"]
 mod memory_tx;
 #[path = "bench/postgres.rs"]
@@ -67,7 +69,7 @@ mod postgres;
 mod restart;
 #[path = "bench/waking.rs"]
 mod waking;
-use {checks::*, memory_tx::*, postgres::*, restart::*, waking::*};
+use {checks::*, memory_floor::*, memory_tx::*, postgres::*, restart::*, waking::*};
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -446,7 +448,13 @@ async fn time_cleanup(store: &dyn MetadataStore, name: &str, tag: u64, count: u6
     Ok(secs)
 }
 
-async fn p5(cfg: &Cfg, backend: &str, small: &dyn MetadataStore, big: &dyn MetadataStore) -> Res {
+/// P5 on one backend; returns the (small, big) medians.
+async fn p5(
+    cfg: &Cfg,
+    backend: &str,
+    small: &dyn MetadataStore,
+    big: &dyn MetadataStore,
+) -> Res<(f64, f64)> {
     let (mut s, mut b) = (Vec::new(), Vec::new());
     for k in 0..cfg.p5_samples as u64 {
         let name = format!("cleanup-client-{k}");
@@ -468,7 +476,7 @@ async fn p5(cfg: &Cfg, backend: &str, small: &dyn MetadataStore, big: &dyn Metad
             cfg.p5_samples
         ),
     );
-    Ok(())
+    Ok((s, b))
 }
 
 async fn p5_bulk(cfg: &Cfg, backend: &str, big: &dyn MetadataStore) -> Res {
@@ -546,7 +554,8 @@ async fn run_memory(cfg: &Cfg) -> Res {
             p3(cfg, "memory", false, &small, &big).await?;
         }
         if cfg.wants("P5") {
-            p5(cfg, "memory", &small, &big).await?;
+            let library = p5(cfg, "memory", &small, &big).await?;
+            p5_memory_floor(cfg, library)?;
         }
         if cfg.wants("RECOVERY") {
             recovery(cfg, "memory", Arc::new(small), Arc::new(big)).await?;

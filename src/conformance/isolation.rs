@@ -440,3 +440,101 @@ pub async fn concurrent_read_modify_write_loses_nothing(t: &mut dyn TestStore) {
     drop(store);
     assert_eq!(read_file(t, &file.handle).await.unwrap().size, TASKS);
 }
+
+/// A transaction that puts locks, rewrites and deletes some of them, then
+/// deletes in bulk by client and by file and puts a deleted id back commits
+/// exactly what it last wrote, read by id and through every index, whether
+/// it commits alone (round 0) or while another transaction is open (round
+/// 1). The memory backend defers lock writes to the commit; this is what
+/// the deferral must keep.
+pub async fn writes_then_bulk_deletes_commit_as_made(t: &mut dyn TestStore) {
+    for round in 0..2u8 {
+        let (f1, f2, f3) = (
+            handle(&[b'w', round, 1]),
+            handle(&[b'w', round, 2]),
+            handle(&[b'w', round, 3]),
+        );
+        let (keep, gone) = (format!("keep-{round}"), format!("gone-{round}"));
+        let share = format!("s-{round}");
+        let stored = sample_lock(&f1, "o", &gone, &share);
+        seed(t, &[], std::slice::from_ref(&stored)).await;
+        let other = if round == 1 {
+            Some(begin(t).await)
+        } else {
+            None
+        };
+
+        let mut tx = begin(t).await;
+        let kept = sample_lock(&f1, "o", &keep, &share);
+        let rewritten = sample_lock(&f2, "o", &keep, &share);
+        let deleted = sample_lock(&f1, "o", &keep, &share);
+        let put_then_bulk_deleted = sample_lock(&f2, "o", &gone, &share);
+        let on_f3 = sample_lock(&f3, "o", &keep, &share);
+        let batch = [&kept, &rewritten, &deleted, &put_then_bulk_deleted, &on_f3];
+        tx.put_locks(&batch.map(PersistedLock::clone))
+            .await
+            .unwrap();
+        let rewritten = PersistedLock {
+            owner_id: format!("o2-{round}"),
+            server_epoch: 7 + u64::from(round),
+            ..rewritten
+        };
+        tx.put_lock(&rewritten).await.unwrap();
+        tx.delete_lock(deleted.id).await.unwrap();
+        assert_eq!(tx.get_lock(deleted.id).await.unwrap(), None);
+        assert_eq!(
+            tx.get_lock(rewritten.id).await.unwrap(),
+            Some(rewritten.clone())
+        );
+        assert_eq!(tx.delete_locks_by_client(&gone).await.unwrap(), 2);
+        assert_eq!(tx.delete_locks_by_file(&f3).await.unwrap(), 1);
+        let back = PersistedLock {
+            offset: 99,
+            ..deleted.clone()
+        };
+        tx.put_lock(&back).await.unwrap();
+        commit(tx).await;
+        drop(other);
+
+        assert_eq!(
+            all_locks(t, &LockQuery::by_client(&keep)).await,
+            by_id(vec![kept.clone(), rewritten.clone(), back.clone()]),
+            "round {round}: by client"
+        );
+        assert!(all_locks(t, &LockQuery::by_client(&gone)).await.is_empty());
+        assert_eq!(
+            all_locks(t, &LockQuery::by_file(&f1)).await,
+            by_id(vec![kept.clone(), back.clone()])
+        );
+        assert_eq!(
+            all_locks(t, &LockQuery::by_file(&f2)).await,
+            vec![rewritten.clone()]
+        );
+        assert!(all_locks(t, &LockQuery::by_file(&f3)).await.is_empty());
+        assert_eq!(
+            all_locks(t, &LockQuery::by_owner(&rewritten.owner_id)).await,
+            vec![rewritten.clone()]
+        );
+        assert_eq!(
+            all_locks(t, &LockQuery::by_share(&share)).await,
+            by_id(vec![kept.clone(), rewritten.clone(), back.clone()])
+        );
+        let epoch = |e: u64| LockQuery {
+            server_epoch: Some(e),
+            share_name: Some(share.clone()),
+            ..LockQuery::default()
+        };
+        assert_eq!(
+            all_locks(t, &epoch(rewritten.server_epoch)).await,
+            vec![rewritten.clone()]
+        );
+        assert_eq!(
+            all_locks(t, &epoch(1)).await,
+            by_id(vec![kept.clone(), back.clone()])
+        );
+        assert_eq!(read_lock(t, stored.id).await, None);
+        assert_eq!(read_lock(t, back.id).await, Some(back.clone()));
+        let report = t.store().verify().await.unwrap();
+        assert!(report.is_healthy(), "round {round}: {report:?}");
+    }
+}

@@ -120,7 +120,7 @@ macro_rules! conformance_tests {
             commit_publishes_file_and_lock_together, rollback_discards_file_and_lock,
             drop_discards_file_and_lock, failed_transact_discards_everything,
             bulk_deletes_roll_back, uncounted_deletes_are_seen_and_roll_back, epoch_increment_rolls_back, reads_own_writes_in_get,
-            reads_own_writes_in_list, uncommitted_writes_are_invisible, reads_are_repeatable,
+            reads_own_writes_in_list, writes_then_bulk_deletes_commit_as_made, uncommitted_writes_are_invisible, reads_are_repeatable,
             lost_update_is_a_conflict, write_skew_is_prevented, concurrent_epoch_increments_are_exact,
             concurrent_read_modify_write_loses_nothing, overwrite_moves_index_entries,
             overwrite_keeps_entries_equal_across_indexes, ids_with_separators_round_trip,

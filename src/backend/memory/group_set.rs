@@ -9,14 +9,14 @@ use imbl::OrdMap;
 
 #[cfg(doc)]
 use super::table::IndexSet;
-use super::table::{At, Family, Index, Probe, Scan, Table, sort_in_index_order};
+use super::table::{Family, Index, Table};
 use crate::verify::{Problem, ProblemKind};
 
 /// The owned form of an index value, the key of a [`GroupSet`]'s groups.
 type Owned<F, X> = <<X as Index<F>>::Value as ToOwned>::Owned;
 
 /// A secondary index for a value that many records share (a share name, a
-/// server epoch): each value once, with its records by key.
+/// server epoch): each value once, with its records by (cluster, key).
 ///
 /// Why a second kind: in an [`IndexSet`] every comparison reads the value and
 /// the key through the record pointer. Where most records have one value,
@@ -24,15 +24,30 @@ type Owned<F, X> = <<X as Index<F>>::Value as ToOwned>::Owned;
 /// comparison on the way down to them reads a record that is not in cache:
 /// in a store of 1M locks that made the share and epoch indexes cost three
 /// times the record map per delete. Here the search compares values only
-/// among the few groups, then keys held in the entries themselves, as the
-/// record map does. The price is the key copy in each entry, so the indexes
-/// whose values are nearly unique (file, owner, client) stay `IndexSet`s.
+/// among the few groups, then (cluster, key) pairs held in the entries
+/// themselves, as the record map does. The price is that copy in each entry,
+/// so the indexes whose values are nearly unique (file, owner, client) stay
+/// `IndexSet`s.
+///
+/// Why the cluster ([`Family::cluster`]): ordered by key alone, a group puts
+/// the records that are deleted together (a lock client's, whose lock ids
+/// are random) in as many different leaves as there are records, and in a
+/// big store every one of those leaves is cold. Ordered by the cluster
+/// first, they sit side by side, and a bulk delete walks a few neighbouring
+/// leaves, as it does in the client's own index. The price: a scan of a
+/// group is in (cluster, key) order, so [`Table::find_grouped`] sorts what
+/// it returns by key.
 pub(super) struct GroupSet<F: Family, X: Index<F>>(OrdMap<Owned<F, X>, Group<F>>)
 where
     X::Value: ToOwned;
 
-/// The records of one value in a [`GroupSet`], by key.
-type Group<F> = OrdMap<<F as Family>::Key, Arc<<F as Family>::Record>>;
+/// The records of one value in a [`GroupSet`], by (cluster, key).
+type Group<F> = OrdMap<(u64, <F as Family>::Key), Arc<<F as Family>::Record>>;
+
+/// Where a record sits in its group: its cluster, then its key.
+fn place<F: Family>(record: &F::Record) -> (u64, F::Key) {
+    (F::cluster(record), F::key(record).clone())
+}
 
 impl<F: Family, X: Index<F>> Clone for GroupSet<F, X>
 where
@@ -59,34 +74,56 @@ where
 {
     /// Adds the record's entry (replacing an entry with its value and key).
     pub(super) fn insert(&mut self, record: &Arc<F::Record>) {
-        let (value, key) = (X::value(record), F::key(record));
+        let value = X::value(record);
+        let place = place::<F>(record);
         if let Some(group) = self.0.get_mut(value) {
-            group.insert(key.clone(), record.clone());
+            group.insert(place, record.clone());
         } else {
             self.0
-                .insert(value.to_owned(), OrdMap::unit(key.clone(), record.clone()));
+                .insert(value.to_owned(), OrdMap::unit(place, record.clone()));
         }
     }
 
-    /// Removes the record's entry (matched by value and key), and its
-    /// group once empty.
+    /// Removes the record's entry (matched by value, cluster and key), and
+    /// its group once empty.
     pub(super) fn remove(&mut self, record: &Arc<F::Record>) {
-        let value = X::value(record);
+        self.remove_at(X::value(record), &place::<F>(record));
+    }
+
+    /// Removes the entry at `place` of the group of `value`, and the group once empty.
+    fn remove_at(&mut self, value: &X::Value, place: &(u64, F::Key)) {
         if let Some(group) = self.0.get_mut(value) {
-            group.remove(F::key(record));
+            group.remove(place);
             if group.is_empty() {
                 self.0.remove(value);
             }
         }
     }
 
-    /// Removes the entries of all `records`, in (value, key) order (it sorts
-    /// `records` so), as [`IndexSet::remove_all`] does.
+    /// Removes the entries of all `records`, in (value, cluster, key) order,
+    /// for the reason [`IndexSet::remove_all`] gives; reorders `records`.
     pub(super) fn remove_all(&mut self, records: &mut [Arc<F::Record>]) {
-        sort_in_index_order::<F, X>(records);
-        for record in records.iter() {
-            self.remove(record);
+        // Each record's place computed once (the cluster is a hash), not per comparison.
+        let mut order: Vec<((u64, F::Key), &Arc<F::Record>)> =
+            records.iter().map(|r| (place::<F>(r), r)).collect();
+        order.sort_unstable_by(|(a, ra), (b, rb)| {
+            X::value(ra).cmp(X::value(rb)).then_with(|| a.cmp(b))
+        });
+        for (place, record) in &order {
+            self.remove_at(X::value(record), place);
         }
+    }
+
+    /// The records of the groups whose value lies between `lo` and `hi`, in
+    /// (value, cluster, key) order: not key order (see the type's docs).
+    pub(super) fn records<'a>(
+        &'a self,
+        lo: Bound<&'a X::Value>,
+        hi: Bound<&'a X::Value>,
+    ) -> impl Iterator<Item = &'a Arc<F::Record>> + 'a {
+        self.0
+            .range::<_, X::Value>((lo, hi))
+            .flat_map(|(_, group)| group.values())
     }
 
     /// Appends the entries whose record is not the one stored under its key
@@ -94,8 +131,10 @@ where
     /// without an entry here (missing).
     pub(super) fn verify(&self, table: &Table<F>, problems: &mut Vec<Problem>) {
         for (value, group) in self.0.iter() {
-            for (key, record) in group.iter() {
-                let misfiled = X::value(record) != value.borrow() || F::key(record) != key;
+            for ((cluster, key), record) in group.iter() {
+                let misfiled = X::value(record) != value.borrow()
+                    || F::key(record) != key
+                    || F::cluster(record) != *cluster;
                 let detail = match table.live::<X>(record) {
                     Err(e) => e.to_string(),
                     Ok(_) if misfiled => format!(
@@ -117,7 +156,7 @@ where
             let filed = self
                 .0
                 .get(X::value(record))
-                .is_some_and(|group| group.contains_key(F::key(record)));
+                .is_some_and(|group| group.contains_key(&place::<F>(record)));
             if !filed {
                 problems.push(Problem {
                     kind: ProblemKind::MissingIndexEntry,
@@ -126,60 +165,5 @@ where
                 });
             }
         }
-    }
-}
-
-impl<F: Family, X: Index<F>> Scan<F> for GroupSet<F, X>
-where
-    X::Value: ToOwned,
-    Owned<F, X>: Ord + Clone + Borrow<X::Value>,
-{
-    type X = X;
-    fn entries<'a>(
-        &'a self,
-        lo: Bound<Probe<'a, F, X>>,
-        hi: Bound<Probe<'a, F, X>>,
-    ) -> impl Iterator<Item = &'a Arc<F::Record>> + 'a {
-        // The groups whose value lies between the probes' values; within the
-        // first and last of them, the keys the probes' places allow.
-        let value_of = |bound: &Bound<Probe<'a, F, X>>| match bound {
-            Bound::Included(p) | Bound::Excluded(p) => Bound::Included(p.value),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let groups = self.0.range::<_, X::Value>((value_of(&lo), value_of(&hi)));
-        groups.flat_map(move |(value, group)| {
-            let value: &X::Value = value.borrow();
-            let from = key_bound(&lo, value, true);
-            let to = key_bound(&hi, value, false);
-            let keys = match (from, to) {
-                (Some(from), Some(to)) => Some(group.range::<_, F::Key>((from, to))),
-                _ => None,
-            };
-            keys.into_iter().flatten().map(|(_, record)| record)
-        })
-    }
-}
-
-/// The keys of the group of `value` that a probe bound allows (`lower`: the
-/// scan's start, else its end), or `None` when it allows none of them.
-fn key_bound<'a, F: Family, X: Index<F>>(
-    bound: &Bound<Probe<'a, F, X>>,
-    value: &X::Value,
-    lower: bool,
-) -> Option<Bound<&'a F::Key>> {
-    let (probe, included) = match bound {
-        Bound::Included(p) => (p, true),
-        Bound::Excluded(p) => (p, false),
-        Bound::Unbounded => return Some(Bound::Unbounded),
-    };
-    if probe.value != value {
-        // The probe's value is beyond this group's: the whole group is inside.
-        return Some(Bound::Unbounded);
-    }
-    match (probe.at, lower) {
-        (At::First, true) | (At::Last, false) => Some(Bound::Unbounded),
-        (At::Last, true) | (At::First, false) => None,
-        (At::Key(key), _) if included => Some(Bound::Included(key)),
-        (At::Key(key), _) => Some(Bound::Excluded(key)),
     }
 }

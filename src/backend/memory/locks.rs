@@ -1,7 +1,8 @@
 //! The lock family: `PersistedLock` by id, indexed by file, owner, client,
 //! share and epoch.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -25,6 +26,14 @@ impl Family for Locks {
     const NAME: &'static str = "locks";
     fn key(lock: &PersistedLock) -> &Uuid {
         &lock.id
+    }
+    /// The client's: a client's locks are deleted together (its lease
+    /// expired, or it rebooted), so the share and epoch groups keep them
+    /// side by side. A hash, so the entries stay fixed-size.
+    fn cluster(lock: &PersistedLock) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        lock.client_id.hash(&mut hasher);
+        hasher.finish()
     }
 }
 
@@ -90,29 +99,52 @@ impl Bookkeeping for Locks {
     }
 }
 
-/// Lock deletes a transaction made but has not applied to its working
-/// tables yet: the ids.
+/// Lock writes a transaction made but has not applied to its working tables
+/// yet: the record each id gets (`None`: deleted), the last write of each id.
 ///
-/// Why deferred: a delete applied to the working tables copies the tree path
+/// Why deferred: a write applied to the working tables copies the tree path
 /// of its key in the record map and in every index (the snapshot shares the
-/// committed nodes), and the commit then frees the committed originals. For a
-/// bulk delete whose locks are scattered over a big store (random ids, a
-/// share or an epoch that most locks have) that is a few node copies per lock
-/// per tree, which grows with the store. Deferred, the deletes are applied at
-/// commit: onto the committed tables themselves when the transaction commits
-/// alone (nobody else holds their nodes, so the trees are changed in place,
-/// without copies), by the replay otherwise. A read of the locks before then
-/// applies them first ([`MemoryTx::settled_locks`]), so the transaction always
-/// reads its own deletes.
+/// committed nodes), and the commit then frees the committed originals. For
+/// a bulk delete whose locks are scattered over a big store (random ids)
+/// that is a few node copies per lock per tree, which grows with the store;
+/// for a write-only transaction (a load, a grant whose reads came first) it
+/// is every put's path, copied once and freed once. Deferred, the writes are
+/// applied at commit: onto the committed tables themselves when the
+/// transaction commits alone (nobody else holds their nodes, so the trees
+/// are changed in place, without copies), by the replay otherwise. A read
+/// of more than one lock by id before then applies them first
+/// ([`MemoryTx::settled_locks`]), and a read by id looks here first
+/// ([`MemoryTx::lock`]), so the transaction always reads its own writes.
 #[derive(Default)]
-pub(super) struct Pending(HashSet<Uuid>);
+pub(super) struct Pending {
+    writes: HashMap<Uuid, Option<LockRef>>,
+    /// Whether `writes` may hold a put (the scans that skip pending deletes
+    /// by id cannot add pending puts, so they settle first).
+    puts: bool,
+}
 
 impl Pending {
-    /// Applies the deletes to `table` in one bulk delete, and forgets them.
+    /// Applies the writes to `table`: the deletes in one bulk delete, the
+    /// puts in id order; and forgets them.
     pub(super) fn apply(&mut self, table: &mut Table<Locks>) {
-        if !self.0.is_empty() {
-            table.delete_all(self.0.drain().collect());
+        if self.writes.is_empty() {
+            return;
         }
+        let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+        for (id, write) in self.writes.drain() {
+            match write {
+                Some(lock) => puts.push(lock),
+                None => deletes.push(id),
+            }
+        }
+        if !deletes.is_empty() {
+            table.delete_all(deletes);
+        }
+        puts.sort_unstable_by_key(|lock| lock.id);
+        for lock in puts {
+            table.put(lock);
+        }
+        self.puts = false;
     }
 }
 
@@ -126,20 +158,20 @@ fn matching(table: &Table<Locks>, query: &LockQuery) -> Result<Vec<LockRef>> {
     } else if let Some(owner) = &query.owner_id {
         table.find(|ix| &ix.by_owner, owner.as_str())?
     } else if let Some(share) = &query.share_name {
-        table.find(|ix| &ix.by_share, share.as_str())?
+        let share = share.as_str();
+        table.find_grouped(
+            |ix| &ix.by_share,
+            Bound::Included(share),
+            Bound::Included(share),
+        )?
     } else if let Some(epoch) = query.server_epoch {
-        let mut locks = table.find_range(
+        table.find_grouped(
             |ix| &ix.by_epoch,
             Bound::Included(&epoch),
             Bound::Included(&epoch),
-        )?;
-        locks.sort_unstable_by_key(|l| l.id);
-        locks
+        )?
     } else if let Some(below) = query.server_epoch_below {
-        let mut locks =
-            table.find_range(|ix| &ix.by_epoch, Bound::Unbounded, Bound::Excluded(&below))?;
-        locks.sort_unstable_by_key(|l| l.id);
-        locks
+        table.find_grouped(|ix| &ix.by_epoch, Bound::Unbounded, Bound::Excluded(&below))?
     } else {
         return Ok(table.iter().filter(|l| query.matches(l)).cloned().collect());
     };
@@ -154,10 +186,11 @@ impl LockStore for MemoryTx {
     async fn put_lock(&mut self, lock: &PersistedLock) -> Result<()> {
         validate::lock(lock)?;
         let lock = Arc::new(lock.clone());
-        // A pending delete of this id is superseded: `put` replaces the
-        // record it would have deleted, which is what delete-then-put leaves.
-        self.pending_locks.0.remove(&lock.id);
-        self.working.locks.put(lock.clone());
+        // Supersedes a pending write of this id: the last write of an id wins.
+        self.pending_locks
+            .writes
+            .insert(lock.id, Some(lock.clone()));
+        self.pending_locks.puts = true;
         self.writes.locks.push(Write::Put(lock));
         Ok(())
     }
@@ -226,10 +259,14 @@ impl MemoryTx {
     /// Deletes every lock matching `query`, found through its index, the
     /// deletes deferred ([`Pending`]): costs what it deletes, not the store's size.
     fn delete_matching(&mut self, query: LockQuery) -> Result<u64> {
-        let pending = &self.pending_locks.0;
+        if self.pending_locks.puts {
+            self.settled_locks();
+        }
+        // Only deletes are pending now: the scan skips their ids.
+        let pending = &self.pending_locks.writes;
         let locks: Vec<LockRef> = matching(&self.working.locks, &query)?
             .into_iter()
-            .filter(|lock| !pending.contains(&lock.id))
+            .filter(|lock| !pending.contains_key(&lock.id))
             .collect();
         self.reads.locks.queries.push(query);
         let deleted = locks.len() as u64;
@@ -239,23 +276,23 @@ impl MemoryTx {
         Ok(deleted)
     }
 
-    /// The lock stored under `id` as this transaction sees it (its pending deletes gone).
+    /// The lock stored under `id` as this transaction sees it (its pending writes applied).
     fn lock(&self, id: Uuid) -> Option<&LockRef> {
-        if self.pending_locks.0.contains(&id) {
-            return None;
+        match self.pending_locks.writes.get(&id) {
+            Some(write) => write.as_ref(),
+            None => self.working.locks.get(&id),
         }
-        self.working.locks.get(&id)
     }
 
     /// Logs the delete of `lock` (as this transaction sees it) and defers applying it.
     fn defer_delete(&mut self, lock: LockRef) {
         self.freed.note(&lock.file_id);
         self.writes.locks.push(Write::Delete(lock.id));
-        self.pending_locks.0.insert(lock.id);
+        self.pending_locks.writes.insert(lock.id, None);
     }
 
-    /// The working lock table with the pending deletes applied: what every
-    /// read of more than one id by id goes through.
+    /// The working lock table with the pending writes applied: what every
+    /// read of more than one lock goes through.
     fn settled_locks(&mut self) -> &Table<Locks> {
         self.pending_locks.apply(&mut self.working.locks);
         &self.working.locks

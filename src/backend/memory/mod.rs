@@ -273,7 +273,7 @@ struct MemoryTx {
     reads: ReadSet,
     /// The files whose locks or waiters this transaction deleted.
     freed: crate::waiter::FreedFiles,
-    /// Lock deletes logged in `writes` but not yet applied to `working`.
+    /// Lock writes logged in `writes` but not yet applied to `working`.
     pending_locks: locks::Pending,
 }
 
@@ -329,9 +329,9 @@ impl MemoryTx {
             // validate against this commit's record. Publish them as they are:
             // half the tree-node copies of a replay, and no record to keep.
             shared.tables = std::mem::take(&mut self.working);
-            // The deferred lock deletes go onto the published tables. The old
+            // The deferred lock writes go onto the published tables. The old
             // committed tables were dropped just above and no snapshot is
-            // open, so every tree node is held once: the deletes change the
+            // open, so every tree node is held once: the writes change the
             // trees in place, with no path copies and nothing to free later.
             self.pending_locks.apply(&mut shared.tables.locks);
             shared.version += 1;

@@ -41,6 +41,12 @@ pub(super) trait Family: Sized + 'static {
     const NAME: &'static str;
     /// The record's primary key.
     fn key(record: &Self::Record) -> &Self::Key;
+    /// Which records a [`GroupSet`] group keeps side by side: records that
+    /// are deleted together should share this value (see [`GroupSet`] for
+    /// why). The default puts a group in key order.
+    fn cluster(_record: &Self::Record) -> u64 {
+        0
+    }
 }
 
 /// One secondary index of family `F`: what it sorts records by.
@@ -271,7 +277,7 @@ impl<F: Family, X: Index<F>> IndexSet<F, X> {
     }
 
     /// The entries from `lo` to `hi`, in (value, key) order.
-    fn entries(
+    pub(super) fn entries(
         &self,
         lo: Bound<Probe<'_, F, X>>,
         hi: Bound<Probe<'_, F, X>>,
@@ -306,37 +312,13 @@ impl<F: Family, X: Index<F>> IndexSet<F, X> {
 }
 
 /// Sorts `records` in index `X`'s (value, key) order, the order a bulk
-/// removal from either kind of index walks.
-pub(super) fn sort_in_index_order<F: Family, X: Index<F>>(records: &mut [Arc<F::Record>]) {
+/// removal from an [`IndexSet`] walks.
+fn sort_in_index_order<F: Family, X: Index<F>>(records: &mut [Arc<F::Record>]) {
     records.sort_unstable_by(|a, b| {
         X::value(a)
             .cmp(X::value(b))
             .then_with(|| F::key(a).cmp(F::key(b)))
     });
-}
-
-/// An index that table scans walk: its entries between two probes, in
-/// (value, key) order. [`IndexSet`] and [`GroupSet`] are the two kinds.
-pub(super) trait Scan<F: Family> {
-    /// The index this is a set of.
-    type X: Index<F>;
-    /// The records of the entries from `lo` to `hi`, in (value, key) order.
-    fn entries<'a>(
-        &'a self,
-        lo: Bound<Probe<'a, F, Self::X>>,
-        hi: Bound<Probe<'a, F, Self::X>>,
-    ) -> impl Iterator<Item = &'a Arc<F::Record>> + 'a;
-}
-
-impl<F: Family, X: Index<F>> Scan<F> for IndexSet<F, X> {
-    type X = X;
-    fn entries<'a>(
-        &'a self,
-        lo: Bound<Probe<'a, F, X>>,
-        hi: Bound<Probe<'a, F, X>>,
-    ) -> impl Iterator<Item = &'a Arc<F::Record>> + 'a {
-        IndexSet::entries(self, lo, hi)
-    }
 }
 
 /// `Bound<&dyn Seek>` of a `Bound<Probe>`: what `imbl`'s range takes.
@@ -451,20 +433,20 @@ impl<F: Family> Table<F> {
     }
 
     /// The records whose value in index `X` is `value`, in key order.
-    pub(super) fn find<S: Scan<F>>(
+    pub(super) fn find<X: Index<F>>(
         &self,
-        index: fn(&F::Indexes) -> &S,
-        value: &<S::X as Index<F>>::Value,
+        index: fn(&F::Indexes) -> &IndexSet<F, X>,
+        value: &X::Value,
     ) -> Result<Vec<Arc<F::Record>>> {
         self.find_page(index, value, None, usize::MAX)
     }
 
     /// At most `limit` records whose value in index `X` is `value` and whose
     /// key is above `after`, in key order.
-    pub(super) fn find_page<S: Scan<F>>(
+    pub(super) fn find_page<X: Index<F>>(
         &self,
-        index: fn(&F::Indexes) -> &S,
-        value: &<S::X as Index<F>>::Value,
+        index: fn(&F::Indexes) -> &IndexSet<F, X>,
+        value: &X::Value,
         after: Option<&F::Key>,
         limit: usize,
     ) -> Result<Vec<Arc<F::Record>>> {
@@ -482,15 +464,15 @@ impl<F: Family> Table<F> {
             value,
             at: At::Last,
         });
-        self.confirm::<S::X>(index(&self.indexes).entries(lo, hi).take(limit))
+        self.confirm::<X>(index(&self.indexes).entries(lo, hi).take(limit))
     }
 
     /// The records whose value in index `X` lies between `lo` and `hi`, in (value, key) order.
-    pub(super) fn find_range<S: Scan<F>>(
+    pub(super) fn find_range<X: Index<F>>(
         &self,
-        index: fn(&F::Indexes) -> &S,
-        lo: Bound<&<S::X as Index<F>>::Value>,
-        hi: Bound<&<S::X as Index<F>>::Value>,
+        index: fn(&F::Indexes) -> &IndexSet<F, X>,
+        lo: Bound<&X::Value>,
+        hi: Bound<&X::Value>,
     ) -> Result<Vec<Arc<F::Record>>> {
         let lo = match lo {
             Bound::Included(value) => Bound::Included(Probe {
@@ -514,7 +496,24 @@ impl<F: Family> Table<F> {
             }),
             Bound::Unbounded => Bound::Unbounded,
         };
-        self.confirm::<S::X>(index(&self.indexes).entries(lo, hi))
+        self.confirm::<X>(index(&self.indexes).entries(lo, hi))
+    }
+
+    /// The records whose value in grouped index `X` lies between `lo` and
+    /// `hi`, in key order (sorted here: a group is in cluster order).
+    pub(super) fn find_grouped<X: Index<F>>(
+        &self,
+        index: fn(&F::Indexes) -> &GroupSet<F, X>,
+        lo: Bound<&X::Value>,
+        hi: Bound<&X::Value>,
+    ) -> Result<Vec<Arc<F::Record>>>
+    where
+        X::Value: ToOwned,
+        <X::Value as ToOwned>::Owned: Ord + Clone + Borrow<X::Value>,
+    {
+        let mut records = self.confirm::<X>(index(&self.indexes).records(lo, hi))?;
+        records.sort_unstable_by(|a, b| F::key(a).cmp(F::key(b)));
+        Ok(records)
     }
 
     /// The records of index entries, each confirmed to be the stored record.

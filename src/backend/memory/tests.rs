@@ -221,22 +221,25 @@ async fn first_after_finds_the_first_later_commit() {
     }
 }
 
-/// A `GroupSet` scan returns what an `IndexSet` scan of the same index does,
-/// for every kind of bound a table scan builds (values present and absent,
-/// places first, last and at a key, included, excluded, unbounded), after
-/// inserts and removals (one group emptied).
+/// A `GroupSet` scan returns the records an `IndexSet` scan of the same
+/// index does, for every kind of value bound a table scan builds (values
+/// present and absent, included, excluded, unbounded), after inserts and
+/// removals (one group emptied); and within a group each client's records
+/// sit side by side, in key order.
 #[test]
 fn group_set_scans_agree_with_index_set_scans() {
     use std::ops::Bound;
 
     use super::locks::{ByEpoch, Locks};
-    use super::table::{At, GroupSet, IndexSet, Probe, Scan};
+    use super::table::{At, GroupSet, IndexSet, Probe};
 
     let records: Vec<Arc<PersistedLock>> = (0..60u8)
         .map(|n| {
             let mut l = lock(n);
-            // Epochs 1, 2 and 4 (none with 0, 3 or 5), ids out of epoch order.
+            // Epochs 1, 2 and 4 (none with 0, 3 or 5), ids out of epoch order,
+            // four clients interleaved by id.
             l.server_epoch = [1, 2, 4][(n as usize * 7) % 3];
+            l.client_id = format!("client-{}", n % 4);
             Arc::new(l)
         })
         .collect();
@@ -255,35 +258,61 @@ fn group_set_scans_agree_with_index_set_scans() {
     grouped.remove_all(&mut gone);
 
     let values: &[u64] = &[0, 1, 2, 3, 4, 5];
-    let keys = [Uuid::from_u128(1), Uuid::from_u128(17), Uuid::from_u128(61)];
-    let mut places = vec![At::First, At::Last];
-    places.extend(keys.iter().map(At::Key));
     let mut bounds = vec![Bound::Unbounded];
     for value in values {
-        for at in &places {
-            bounds.push(Bound::Included((value, *at)));
-            bounds.push(Bound::Excluded((value, *at)));
-        }
+        bounds.push(Bound::Included(value));
+        bounds.push(Bound::Excluded(value));
     }
-    fn probe<'a>(b: &Bound<(&'a u64, At<'a, Uuid>)>) -> Bound<Probe<'a, Locks, ByEpoch>> {
-        match *b {
-            Bound::Included((value, at)) => Bound::Included(Probe { value, at }),
-            Bound::Excluded((value, at)) => Bound::Excluded(Probe { value, at }),
+    // The probe an `IndexSet` scan of the same value bound starts or ends at.
+    fn probe(b: Bound<&u64>, lower: bool) -> Bound<Probe<'_, Locks, ByEpoch>> {
+        let (first, last) = (At::First, At::Last);
+        match b {
+            Bound::Included(value) => Bound::Included(Probe {
+                value,
+                at: if lower { first } else { last },
+            }),
+            Bound::Excluded(value) => Bound::Excluded(Probe {
+                value,
+                at: if lower { last } else { first },
+            }),
             Bound::Unbounded => Bound::Unbounded,
         }
     }
-    for (i, lo) in bounds.iter().enumerate() {
-        for (j, hi) in bounds.iter().enumerate() {
-            let want: Vec<Uuid> = Scan::entries(&flat, probe(lo), probe(hi))
+    for (i, &lo) in bounds.iter().enumerate() {
+        for (j, &hi) in bounds.iter().enumerate() {
+            let mut want: Vec<Uuid> = flat
+                .entries(probe(lo, true), probe(hi, false))
                 .map(|r| r.id)
                 .collect();
-            let got: Vec<Uuid> = Scan::entries(&grouped, probe(lo), probe(hi))
-                .map(|r| r.id)
-                .collect();
+            let mut got: Vec<Uuid> = grouped.records(lo, hi).map(|r| r.id).collect();
+            want.sort();
+            got.sort();
             assert_eq!(got, want, "bounds {i} and {j}");
         }
     }
+    // Epoch 1's group: the clients' records in runs (one run per client),
+    // each run in id order.
+    let epoch1: Vec<&Arc<PersistedLock>> = grouped
+        .records(Bound::Included(&1), Bound::Included(&1))
+        .collect();
+    assert!(epoch1.len() > 8, "{}", epoch1.len());
+    let runs = epoch1
+        .windows(2)
+        .filter(|w| w[0].client_id != w[1].client_id)
+        .count()
+        + 1;
+    assert_eq!(
+        runs,
+        4,
+        "{:?}",
+        epoch1.iter().map(|r| &r.client_id).collect::<Vec<_>>()
+    );
+    assert!(
+        epoch1
+            .windows(2)
+            .all(|w| w[0].client_id != w[1].client_id || w[0].id < w[1].id)
+    );
     // The sets are not both empty: 60 records, minus epoch 2's and every fifth.
-    let left = Scan::entries(&grouped, Bound::Unbounded, Bound::Unbounded).count();
+    let left = grouped.records(Bound::Unbounded, Bound::Unbounded).count();
     assert!(left > 20, "{left}");
 }
