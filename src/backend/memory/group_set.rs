@@ -42,10 +42,13 @@ where
     X::Value: ToOwned;
 
 /// The records of one value in a [`GroupSet`], by (cluster, key).
-type Group<F> = OrdMap<(u64, <F as Family>::Key), Arc<<F as Family>::Record>>;
+type Group<F> = OrdMap<Place<F>, Arc<<F as Family>::Record>>;
 
 /// Where a record sits in its group: its cluster, then its key.
-fn place<F: Family>(record: &F::Record) -> (u64, F::Key) {
+type Place<F> = (u64, <F as Family>::Key);
+
+/// The record's [`Place`].
+fn place<F: Family>(record: &F::Record) -> Place<F> {
     (F::cluster(record), F::key(record).clone())
 }
 
@@ -91,7 +94,7 @@ where
     }
 
     /// Removes the entry at `place` of the group of `value`, and the group once empty.
-    fn remove_at(&mut self, value: &X::Value, place: &(u64, F::Key)) {
+    fn remove_at(&mut self, value: &X::Value, place: &Place<F>) {
         if let Some(group) = self.0.get_mut(value) {
             group.remove(place);
             if group.is_empty() {
@@ -104,7 +107,7 @@ where
     /// for the reason [`IndexSet::remove_all`] gives; reorders `records`.
     pub(super) fn remove_all(&mut self, records: &mut [Arc<F::Record>]) {
         // Each record's place computed once (the cluster is a hash), not per comparison.
-        let mut order: Vec<((u64, F::Key), &Arc<F::Record>)> =
+        let mut order: Vec<(Place<F>, &Arc<F::Record>)> =
             records.iter().map(|r| (place::<F>(r), r)).collect();
         order.sort_unstable_by(|(a, ra), (b, rb)| {
             X::value(ra).cmp(X::value(rb)).then_with(|| a.cmp(b))
