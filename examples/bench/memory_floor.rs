@@ -51,7 +51,9 @@ fn time_floor(map: &mut RecordMap, name: &str, tag: u64, count: u64) -> Res<f64>
 pub(super) fn p5_memory_floor(cfg: &Cfg, library: (f64, f64)) -> Res {
     let (mut small, mut big) = (record_map(cfg.small), record_map(cfg.big));
     let (mut s, mut b) = (Vec::new(), Vec::new());
-    for k in 0..cfg.p5_samples as u64 {
+    // Three times P5's samples: a floor sample is cheap, and its spread
+    // between runs is wide (it shares the heap with the library's stores).
+    for k in 0..3 * cfg.p5_samples as u64 {
         let name = format!("floor-client-{k}");
         s.push(time_floor(&mut small, &name, k, cfg.p5_locks)?);
         b.push(time_floor(&mut big, &name, k, cfg.p5_locks)?);
@@ -59,10 +61,11 @@ pub(super) fn p5_memory_floor(cfg: &Cfg, library: (f64, f64)) -> Res {
     let (s, b) = (median(s), median(b));
     let (lib_small, lib_big) = library;
     info(&format!(
-        "P5-memory-floor: the record map alone (bare imbl map, look up + remove {} random ids): \
-         {} stored {}, {} stored {} (ratio {:.2}); it grows by {}, the library by {}; \
+        "P5-memory-floor: the record map alone (bare imbl map, look up + remove {} random ids, \
+         median of {}): {} stored {}, {} stored {} (ratio {:.2}); it grows by {}, the library by {}; \
          the library's small-store time plus that growth alone gives a ratio of {:.2}",
         cfg.p5_locks,
+        3 * cfg.p5_samples,
         cfg.big,
         us(b),
         cfg.small,
