@@ -104,7 +104,8 @@ where
     }
 
     /// Removes the entries of all `records`, in (value, cluster, key) order,
-    /// for the reason [`IndexSet::remove_all`] gives; reorders `records`.
+    /// for the reason [`IndexSet::remove_all`] gives (it sorts a list of
+    /// places, so `records` keeps its order).
     pub(super) fn remove_all(&mut self, records: &mut [Arc<F::Record>]) {
         // Each record's place computed once (the cluster is a hash), not per comparison.
         let mut order: Vec<(Place<F>, &Arc<F::Record>)> =

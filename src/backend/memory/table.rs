@@ -66,7 +66,7 @@ pub(super) trait Indexes<F: Family>: Clone + Default + Send + Sync {
     /// Removes the record's entry from every index.
     fn remove(&mut self, record: &Arc<F::Record>);
     /// Removes the entries of all `records` from every index, each index in
-    /// its own order (see [`IndexSet::remove_all`]); reorders `records`.
+    /// its own order (see [`IndexSet::remove_all`]); may reorder `records`.
     fn remove_all(&mut self, records: &mut [Arc<F::Record>]);
     /// Appends what disagrees between the indexes and `table`'s records.
     fn verify(&self, table: &Table<F>, problems: &mut Vec<Problem>);
