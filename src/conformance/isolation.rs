@@ -532,6 +532,35 @@ pub async fn writes_then_bulk_deletes_commit_as_made(t: &mut dyn TestStore) {
             all_locks(t, &epoch(1)).await,
             by_id(vec![kept.clone(), back.clone()])
         );
+        // The epoch index alone (no other field set), against a full scan.
+        assert_eq!(
+            all_locks(
+                t,
+                &LockQuery {
+                    server_epoch: Some(rewritten.server_epoch),
+                    ..LockQuery::default()
+                }
+            )
+            .await,
+            vec![rewritten.clone()]
+        );
+        let everything = all_locks(t, &LockQuery::default()).await;
+        for below in [1, 2, 8, 9] {
+            let want: Vec<PersistedLock> = everything
+                .iter()
+                .filter(|l| l.server_epoch < below)
+                .cloned()
+                .collect();
+            let query = LockQuery {
+                server_epoch_below: Some(below),
+                ..LockQuery::default()
+            };
+            assert_eq!(
+                all_locks(t, &query).await,
+                want,
+                "round {round}: below {below}"
+            );
+        }
         assert_eq!(read_lock(t, stored.id).await, None);
         assert_eq!(read_lock(t, back.id).await, Some(back.clone()));
         let report = t.store().verify().await.unwrap();

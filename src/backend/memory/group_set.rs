@@ -75,7 +75,7 @@ where
     X::Value: ToOwned,
     Owned<F, X>: Ord + Clone + Borrow<X::Value>,
 {
-    /// Adds the record's entry (replacing an entry with its value and key).
+    /// Adds the record's entry (replacing an entry with its value, cluster and key).
     pub(super) fn insert(&mut self, record: &Arc<F::Record>) {
         let value = X::value(record);
         let place = place::<F>(record);
@@ -131,8 +131,8 @@ where
     }
 
     /// Appends the entries whose record is not the one stored under its key
-    /// or is filed under another value or key (stale), and the records
-    /// without an entry here (missing).
+    /// or is filed under another value, cluster or key (stale), and the
+    /// records without an entry here (missing).
     pub(super) fn verify(&self, table: &Table<F>, problems: &mut Vec<Problem>) {
         for (value, group) in self.0.iter() {
             for ((cluster, key), record) in group.iter() {
@@ -142,9 +142,10 @@ where
                 let detail = match table.live::<X>(record) {
                     Err(e) => e.to_string(),
                     Ok(_) if misfiled => format!(
-                        "the entry under {:?}/{key:?} holds a record with {:?}/{:?}",
+                        "the entry under {:?}/{cluster:x}/{key:?} holds a record with {:?}/{:x}/{:?}",
                         value.borrow(),
                         X::value(record),
+                        F::cluster(record),
                         F::key(record)
                     ),
                     Ok(_) => continue,

@@ -111,10 +111,12 @@ impl Bookkeeping for Locks {
 /// is every put's path, copied once and freed once. Deferred, the writes are
 /// applied at commit: onto the committed tables themselves when the
 /// transaction commits alone (nobody else holds their nodes, so the trees
-/// are changed in place, without copies), by the replay otherwise. A read
-/// of more than one lock by id before then applies them first
-/// ([`MemoryTx::settled_locks`]), and a read by id looks here first
-/// ([`MemoryTx::lock`]), so the transaction always reads its own writes.
+/// are changed in place, without copies), by the replay otherwise. Before
+/// then, a read by id (`get_lock`, `delete_lock`, `delete_locks`) looks here
+/// first ([`MemoryTx::lock`]); `list_locks` and `list_locks_page` apply them
+/// first ([`MemoryTx::settled_locks`]); a delete by client or file applies
+/// them when a put is pending and otherwise skips the pending deletes' ids.
+/// So the transaction always reads its own writes.
 #[derive(Default)]
 pub(super) struct Pending {
     writes: HashMap<Uuid, Option<LockRef>>,
@@ -291,8 +293,8 @@ impl MemoryTx {
         self.pending_locks.writes.insert(lock.id, None);
     }
 
-    /// The working lock table with the pending writes applied: what every
-    /// read of more than one lock goes through.
+    /// The working lock table with the pending writes applied: what the
+    /// list reads go through (see [`Pending`] for the others).
     fn settled_locks(&mut self) -> &Table<Locks> {
         self.pending_locks.apply(&mut self.working.locks);
         &self.working.locks

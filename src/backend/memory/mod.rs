@@ -267,7 +267,8 @@ impl MetadataStore for MemoryStore {
 struct MemoryTx {
     store: MemoryStore,
     snapshot: u64,
-    /// The snapshot with this transaction's own writes applied.
+    /// The snapshot with this transaction's own writes applied, except
+    /// the lock writes still in `pending_locks`.
     working: Tables,
     writes: Writes,
     reads: ReadSet,
@@ -323,16 +324,19 @@ impl MemoryTx {
             && shared.open.len() == 1
             && shared.open.get(&self.snapshot) == Some(&1);
         if alone {
-            // Nothing committed since this transaction's snapshot, so its working
-            // tables are exactly what replaying its writes onto the committed
-            // state would build; and no other transaction is open, so nobody will
-            // validate against this commit's record. Publish them as they are:
-            // half the tree-node copies of a replay, and no record to keep.
+            // Nothing committed since this transaction's snapshot, so its
+            // working tables plus its pending lock writes are exactly what
+            // replaying its writes onto the committed state would build; and
+            // no other transaction is open, so nobody will validate against
+            // this commit's record. Publish them as they are: half the
+            // tree-node copies of a replay, and no record to keep.
             shared.tables = std::mem::take(&mut self.working);
             // The deferred lock writes go onto the published tables. The old
             // committed tables were dropped just above and no snapshot is
             // open, so every tree node is held once: the writes change the
             // trees in place, with no path copies and nothing to free later.
+            // This runs under the store's mutex (a `begin` arriving now waits
+            // for it), which no open transaction can feel: there is none.
             self.pending_locks.apply(&mut shared.tables.locks);
             shared.version += 1;
             self.writes = Writes::default();

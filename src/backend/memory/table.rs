@@ -10,7 +10,8 @@
 //! Records are immutable once stored and held by `Arc`: the record map, every
 //! index entry and every transaction's snapshot share one allocation per
 //! record, so copying a tree node copies pointers, not strings. An index entry
-//! *is* the record pointer, ordered by (indexed value, key); a scan finds its
+//! *is* the record pointer, ordered by (indexed value, key) in an
+//! [`IndexSet`] and by (value, cluster, key) in a [`GroupSet`]; a scan finds its
 //! records by walking the index and confirms each against the record map, so
 //! an entry whose record is gone or was replaced is [`Error::Corrupt`], never
 //! silently skipped or returned.
@@ -393,8 +394,8 @@ impl<F: Family> Table<F> {
     /// entries, each structure in its own order.
     ///
     /// The same end state as [`Table::delete`] of each key, for less: the
-    /// record map is walked in key order and each index in its (value, key)
-    /// order, so one bulk delete touches each affected tree path once while
+    /// record map is walked in key order and each index in its own order
+    /// ((value, key), or (value, cluster, key) for a group), so one bulk delete touches each affected tree path once while
     /// it is hot, and the cost follows the deleted records, not the store.
     pub(super) fn delete_all(&mut self, mut keys: Vec<F::Key>) {
         keys.sort_unstable();
