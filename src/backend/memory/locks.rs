@@ -126,6 +126,22 @@ pub(super) struct Pending {
 }
 
 impl Pending {
+    /// Records a put of `lock`, superseding any pending write of its id.
+    fn put(&mut self, lock: LockRef) {
+        self.writes.insert(lock.id, Some(lock));
+        self.puts = true;
+    }
+
+    /// Records the delete of `id`, superseding any pending write of it.
+    fn delete(&mut self, id: Uuid) {
+        self.writes.insert(id, None);
+    }
+
+    /// The pending write of `id`: `Some(None)` when it is a delete.
+    fn get(&self, id: &Uuid) -> Option<Option<&LockRef>> {
+        self.writes.get(id).map(Option::as_ref)
+    }
+
     /// Applies the writes to `table`: the deletes in one bulk delete, the
     /// puts in id order; and forgets them.
     pub(super) fn apply(&mut self, table: &mut Table<Locks>) {
@@ -188,11 +204,8 @@ impl LockStore for MemoryTx {
     async fn put_lock(&mut self, lock: &PersistedLock) -> Result<()> {
         validate::lock(lock)?;
         let lock = Arc::new(lock.clone());
-        // Supersedes a pending write of this id: the last write of an id wins.
-        self.pending_locks
-            .writes
-            .insert(lock.id, Some(lock.clone()));
-        self.pending_locks.puts = true;
+        // The last write of an id wins.
+        self.pending_locks.put(lock.clone());
         self.writes.locks.push(Write::Put(lock));
         Ok(())
     }
@@ -280,8 +293,8 @@ impl MemoryTx {
 
     /// The lock stored under `id` as this transaction sees it (its pending writes applied).
     fn lock(&self, id: Uuid) -> Option<&LockRef> {
-        match self.pending_locks.writes.get(&id) {
-            Some(write) => write.as_ref(),
+        match self.pending_locks.get(&id) {
+            Some(write) => write,
             None => self.working.locks.get(&id),
         }
     }
@@ -290,7 +303,7 @@ impl MemoryTx {
     fn defer_delete(&mut self, lock: LockRef) {
         self.freed.note(&lock.file_id);
         self.writes.locks.push(Write::Delete(lock.id));
-        self.pending_locks.writes.insert(lock.id, None);
+        self.pending_locks.delete(lock.id);
     }
 
     /// The working lock table with the pending writes applied: what the

@@ -395,8 +395,9 @@ impl<F: Family> Table<F> {
     ///
     /// The same end state as [`Table::delete`] of each key, for less: the
     /// record map is walked in key order and each index in its own order
-    /// ((value, key), or (value, cluster, key) for a group), so one bulk delete touches each affected tree path once while
-    /// it is hot, and the cost follows the deleted records, not the store.
+    /// ((value, key), or (value, cluster, key) for a group), so one bulk
+    /// delete touches each affected tree path once while it is hot, and the
+    /// cost follows the deleted records, not the store.
     pub(super) fn delete_all(&mut self, mut keys: Vec<F::Key>) {
         keys.sort_unstable();
         keys.dedup();
