@@ -61,7 +61,7 @@ impl Bookkeeping for Clients {
     type Reads = Reads;
     type Changes = Changes;
 
-    fn replay(table: &mut Table<Clients>, write: Write, changes: &mut Changes) {
+    fn replay(table: &mut Table<Clients>, write: Write, changes: &mut Changes) -> Result<()> {
         match write {
             Write::Put(client) => {
                 let old = table.put(client.clone());
@@ -72,6 +72,7 @@ impl Bookkeeping for Clients {
                 changes.0.push((old, None));
             }
         }
+        Ok(())
     }
 
     fn invalidates(changes: &Changes, reads: &Reads) -> bool {

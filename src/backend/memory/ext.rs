@@ -121,7 +121,7 @@ impl Bookkeeping for Ext {
     type Reads = Reads;
     type Changes = Changes;
 
-    fn replay(table: &mut Table<Ext>, write: Write, changes: &mut Changes) {
+    fn replay(table: &mut Table<Ext>, write: Write, changes: &mut Changes) -> Result<()> {
         match write {
             Write::Put(entry) => {
                 changes.0.push(entry.id.clone());
@@ -132,6 +132,7 @@ impl Bookkeeping for Ext {
                 changes.0.push(id);
             }
         }
+        Ok(())
     }
 
     fn invalidates(changes: &Changes, reads: &Reads) -> bool {

@@ -55,7 +55,7 @@ impl Bookkeeping for Files {
     type Reads = Reads;
     type Changes = Changes;
 
-    fn replay(table: &mut Table<Files>, write: Write, changes: &mut Changes) {
+    fn replay(table: &mut Table<Files>, write: Write, changes: &mut Changes) -> Result<()> {
         match write {
             Write::Put(file) => {
                 let old = table.put(file.clone());
@@ -66,6 +66,7 @@ impl Bookkeeping for Files {
                 changes.0.push((handle, old, None));
             }
         }
+        Ok(())
     }
 
     fn invalidates(changes: &Changes, reads: &Reads) -> bool {

@@ -113,13 +113,18 @@ impl Bookkeeping for LeaseFamily {
     type Write = LeaseWrite;
     type Reads = LeaseReads;
     type Changes = LeaseChanges;
-    fn replay(tables: &mut LeaseTables, write: LeaseWrite, changes: &mut LeaseChanges) {
+    fn replay(
+        tables: &mut LeaseTables,
+        write: LeaseWrite,
+        changes: &mut LeaseChanges,
+    ) -> Result<()> {
         match write {
             LeaseWrite::Lease(w) => replay(&mut tables.leases, w, &mut changes.leases),
             LeaseWrite::Delegation(w) => {
                 replay(&mut tables.delegations, w, &mut changes.delegations)
             }
         }
+        Ok(())
     }
     fn invalidates(changes: &LeaseChanges, reads: &LeaseReads) -> bool {
         invalidates(&changes.leases, &reads.leases)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::table::{Family, Table};
+use super::table::{Confirm, Doomed, Family, Table};
 use super::{Bookkeeping, MemoryTx};
 use crate::error::{Error, Result};
 use crate::file::FileHandle;
@@ -57,7 +57,9 @@ type LockRef = Arc<PersistedLock>;
 /// One lock write of a transaction.
 pub(super) enum Write {
     Put(LockRef),
-    Delete(Uuid),
+    /// The delete of an id, with the record found through an index and not
+    /// yet confirmed against the record map ([`Confirm::AtDelete`]), if so.
+    Delete(Uuid, Option<LockRef>),
 }
 
 /// What a transaction read of the locks: ids it looked up, queries it ran.
@@ -77,17 +79,27 @@ impl Bookkeeping for Locks {
     type Reads = Reads;
     type Changes = Changes;
 
-    fn replay(table: &mut Table<Locks>, write: Write, changes: &mut Changes) {
+    fn replay(table: &mut Table<Locks>, write: Write, changes: &mut Changes) -> Result<()> {
         match write {
             Write::Put(lock) => {
                 let old = table.put(lock.clone());
                 changes.0.push((old, Some(lock)));
             }
-            Write::Delete(id) => {
+            Write::Delete(id, found) => {
                 let old = table.delete(&id);
+                if let Some(found) = found {
+                    // Validation passed, so no commit since the snapshot
+                    // changed this record: the one found must still be there.
+                    if !old.as_ref().is_some_and(|old| Arc::ptr_eq(old, &found)) {
+                        return Err(Error::Corrupt(format!(
+                            "memory locks: deleting {id}: an index entry is not the stored record"
+                        )));
+                    }
+                }
                 changes.0.push((old, None));
             }
         }
+        Ok(())
     }
 
     fn invalidates(changes: &Changes, reads: &Reads) -> bool {
@@ -119,77 +131,114 @@ impl Bookkeeping for Locks {
 /// So the transaction always reads its own writes.
 #[derive(Default)]
 pub(super) struct Pending {
-    writes: HashMap<Uuid, Option<LockRef>>,
+    writes: HashMap<Uuid, PendingWrite>,
     /// Whether `writes` may hold a put (the scans that skip pending deletes
     /// by id cannot add pending puts, so they settle first).
     puts: bool,
+    /// Whether writes were applied to the working tables before the commit
+    /// (they then differ from the snapshot's).
+    settled: bool,
+}
+
+/// The last pending write of one id.
+enum PendingWrite {
+    Put(LockRef),
+    /// A delete, with the record found through an index, unconfirmed
+    /// ([`Doomed::found`]).
+    Delete(Option<LockRef>),
 }
 
 impl Pending {
     /// Records a put of `lock`, superseding any pending write of its id.
     fn put(&mut self, lock: LockRef) {
-        self.writes.insert(lock.id, Some(lock));
+        self.writes.insert(lock.id, PendingWrite::Put(lock));
         self.puts = true;
     }
 
     /// Records the delete of `id`, superseding any pending write of it.
-    fn delete(&mut self, id: Uuid) {
-        self.writes.insert(id, None);
+    fn delete(&mut self, id: Uuid, found: Option<LockRef>) {
+        self.writes.insert(id, PendingWrite::Delete(found));
     }
 
     /// The pending write of `id`: `Some(None)` when it is a delete.
     fn get(&self, id: &Uuid) -> Option<Option<&LockRef>> {
-        self.writes.get(id).map(Option::as_ref)
+        self.writes.get(id).map(|write| match write {
+            PendingWrite::Put(lock) => Some(lock),
+            PendingWrite::Delete(_) => None,
+        })
+    }
+
+    /// Whether writes were applied before the commit (the working lock
+    /// table then differs from the snapshot's).
+    pub(super) fn settled(&self) -> bool {
+        self.settled
     }
 
     /// Applies the writes to `table`: the deletes in one bulk delete, the
-    /// puts in id order; and forgets them.
-    pub(super) fn apply(&mut self, table: &mut Table<Locks>) {
+    /// puts in id order; and forgets them. A delete that finds the table
+    /// corrupt ([`Table::delete_all`]) leaves `table` and the writes as
+    /// they were, so a later commit fails the same way.
+    pub(super) fn apply(&mut self, table: &mut Table<Locks>) -> Result<()> {
         if self.writes.is_empty() {
-            return;
+            return Ok(());
         }
         let (mut puts, mut deletes) = (Vec::new(), Vec::new());
         for (id, write) in self.writes.drain() {
             match write {
-                Some(lock) => puts.push(lock),
-                None => deletes.push(id),
+                PendingWrite::Put(lock) => puts.push(lock),
+                PendingWrite::Delete(found) => deletes.push(Doomed { key: id, found }),
             }
         }
-        if !deletes.is_empty() {
-            table.delete_all(deletes);
+        if let Err(corrupt) = table.delete_all(&mut deletes) {
+            for Doomed { key, found } in deletes {
+                self.writes.insert(key, PendingWrite::Delete(found));
+            }
+            for lock in puts {
+                self.writes.insert(lock.id, PendingWrite::Put(lock));
+            }
+            return Err(corrupt);
         }
         puts.sort_unstable_by_key(|lock| lock.id);
         for lock in puts {
             table.put(lock);
         }
         self.puts = false;
+        self.settled = true;
+        Ok(())
     }
 }
 
 /// Every stored lock matching `query`, in id order, found through its most
 /// selective index (all locks when it sets no field).
-fn matching(table: &Table<Locks>, query: &LockQuery) -> Result<Vec<LockRef>> {
+fn matching(table: &Table<Locks>, query: &LockQuery, confirm: Confirm) -> Result<Vec<LockRef>> {
     let candidates = if let Some(file) = &query.file_id {
-        table.find(|ix| &ix.by_file, file)?
+        table.find_as(|ix| &ix.by_file, file, confirm)?
     } else if let Some(client) = &query.client_id {
-        table.find(|ix| &ix.by_client, client.as_str())?
+        table.find_as(|ix| &ix.by_client, client.as_str(), confirm)?
     } else if let Some(owner) = &query.owner_id {
-        table.find(|ix| &ix.by_owner, owner.as_str())?
+        table.find_as(|ix| &ix.by_owner, owner.as_str(), confirm)?
     } else if let Some(share) = &query.share_name {
         let share = share.as_str();
         table.find_grouped(
             |ix| &ix.by_share,
             Bound::Included(share),
             Bound::Included(share),
+            confirm,
         )?
     } else if let Some(epoch) = query.server_epoch {
         table.find_grouped(
             |ix| &ix.by_epoch,
             Bound::Included(&epoch),
             Bound::Included(&epoch),
+            confirm,
         )?
     } else if let Some(below) = query.server_epoch_below {
-        table.find_grouped(|ix| &ix.by_epoch, Bound::Unbounded, Bound::Excluded(&below))?
+        table.find_grouped(
+            |ix| &ix.by_epoch,
+            Bound::Unbounded,
+            Bound::Excluded(&below),
+            confirm,
+        )?
     } else {
         return Ok(table.iter().filter(|l| query.matches(l)).cloned().collect());
     };
@@ -218,7 +267,7 @@ impl LockStore for MemoryTx {
     async fn delete_lock(&mut self, id: Uuid) -> Result<()> {
         self.reads.locks.ids.insert(id);
         let old = self.lock(id).cloned().ok_or(Error::LockNotFound(id))?;
-        self.defer_delete(old);
+        self.defer_delete(old, Confirm::Now);
         Ok(())
     }
 
@@ -230,7 +279,7 @@ impl LockStore for MemoryTx {
         validate::page_limit(limit)?;
         self.reads.locks.queries.push(LockQuery::default());
         Ok(self
-            .settled_locks()
+            .settled_locks()?
             .page(after.as_ref(), limit)
             .iter()
             .map(|l| PersistedLock::clone(l))
@@ -240,7 +289,7 @@ impl LockStore for MemoryTx {
     async fn list_locks(&mut self, query: &LockQuery) -> Result<Vec<PersistedLock>> {
         validate::query(query)?;
         self.reads.locks.queries.push(query.clone());
-        Ok(matching(self.settled_locks(), query)?
+        Ok(matching(self.settled_locks()?, query, Confirm::Now)?
             .iter()
             .map(|l| PersistedLock::clone(l))
             .collect())
@@ -262,7 +311,7 @@ impl LockStore for MemoryTx {
         for &id in ids {
             self.reads.locks.ids.insert(id);
             if let Some(old) = self.lock(id).cloned() {
-                self.defer_delete(old);
+                self.defer_delete(old, Confirm::Now);
                 deleted += 1;
             }
         }
@@ -272,21 +321,27 @@ impl LockStore for MemoryTx {
 
 impl MemoryTx {
     /// Deletes every lock matching `query`, found through its index, the
-    /// deletes deferred ([`Pending`]): costs what it deletes, not the store's size.
+    /// deletes deferred ([`Pending`]): costs what it deletes, not the store's
+    /// size. The entries found are confirmed by their removal from the record
+    /// map ([`Confirm::AtDelete`]): one visit there per lock instead of two,
+    /// and the record map is the structure whose visits grow with the store
+    /// (ordered by random ids). So a corrupt index entry fails the commit (or
+    /// the next read that applies the pending writes) instead of this call,
+    /// and the count returned includes it.
     fn delete_matching(&mut self, query: LockQuery) -> Result<u64> {
         if self.pending_locks.puts {
-            self.settled_locks();
+            self.settled_locks()?;
         }
         // Only deletes are pending now: the scan skips their ids.
         let pending = &self.pending_locks.writes;
-        let locks: Vec<LockRef> = matching(&self.working.locks, &query)?
+        let locks: Vec<LockRef> = matching(&self.working.locks, &query, Confirm::AtDelete)?
             .into_iter()
             .filter(|lock| !pending.contains_key(&lock.id))
             .collect();
         self.reads.locks.queries.push(query);
         let deleted = locks.len() as u64;
         for lock in locks {
-            self.defer_delete(lock);
+            self.defer_delete(lock, Confirm::AtDelete);
         }
         Ok(deleted)
     }
@@ -299,17 +354,22 @@ impl MemoryTx {
         }
     }
 
-    /// Logs the delete of `lock` (as this transaction sees it) and defers applying it.
-    fn defer_delete(&mut self, lock: LockRef) {
+    /// Logs the delete of `lock` (as this transaction sees it) and defers
+    /// applying it. `confirm`: whether `lock` came from the record map or
+    /// the pending writes (`Now`: deleted as whatever is stored) or from an
+    /// index, unconfirmed (`AtDelete`: it must be what is stored).
+    fn defer_delete(&mut self, lock: LockRef, confirm: Confirm) {
         self.freed.note(&lock.file_id);
-        self.writes.locks.push(Write::Delete(lock.id));
-        self.pending_locks.delete(lock.id);
+        let id = lock.id;
+        let found = (confirm == Confirm::AtDelete).then_some(lock);
+        self.writes.locks.push(Write::Delete(id, found.clone()));
+        self.pending_locks.delete(id, found);
     }
 
     /// The working lock table with the pending writes applied: what the
     /// list reads go through (see [`Pending`] for the others).
-    fn settled_locks(&mut self) -> &Table<Locks> {
-        self.pending_locks.apply(&mut self.working.locks);
-        &self.working.locks
+    fn settled_locks(&mut self) -> Result<&Table<Locks>> {
+        self.pending_locks.apply(&mut self.working.locks)?;
+        Ok(&self.working.locks)
     }
 }

@@ -10,7 +10,7 @@
 //! serializable, with [`Error::Conflict`] for the loser of a race.
 //!
 //! Layout: `table.rs` is the one generic indexed table (records by key plus
-//! secondary indexes); `files.rs`, `locks.rs`, `nodes.rs` and `ext.rs` each declare one
+//! secondary indexes, of the two kinds in `index_set.rs` and `group_set.rs`); `files.rs`, `locks.rs`, `nodes.rs` and `ext.rs` each declare one
 //! family over it (key, index extractors, read-set and commit-record
 //! bookkeeping: `Bookkeeping`) and implement its trait; this file holds the
 //! store, `begin` and `commit`.
@@ -27,6 +27,7 @@ use crate::tx::verify_records;
 use crate::tx::{MetadataStore, MetadataTransaction};
 
 mod group_set;
+mod index_set;
 #[macro_use]
 mod table;
 mod clients;
@@ -90,8 +91,14 @@ trait Bookkeeping {
     type Reads: Default;
     /// What a commit changed in the family.
     type Changes: Default;
-    /// Applies `write` to `tables`, noting the change in `changes`.
-    fn replay(tables: &mut Self::Tables, write: Self::Write, changes: &mut Self::Changes);
+    /// Applies `write` to `tables`, noting the change in `changes`; an error
+    /// (a write that finds the tables corrupt) fails the commit, which then
+    /// publishes nothing: the replay runs on a copy.
+    fn replay(
+        tables: &mut Self::Tables,
+        write: Self::Write,
+        changes: &mut Self::Changes,
+    ) -> Result<()>;
     /// True when `changes` touched anything in `reads`.
     fn invalidates(changes: &Self::Changes, reads: &Self::Reads) -> bool;
 }
@@ -285,10 +292,15 @@ impl Drop for MemoryTx {
 }
 
 /// Replays a family's writes onto `tables`, noting the changes in `changes`.
-fn replay<B: Bookkeeping>(tables: &mut B::Tables, writes: Vec<B::Write>, changes: &mut B::Changes) {
+fn replay<B: Bookkeeping>(
+    tables: &mut B::Tables,
+    writes: Vec<B::Write>,
+    changes: &mut B::Changes,
+) -> Result<()> {
     for write in writes {
-        B::replay(tables, write, changes);
+        B::replay(tables, write, changes)?;
     }
+    Ok(())
 }
 
 #[async_trait]
@@ -330,14 +342,32 @@ impl MemoryTx {
             // no other transaction is open, so nobody will validate against
             // this commit's record. Publish them as they are: half the
             // tree-node copies of a replay, and no record to keep.
-            shared.tables = std::mem::take(&mut self.working);
-            // The deferred lock writes go onto the published tables. The old
-            // committed tables were dropped just above and no snapshot is
-            // open, so every tree node is held once: the writes change the
-            // trees in place, with no path copies and nothing to free later.
-            // This runs under the store's mutex (a `begin` arriving now waits
-            // for it), which no open transaction can feel: there is none.
-            self.pending_locks.apply(&mut shared.tables.locks);
+            let mut committed =
+                std::mem::replace(&mut shared.tables, std::mem::take(&mut self.working));
+            // The deferred lock writes go onto the published lock table. The
+            // committed one is dropped first, so every node of the published
+            // one is held once and the writes change its trees in place, with
+            // no path copies and nothing to free later: no snapshot is open.
+            // Unless this transaction applied lock writes before (then the
+            // committed table is the only copy of the state to fall back on
+            // and is kept, at the price of those copies). This runs under the
+            // store's mutex (a `begin` arriving now waits for it), which no
+            // open transaction can feel: there is none.
+            let fallback = self
+                .pending_locks
+                .settled()
+                .then(|| std::mem::take(&mut committed.locks));
+            committed.locks = Default::default();
+            if let Err(corrupt) = self.pending_locks.apply(&mut shared.tables.locks) {
+                // A delete found an index entry that is not the stored record
+                // and undid itself: the published lock table is the committed
+                // one again, or `fallback` is. Publish nothing.
+                committed.locks =
+                    fallback.unwrap_or_else(|| std::mem::take(&mut shared.tables.locks));
+                shared.tables = committed;
+                return Err(corrupt);
+            }
+            drop((committed, fallback));
             shared.version += 1;
             self.writes = Writes::default();
             return Ok(());
@@ -348,14 +378,14 @@ impl MemoryTx {
             ..CommitRecord::default()
         };
         let writes = std::mem::take(&mut self.writes);
-        replay::<files::Files>(&mut tables.files, writes.files, &mut record.files);
-        replay::<locks::Locks>(&mut tables.locks, writes.locks, &mut record.locks);
-        replay::<nodes::Nodes>(&mut tables.nodes, writes.nodes, &mut record.nodes);
-        replay::<ext::Ext>(&mut tables.ext, writes.ext, &mut record.ext);
-        replay::<clients::Clients>(&mut tables.clients, writes.clients, &mut record.clients);
-        replay::<opens::Opens>(&mut tables.opens, writes.opens, &mut record.opens);
-        replay::<leases::LeaseFamily>(&mut tables.leases, writes.leases, &mut record.leases);
-        replay::<waiters::Waiters>(&mut tables.waiters, writes.waiters, &mut record.waiters);
+        replay::<files::Files>(&mut tables.files, writes.files, &mut record.files)?;
+        replay::<locks::Locks>(&mut tables.locks, writes.locks, &mut record.locks)?;
+        replay::<nodes::Nodes>(&mut tables.nodes, writes.nodes, &mut record.nodes)?;
+        replay::<ext::Ext>(&mut tables.ext, writes.ext, &mut record.ext)?;
+        replay::<clients::Clients>(&mut tables.clients, writes.clients, &mut record.clients)?;
+        replay::<opens::Opens>(&mut tables.opens, writes.opens, &mut record.opens)?;
+        replay::<leases::LeaseFamily>(&mut tables.leases, writes.leases, &mut record.leases)?;
+        replay::<waiters::Waiters>(&mut tables.waiters, writes.waiters, &mut record.waiters)?;
         shared.tables = tables;
         shared.version = record.version;
         shared.log.push_back(record);

@@ -80,7 +80,7 @@ impl Bookkeeping for Nodes {
     type Reads = Reads;
     type Changes = Changes;
 
-    fn replay(tables: &mut NodeTables, write: Write, changes: &mut Changes) {
+    fn replay(tables: &mut NodeTables, write: Write, changes: &mut Changes) -> Result<()> {
         match write {
             Write::Epoch(epoch) => {
                 tables.epoch = epoch;
@@ -95,6 +95,7 @@ impl Bookkeeping for Nodes {
                 changes.epoch_records = true;
             }
         }
+        Ok(())
     }
 
     fn invalidates(changes: &Changes, reads: &Reads) -> bool {

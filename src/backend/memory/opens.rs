@@ -203,8 +203,13 @@ impl Bookkeeping for Opens {
     type Write = Write<OpenRecord>;
     type Reads = Reads<OpenRecord>;
     type Changes = Changes<OpenRecord>;
-    fn replay(table: &mut Table<Opens>, write: Self::Write, changes: &mut Self::Changes) {
+    fn replay(
+        table: &mut Table<Opens>,
+        write: Self::Write,
+        changes: &mut Self::Changes,
+    ) -> Result<()> {
         replay(table, write, changes);
+        Ok(())
     }
     fn invalidates(changes: &Self::Changes, reads: &Self::Reads) -> bool {
         invalidates(changes, reads)

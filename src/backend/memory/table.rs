@@ -14,21 +14,22 @@
 //! [`IndexSet`] and by (value, cluster, key) in a [`GroupSet`]; a scan finds its
 //! records by walking the index and confirms each against the record map, so
 //! an entry whose record is gone or was replaced is [`Error::Corrupt`], never
-//! silently skipped or returned.
+//! silently skipped or returned. (A scan whose records are all deleted leaves
+//! that check to the removal from the record map: [`Confirm`].)
 
 use std::borrow::Borrow;
-use std::cmp::Ordering;
 use std::fmt::Debug;
-use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use imbl::{OrdMap, OrdSet};
+use imbl::OrdMap;
 
 use crate::error::{Error, Result};
-use crate::verify::{Problem, ProblemKind};
+use crate::verify::Problem;
 
 pub(super) use super::group_set::GroupSet;
+pub(super) use super::index_set::IndexSet;
+use super::index_set::{At, Probe};
 
 /// A record family stored in a [`Table`].
 pub(super) trait Family: Sized + 'static {
@@ -130,207 +131,28 @@ macro_rules! memory_index {
     };
 }
 
-/// Where a search key sits among the records with one indexed value.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum At<'a, K> {
-    /// Before every record.
-    First,
-    /// At the record with this key.
-    Key(&'a K),
-    /// After every record.
-    Last,
+/// When a scan confirms that each index entry it walks is the record stored
+/// under its key (the check that turns a corrupt index into
+/// [`Error::Corrupt`] instead of a wrong answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Confirm {
+    /// At the scan: one lookup in the record map per entry. For every read.
+    Now,
+    /// At the delete of what the scan found ([`Table::delete_all`]), whose
+    /// removal from the record map is that lookup: for a scan whose records
+    /// are all deleted, which so visits the record map once per record
+    /// instead of twice. A corrupt entry then fails the commit, not the scan.
+    AtDelete,
 }
 
-impl<K> Clone for At<'_, K> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<K> Copy for At<'_, K> {}
-
-/// What an index is searched by: a position (value, place among its records).
-/// Both a stored entry and a probe are one, so `imbl` can seek an entry with a probe.
-trait Seek<F: Family, X: Index<F>> {
-    fn value(&self) -> &X::Value;
-    fn at(&self) -> At<'_, F::Key>;
-}
-
-impl<F: Family, X: Index<F>> PartialEq for dyn Seek<F, X> + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl<F: Family, X: Index<F>> Eq for dyn Seek<F, X> + '_ {}
-
-impl<F: Family, X: Index<F>> PartialOrd for dyn Seek<F, X> + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<F: Family, X: Index<F>> Ord for dyn Seek<F, X> + '_ {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.value()
-            .cmp(other.value())
-            .then_with(|| self.at().cmp(&other.at()))
-    }
-}
-
-/// An index entry: the record itself (one pointer), ordered by (value, key).
-pub(super) struct Entry<F: Family, X>(Arc<F::Record>, PhantomData<fn() -> X>);
-
-impl<F: Family, X> Clone for Entry<F, X> {
-    fn clone(&self) -> Self {
-        Entry(self.0.clone(), PhantomData)
-    }
-}
-
-impl<F: Family, X: Index<F>> Seek<F, X> for Entry<F, X> {
-    fn value(&self) -> &X::Value {
-        X::value(&self.0)
-    }
-    fn at(&self) -> At<'_, F::Key> {
-        At::Key(F::key(&self.0))
-    }
-}
-
-impl<'a, F: Family, X: Index<F>> Borrow<dyn Seek<F, X> + 'a> for Entry<F, X> {
-    fn borrow(&self) -> &(dyn Seek<F, X> + 'a) {
-        self
-    }
-}
-
-impl<F: Family, X: Index<F>> PartialEq for Entry<F, X> {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl<F: Family, X: Index<F>> Eq for Entry<F, X> {}
-
-impl<F: Family, X: Index<F>> PartialOrd for Entry<F, X> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<F: Family, X: Index<F>> Ord for Entry<F, X> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // The same order as `dyn Seek`'s, as `Borrow` requires.
-        X::value(&self.0)
-            .cmp(X::value(&other.0))
-            .then_with(|| F::key(&self.0).cmp(F::key(&other.0)))
-    }
-}
-
-/// A search key: a value and a place among its records.
-pub(super) struct Probe<'a, F: Family, X: Index<F>> {
-    pub(super) value: &'a X::Value,
-    pub(super) at: At<'a, F::Key>,
-}
-
-impl<F: Family, X: Index<F>> Seek<F, X> for Probe<'_, F, X> {
-    fn value(&self) -> &X::Value {
-        self.value
-    }
-    fn at(&self) -> At<'_, F::Key> {
-        self.at
-    }
-}
-
-/// One secondary index: a set of record pointers ordered by (value, key).
-pub(super) struct IndexSet<F: Family, X: Index<F>>(OrdSet<Entry<F, X>>);
-
-impl<F: Family, X: Index<F>> Clone for IndexSet<F, X> {
-    fn clone(&self) -> Self {
-        IndexSet(self.0.clone())
-    }
-}
-
-impl<F: Family, X: Index<F>> Default for IndexSet<F, X> {
-    fn default() -> Self {
-        IndexSet(OrdSet::new())
-    }
-}
-
-impl<F: Family, X: Index<F>> IndexSet<F, X> {
-    /// Adds the record's entry.
-    pub(super) fn insert(&mut self, record: &Arc<F::Record>) {
-        self.0.insert(Entry(record.clone(), PhantomData));
-    }
-
-    /// Removes the record's entry (matched by value and key).
-    pub(super) fn remove(&mut self, record: &Arc<F::Record>) {
-        self.0.remove(&Entry(record.clone(), PhantomData));
-    }
-
-    /// Removes the entries of all `records`, in this index's (value, key)
-    /// order (it sorts `records` so): consecutive removals walk neighbouring
-    /// paths of the tree, whose nodes are still in cache and, within one
-    /// transaction, already copied, instead of jumping across it.
-    pub(super) fn remove_all(&mut self, records: &mut [Arc<F::Record>]) {
-        sort_in_index_order::<F, X>(records);
-        for record in records.iter() {
-            self.remove(record);
-        }
-    }
-
-    /// The entries from `lo` to `hi`, in (value, key) order.
-    pub(super) fn entries(
-        &self,
-        lo: Bound<Probe<'_, F, X>>,
-        hi: Bound<Probe<'_, F, X>>,
-    ) -> impl Iterator<Item = &Arc<F::Record>> {
-        self.0
-            .range::<_, dyn Seek<F, X> + '_>((bound_ref(&lo), bound_ref(&hi)))
-            .map(|entry| &entry.0)
-    }
-
-    /// Appends the entries whose record is not the one stored under its key
-    /// (stale), and the records without an entry here (missing).
-    pub(super) fn verify(&self, table: &Table<F>, problems: &mut Vec<Problem>) {
-        for entry in self.0.iter() {
-            if let Err(e) = table.live::<X>(&entry.0) {
-                problems.push(Problem {
-                    kind: ProblemKind::StaleIndexEntry,
-                    location: format!("memory {}/{}/{:?}", F::NAME, X::NAME, F::key(&entry.0)),
-                    detail: e.to_string(),
-                });
-            }
-        }
-        for record in table.records.values() {
-            if !self.0.contains(&Entry(record.clone(), PhantomData)) {
-                problems.push(Problem {
-                    kind: ProblemKind::MissingIndexEntry,
-                    location: format!("memory {}/{}/{:?}", F::NAME, X::NAME, F::key(record)),
-                    detail: format!("the record has no entry under {:?}", X::value(record)),
-                });
-            }
-        }
-    }
-}
-
-/// Sorts `records` in index `X`'s (value, key) order, the order a bulk
-/// removal from an [`IndexSet`] walks.
-fn sort_in_index_order<F: Family, X: Index<F>>(records: &mut [Arc<F::Record>]) {
-    records.sort_unstable_by(|a, b| {
-        X::value(a)
-            .cmp(X::value(b))
-            .then_with(|| F::key(a).cmp(F::key(b)))
-    });
-}
-
-/// `Bound<&dyn Seek>` of a `Bound<Probe>`: what `imbl`'s range takes.
-fn bound_ref<'b, F: Family, X: Index<F>>(
-    bound: &'b Bound<Probe<'_, F, X>>,
-) -> Bound<&'b (dyn Seek<F, X> + 'b)> {
-    match bound {
-        Bound::Included(p) => Bound::Included(p as &dyn Seek<F, X>),
-        Bound::Excluded(p) => Bound::Excluded(p as &dyn Seek<F, X>),
-        Bound::Unbounded => Bound::Unbounded,
-    }
+/// One record a bulk delete ([`Table::delete_all`]) removes.
+pub(super) struct Doomed<F: Family> {
+    /// Its key.
+    pub(super) key: F::Key,
+    /// The record the caller found through an index and left unconfirmed
+    /// ([`Confirm::AtDelete`]), which must be the one stored under `key`;
+    /// `None` when the caller read it by key or deletes whatever is there.
+    pub(super) found: Option<Arc<F::Record>>,
 }
 
 /// A family's records by key, plus its secondary indexes. Cloning is O(1).
@@ -390,22 +212,46 @@ impl<F: Family> Table<F> {
         Some(old)
     }
 
-    /// Deletes the records under `keys` (those that exist) and their index
-    /// entries, each structure in its own order.
+    /// Deletes the records of `doomed` (those that exist) and their index
+    /// entries, each structure in its own order; `doomed` is sorted by key
+    /// and must name each key once.
     ///
     /// The same end state as [`Table::delete`] of each key, for less: the
     /// record map is walked in key order and each index in its own order
     /// ((value, key), or (value, cluster, key) for a group), so one bulk
     /// delete touches each affected tree path once while it is hot, and the
     /// cost follows the deleted records, not the store.
-    pub(super) fn delete_all(&mut self, mut keys: Vec<F::Key>) {
-        keys.sort_unstable();
-        keys.dedup();
-        let mut removed: Vec<Arc<F::Record>> = keys
-            .iter()
-            .filter_map(|key| self.records.remove(key))
-            .collect();
+    ///
+    /// A record a caller found through an index without confirming it
+    /// ([`Confirm::AtDelete`]) is confirmed here, by the removal itself: if
+    /// the record map holds another record under its key, or none, the index
+    /// was corrupt, the removals made so far are undone, nothing else is
+    /// touched and the answer is [`Error::Corrupt`].
+    pub(super) fn delete_all(&mut self, doomed: &mut [Doomed<F>]) -> Result<()> {
+        doomed.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let mut removed: Vec<Arc<F::Record>> = Vec::with_capacity(doomed.len());
+        for Doomed { key, found } in doomed.iter() {
+            let old = self.records.remove(key);
+            let problem = match (&old, found) {
+                (Some(old), Some(found)) if !Arc::ptr_eq(old, found) => {
+                    "an index holds an old version of the record"
+                }
+                (None, Some(_)) => "an index has an entry for a key with no record",
+                _ => {
+                    removed.extend(old);
+                    continue;
+                }
+            };
+            for record in removed.into_iter().chain(old) {
+                self.records.insert(F::key(&record).clone(), record);
+            }
+            return Err(Error::Corrupt(format!(
+                "memory {}: deleting {key:?}: {problem}",
+                F::NAME
+            )));
+        }
         self.indexes.remove_all(&mut removed);
+        Ok(())
     }
 
     /// Every record, in key order.
@@ -440,33 +286,25 @@ impl<F: Family> Table<F> {
         index: fn(&F::Indexes) -> &IndexSet<F, X>,
         value: &X::Value,
     ) -> Result<Vec<Arc<F::Record>>> {
-        self.find_page(index, value, None, usize::MAX)
+        self.find_as(index, value, Confirm::Now)
     }
 
-    /// At most `limit` records whose value in index `X` is `value` and whose
-    /// key is above `after`, in key order.
-    pub(super) fn find_page<X: Index<F>>(
+    /// [`Table::find`], the entries confirmed as `confirm` says.
+    pub(super) fn find_as<X: Index<F>>(
         &self,
         index: fn(&F::Indexes) -> &IndexSet<F, X>,
         value: &X::Value,
-        after: Option<&F::Key>,
-        limit: usize,
+        confirm: Confirm,
     ) -> Result<Vec<Arc<F::Record>>> {
-        let lo = match after {
-            Some(key) => Bound::Excluded(Probe {
-                value,
-                at: At::Key(key),
-            }),
-            None => Bound::Included(Probe {
-                value,
-                at: At::First,
-            }),
-        };
+        let lo = Bound::Included(Probe {
+            value,
+            at: At::First,
+        });
         let hi = Bound::Included(Probe {
             value,
             at: At::Last,
         });
-        self.confirm::<X>(index(&self.indexes).entries(lo, hi).take(limit))
+        self.confirm::<X>(index(&self.indexes).entries(lo, hi), confirm)
     }
 
     /// The records whose value in index `X` lies between `lo` and `hi`, in (value, key) order.
@@ -498,34 +336,41 @@ impl<F: Family> Table<F> {
             }),
             Bound::Unbounded => Bound::Unbounded,
         };
-        self.confirm::<X>(index(&self.indexes).entries(lo, hi))
+        self.confirm::<X>(index(&self.indexes).entries(lo, hi), Confirm::Now)
     }
 
     /// The records whose value in grouped index `X` lies between `lo` and
-    /// `hi`, in key order (sorted here: a group is in cluster order).
+    /// `hi`, in key order (sorted here: a group is in cluster order),
+    /// confirmed as `confirm` says.
     pub(super) fn find_grouped<X: Index<F>>(
         &self,
         index: fn(&F::Indexes) -> &GroupSet<F, X>,
         lo: Bound<&X::Value>,
         hi: Bound<&X::Value>,
+        confirm: Confirm,
     ) -> Result<Vec<Arc<F::Record>>>
     where
         X::Value: ToOwned,
         <X::Value as ToOwned>::Owned: Ord + Clone + Borrow<X::Value>,
     {
-        let mut records = self.confirm::<X>(index(&self.indexes).records(lo, hi))?;
+        let mut records = self.confirm::<X>(index(&self.indexes).records(lo, hi), confirm)?;
         records.sort_unstable_by(|a, b| F::key(a).cmp(F::key(b)));
         Ok(records)
     }
 
-    /// The records of index entries, each confirmed to be the stored record.
+    /// The records of index entries, each confirmed to be the stored record
+    /// now or left for the delete to confirm ([`Confirm`]).
     fn confirm<'a, X: Index<F>>(
         &'a self,
         entries: impl Iterator<Item = &'a Arc<F::Record>>,
+        confirm: Confirm,
     ) -> Result<Vec<Arc<F::Record>>> {
-        entries
-            .map(|record| self.live::<X>(record).cloned())
-            .collect()
+        match confirm {
+            Confirm::Now => entries
+                .map(|record| self.live::<X>(record).cloned())
+                .collect(),
+            Confirm::AtDelete => Ok(entries.cloned().collect()),
+        }
     }
 
     /// `record` (from an entry of index `X`) if it is the record stored under its key.

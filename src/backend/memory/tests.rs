@@ -101,22 +101,38 @@ async fn list_files_with_a_dangling_index_entry_is_corrupt() {
     );
 }
 
-/// The same for every index of the lock family, and for an entry that points
-/// to a replaced (old) version of its record.
-#[tokio::test]
-async fn lock_queries_with_a_dangling_or_stale_entry_are_corrupt() {
+/// A store of `lock(1)` and `lock(2)` with two damaged lock index entries:
+/// `by_client` has one for a lock with no record (`lock(9)`), and `by_file`'s
+/// entry for `lock(1)` holds another allocation than the stored record.
+async fn store_with_damaged_lock_indexes() -> MemoryStore {
     let store = store_with(&[], &[lock(1), lock(2)]).await;
     {
         let mut shared = store.lock_shared();
         let stale = Arc::new(lock(1));
-        // An entry for a lock that has no record.
         let ghost = Arc::new(lock(9));
         let indexes = shared.tables.locks.indexes_mut();
         indexes.by_client.insert(&ghost);
-        // An entry holding another allocation than the stored record.
         indexes.by_file.remove(&stale);
         indexes.by_file.insert(&stale);
     }
+    store
+}
+
+/// The stale entries `verify` reports in `store`.
+async fn stale_entries(store: &MemoryStore) -> usize {
+    let report = store.verify().await.unwrap();
+    report
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::StaleIndexEntry)
+        .count()
+}
+
+/// The same for every index of the lock family, and for an entry that points
+/// to a replaced (old) version of its record.
+#[tokio::test]
+async fn lock_queries_with_a_dangling_or_stale_entry_are_corrupt() {
+    let store = store_with_damaged_lock_indexes().await;
     let mut tx = store.begin().await.unwrap();
     for query in [
         LockQuery::by_client("client"),
@@ -128,10 +144,6 @@ async fn lock_queries_with_a_dangling_or_stale_entry_are_corrupt() {
             "{query:?}: {result:?}"
         );
     }
-    assert!(matches!(
-        tx.delete_locks_by_client("client").await,
-        Err(Error::Corrupt(_))
-    ));
     // Indexes without damage still answer.
     assert_eq!(
         tx.list_locks(&LockQuery::by_owner("owner"))
@@ -141,14 +153,68 @@ async fn lock_queries_with_a_dangling_or_stale_entry_are_corrupt() {
         2
     );
     drop(tx);
-    let report = store.verify().await.unwrap();
-    let stale = report
-        .problems
-        .iter()
-        .filter(|p| p.kind == ProblemKind::StaleIndexEntry)
-        .count();
     // The ghost in by_client, the old allocation in by_file.
-    assert_eq!(stale, 2, "{report:?}");
+    assert_eq!(stale_entries(&store).await, 2);
+}
+
+/// A bulk delete leaves the check of the entries it found to their removal
+/// from the record map (`Confirm::AtDelete`): the call counts a corrupt
+/// entry, and the commit fails `Corrupt` and publishes nothing (not the
+/// transaction's other writes either), whether it commits alone (in place),
+/// alone after applying lock writes early (the kept fallback), or beside
+/// another open transaction (the replay); a read that applies the pending
+/// deletes fails the same way, and so does the commit after it.
+#[tokio::test]
+async fn a_bulk_delete_through_a_corrupt_entry_fails_its_commit_and_publishes_nothing() {
+    let store = store_with_damaged_lock_indexes().await;
+    let extra = file(7, "s");
+    let unchanged = |store: MemoryStore| async move {
+        let mut tx = store.begin().await.unwrap();
+        let owners = tx.list_locks(&LockQuery::by_owner("owner")).await.unwrap();
+        let ids: Vec<Uuid> = owners.iter().map(|l| l.id).collect();
+        assert_eq!(ids, [lock(1).id, lock(2).id]);
+        assert!(tx.get_file(&file(7, "s").handle).await.unwrap().is_none());
+        drop(tx);
+        assert_eq!(stale_entries(&store).await, 2);
+    };
+    for (bystander, settle_first) in [(false, false), (false, true), (true, false)] {
+        let other = match bystander {
+            true => Some(store.begin().await.unwrap()),
+            false => None,
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.put_file(&extra).await.unwrap();
+        if settle_first {
+            tx.put_lock(&lock(5)).await.unwrap();
+            assert_eq!(tx.list_locks_page(None, 10).await.unwrap().len(), 3);
+        }
+        let found = tx.delete_locks_by_client("client").await.unwrap();
+        assert_eq!(
+            found,
+            if settle_first { 4 } else { 3 },
+            "the ghost is counted"
+        );
+        let result = tx.commit().await;
+        assert!(
+            matches!(result, Err(Error::Corrupt(_))),
+            "bystander {bystander}, settled {settle_first}: {result:?}"
+        );
+        drop(other);
+        unchanged(store.clone()).await;
+    }
+    // The stale by_file entry: the same at its commit.
+    let mut tx = store.begin().await.unwrap();
+    let file_1 = FileHandle::new(vec![1]).unwrap();
+    assert_eq!(tx.delete_locks_by_file(&file_1).await.unwrap(), 1);
+    assert!(matches!(tx.commit().await, Err(Error::Corrupt(_))));
+    unchanged(store.clone()).await;
+    // A read that applies the pending deletes, then the commit.
+    let mut tx = store.begin().await.unwrap();
+    tx.delete_locks_by_client("client").await.unwrap();
+    let read = tx.list_locks(&LockQuery::by_owner("owner")).await;
+    assert!(matches!(read, Err(Error::Corrupt(_))), "{read:?}");
+    assert!(matches!(tx.commit().await, Err(Error::Corrupt(_))));
+    unchanged(store).await;
 }
 
 /// A record without its index entry is reported by `verify`.
@@ -230,8 +296,9 @@ async fn first_after_finds_the_first_later_commit() {
 fn group_set_scans_agree_with_index_set_scans() {
     use std::ops::Bound;
 
+    use super::index_set::{At, Probe};
     use super::locks::{ByEpoch, Locks};
-    use super::table::{At, GroupSet, IndexSet, Probe};
+    use super::table::{GroupSet, IndexSet};
 
     let records: Vec<Arc<PersistedLock>> = (0..60u8)
         .map(|n| {

@@ -63,7 +63,7 @@ impl Bookkeeping for Waiters {
     type Reads = Reads;
     type Changes = Changes;
 
-    fn replay(table: &mut Table<Waiters>, write: Write, changes: &mut Changes) {
+    fn replay(table: &mut Table<Waiters>, write: Write, changes: &mut Changes) -> Result<()> {
         match write {
             Write::Put(waiter) => {
                 let old = table.put(waiter.clone());
@@ -74,6 +74,7 @@ impl Bookkeeping for Waiters {
                 changes.0.push((old, None));
             }
         }
+        Ok(())
     }
 
     fn invalidates(changes: &Changes, reads: &Reads) -> bool {
