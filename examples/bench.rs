@@ -168,7 +168,7 @@ impl Cfg {
                 p3_samples: 1_000,
                 p4_rounds: 15,
                 p4_batch: 2_000,
-                p5_samples: 9,
+                p5_samples: 31,
                 p5_locks: 1_000,
                 bulk: 100_000,
                 p6_runs: 3,
