@@ -112,7 +112,9 @@ impl Bookkeeping for Locks {
 }
 
 /// Lock writes a transaction made but has not applied to its working tables
-/// yet: the record each id gets (`None`: deleted), the last write of each id.
+/// yet: the record each id gets, the last write of each id, and what a bulk
+/// delete found for it through an index, still to be confirmed
+/// ([`PendingWrite`]).
 ///
 /// Why deferred: a write applied to the working tables copies the tree path
 /// of its key in the record map and in every index (the snapshot shares the
@@ -140,32 +142,53 @@ pub(super) struct Pending {
     settled: bool,
 }
 
-/// The last pending write of one id.
-enum PendingWrite {
-    Put(LockRef),
-    /// A delete, with the record found through an index, unconfirmed
-    /// ([`Doomed::found`]).
-    Delete(Option<LockRef>),
+/// The last pending write of one id, and what it must find stored.
+struct PendingWrite {
+    /// The record the id gets; `None`: deleted.
+    record: Option<LockRef>,
+    /// The record a bulk delete of this transaction found for the id through
+    /// an index, unconfirmed ([`Doomed::found`]). Whatever was written
+    /// after, the stored record must be this one, or the index was corrupt.
+    found: Option<LockRef>,
 }
 
 impl Pending {
-    /// Records a put of `lock`, superseding any pending write of its id.
+    /// Records a put of `lock`, superseding any pending write of its id
+    /// (but not what a bulk delete found for it).
     fn put(&mut self, lock: LockRef) {
-        self.writes.insert(lock.id, PendingWrite::Put(lock));
+        let id = lock.id;
+        self.entry(id).record = Some(lock);
         self.puts = true;
     }
 
-    /// Records the delete of `id`, superseding any pending write of it.
+    /// Records the delete of `id` (`found`: the record an index gave,
+    /// unconfirmed), superseding any pending write of it.
     fn delete(&mut self, id: Uuid, found: Option<LockRef>) {
-        self.writes.insert(id, PendingWrite::Delete(found));
+        let write = self.entry(id);
+        write.record = None;
+        if found.is_some() {
+            write.found = found;
+        }
     }
 
-    /// The pending write of `id`: `Some(None)` when it is a delete.
-    fn get(&self, id: &Uuid) -> Option<Option<&LockRef>> {
-        self.writes.get(id).map(|write| match write {
-            PendingWrite::Put(lock) => Some(lock),
-            PendingWrite::Delete(_) => None,
+    /// The pending write of `id`, made if there is none.
+    fn entry(&mut self, id: Uuid) -> &mut PendingWrite {
+        self.writes.entry(id).or_insert(PendingWrite {
+            record: None,
+            found: None,
         })
+    }
+
+    /// The pending write of `id` (`Some(None)`: a delete), once what a bulk
+    /// delete found for it is confirmed to be what `table` stores.
+    fn get(&self, id: &Uuid, table: &Table<Locks>) -> Result<Option<Option<&LockRef>>> {
+        let Some(write) = self.writes.get(id) else {
+            return Ok(None);
+        };
+        if let Some(found) = &write.found {
+            confirm_found(table, *id, found)?;
+        }
+        Ok(Some(write.record.as_ref()))
     }
 
     /// Whether writes were applied before the commit (the working lock
@@ -175,36 +198,63 @@ impl Pending {
     }
 
     /// Applies the writes to `table`: the deletes in one bulk delete, the
-    /// puts in id order; and forgets them. A delete that finds the table
-    /// corrupt ([`Table::delete_all`]) leaves `table` and the writes as
-    /// they were, so a later commit fails the same way.
+    /// puts in id order; and forgets them. A write whose id a bulk delete
+    /// found through a corrupt index entry (the stored record is another,
+    /// or none) fails with [`Error::Corrupt`] and leaves `table` and the
+    /// writes as they were, so a later commit fails the same way.
     pub(super) fn apply(&mut self, table: &mut Table<Locks>) -> Result<()> {
         if self.writes.is_empty() {
             return Ok(());
         }
+        // A put over an id a bulk delete found is checked here, before
+        // anything changes; the deletes are checked by their removal.
+        for (id, write) in &self.writes {
+            if let (Some(_), Some(found)) = (&write.record, &write.found) {
+                confirm_found(table, *id, found)?;
+            }
+        }
         let (mut puts, mut deletes) = (Vec::new(), Vec::new());
-        for (id, write) in self.writes.drain() {
-            match write {
-                PendingWrite::Put(lock) => puts.push(lock),
-                PendingWrite::Delete(found) => deletes.push(Doomed { key: id, found }),
+        for (key, PendingWrite { record, found }) in self.writes.drain() {
+            match record {
+                Some(lock) => puts.push((lock, found)),
+                None => deletes.push(Doomed { key, found }),
             }
         }
         if let Err(corrupt) = table.delete_all(&mut deletes) {
             for Doomed { key, found } in deletes {
-                self.writes.insert(key, PendingWrite::Delete(found));
+                self.writes.insert(
+                    key,
+                    PendingWrite {
+                        record: None,
+                        found,
+                    },
+                );
             }
-            for lock in puts {
-                self.writes.insert(lock.id, PendingWrite::Put(lock));
+            for (lock, found) in puts {
+                let record = Some(lock.clone());
+                self.writes.insert(lock.id, PendingWrite { record, found });
             }
             return Err(corrupt);
         }
-        puts.sort_unstable_by_key(|lock| lock.id);
-        for lock in puts {
+        puts.sort_unstable_by_key(|(lock, _)| lock.id);
+        for (lock, _) in puts {
             table.put(lock);
         }
         self.puts = false;
         self.settled = true;
         Ok(())
+    }
+}
+
+/// Checks that `found` (what a bulk delete found for `id` through an index)
+/// is the record `table` stores under `id`.
+fn confirm_found(table: &Table<Locks>, id: Uuid, found: &LockRef) -> Result<()> {
+    match table.get(&id) {
+        Some(stored) if Arc::ptr_eq(stored, found) => Ok(()),
+        _ => Err(Error::Corrupt(format!(
+            "memory locks: {id}: a bulk delete found it through an index entry \
+             that is not the stored record"
+        ))),
     }
 }
 
@@ -261,12 +311,12 @@ impl LockStore for MemoryTx {
 
     async fn get_lock(&mut self, id: Uuid) -> Result<Option<PersistedLock>> {
         self.reads.locks.ids.insert(id);
-        Ok(self.lock(id).map(|l| PersistedLock::clone(l)))
+        Ok(self.lock(id)?.map(|l| PersistedLock::clone(l)))
     }
 
     async fn delete_lock(&mut self, id: Uuid) -> Result<()> {
         self.reads.locks.ids.insert(id);
-        let old = self.lock(id).cloned().ok_or(Error::LockNotFound(id))?;
+        let old = self.lock(id)?.cloned().ok_or(Error::LockNotFound(id))?;
         self.defer_delete(old, Confirm::Now);
         Ok(())
     }
@@ -310,7 +360,7 @@ impl LockStore for MemoryTx {
         let mut deleted = 0;
         for &id in ids {
             self.reads.locks.ids.insert(id);
-            if let Some(old) = self.lock(id).cloned() {
+            if let Some(old) = self.lock(id)?.cloned() {
                 self.defer_delete(old, Confirm::Now);
                 deleted += 1;
             }
@@ -325,9 +375,9 @@ impl MemoryTx {
     /// size. The entries found are confirmed by their removal from the record
     /// map ([`Confirm::AtDelete`]): one visit there per lock instead of two,
     /// and the record map is the structure whose visits grow with the store
-    /// (ordered by random ids). So a corrupt index entry fails the commit (or
-    /// the next read that applies the pending writes) instead of this call,
-    /// and the count returned includes it.
+    /// (ordered by random ids). So a corrupt index entry fails the commit,
+    /// or the next read that applies the pending writes or reads its id,
+    /// instead of this call, and the count returned includes it.
     fn delete_matching(&mut self, query: LockQuery) -> Result<u64> {
         if self.pending_locks.puts {
             self.settled_locks()?;
@@ -338,6 +388,13 @@ impl MemoryTx {
             .into_iter()
             .filter(|lock| !pending.contains_key(&lock.id))
             .collect();
+        // In id order: one id twice is an index with two entries for it.
+        if let Some(twice) = locks.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(Error::Corrupt(format!(
+                "memory locks: an index has two entries for {}",
+                twice[0].id
+            )));
+        }
         self.reads.locks.queries.push(query);
         let deleted = locks.len() as u64;
         for lock in locks {
@@ -346,12 +403,14 @@ impl MemoryTx {
         Ok(deleted)
     }
 
-    /// The lock stored under `id` as this transaction sees it (its pending writes applied).
-    fn lock(&self, id: Uuid) -> Option<&LockRef> {
-        match self.pending_locks.get(&id) {
+    /// The lock stored under `id` as this transaction sees it (its pending
+    /// writes applied); `Corrupt` if a bulk delete of this transaction found
+    /// it through an index entry that is not the stored record.
+    fn lock(&self, id: Uuid) -> Result<Option<&LockRef>> {
+        Ok(match self.pending_locks.get(&id, &self.working.locks)? {
             Some(write) => write,
             None => self.working.locks.get(&id),
-        }
+        })
     }
 
     /// Logs the delete of `lock` (as this transaction sees it) and defers

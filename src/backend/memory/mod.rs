@@ -69,8 +69,10 @@ impl MemoryStore {
     }
 
     fn lock_shared(&self) -> MutexGuard<'_, Shared> {
-        // A panic while holding the mutex cannot leave `Shared` half-updated: every
-        // mutation is built on a clone and swapped in, so poisoning carries no meaning.
+        // Poisoning carries no meaning here: a replayed commit is built on a
+        // clone and swapped in, and an in-place commit (`commit_untraced`,
+        // alone) runs code that does not panic on any input (imbl's tree
+        // operations and `Pending::apply`).
         self.shared
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -346,8 +348,9 @@ impl MemoryTx {
                 std::mem::replace(&mut shared.tables, std::mem::take(&mut self.working));
             // The deferred lock writes go onto the published lock table. The
             // committed one is dropped first, so every node of the published
-            // one is held once and the writes change its trees in place, with
-            // no path copies and nothing to free later: no snapshot is open.
+            // one is held once (no snapshot is open; a running `verify` may
+            // hold a clone, which costs only copies) and the writes change its
+            // trees in place, with no path copies and nothing to free later.
             // Unless this transaction applied lock writes before (then the
             // committed table is the only copy of the state to fall back on
             // and is kept, at the price of those copies). This runs under the

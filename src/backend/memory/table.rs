@@ -213,8 +213,9 @@ impl<F: Family> Table<F> {
     }
 
     /// Deletes the records of `doomed` (those that exist) and their index
-    /// entries, each structure in its own order; `doomed` is sorted by key
-    /// and must name each key once.
+    /// entries, each structure in its own order (it sorts `doomed` by key).
+    /// `doomed` names each key once (a repeat of a found key would read as
+    /// corrupt: its record is gone by then).
     ///
     /// The same end state as [`Table::delete`] of each key, for less: the
     /// record map is walked in key order and each index in its own order

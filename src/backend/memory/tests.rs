@@ -163,7 +163,8 @@ async fn lock_queries_with_a_dangling_or_stale_entry_are_corrupt() {
 /// transaction's other writes either), whether it commits alone (in place),
 /// alone after applying lock writes early (the kept fallback), or beside
 /// another open transaction (the replay); a read that applies the pending
-/// deletes fails the same way, and so does the commit after it.
+/// deletes, or reads a found id, fails the same way, and so does the commit
+/// after it; a later put of a found id does not drop the check.
 #[tokio::test]
 async fn a_bulk_delete_through_a_corrupt_entry_fails_its_commit_and_publishes_nothing() {
     let store = store_with_damaged_lock_indexes().await;
@@ -214,7 +215,31 @@ async fn a_bulk_delete_through_a_corrupt_entry_fails_its_commit_and_publishes_no
     let read = tx.list_locks(&LockQuery::by_owner("owner")).await;
     assert!(matches!(read, Err(Error::Corrupt(_))), "{read:?}");
     assert!(matches!(tx.commit().await, Err(Error::Corrupt(_))));
-    unchanged(store).await;
+    unchanged(store.clone()).await;
+    // A read by id of what the bulk delete found through the stale entry.
+    let mut tx = store.begin().await.unwrap();
+    tx.delete_locks_by_file(&file_1).await.unwrap();
+    let read = tx.get_lock(lock(1).id).await;
+    assert!(matches!(read, Err(Error::Corrupt(_))), "{read:?}");
+    drop(tx);
+    // A put after the bulk delete, of the ghost's id, does not drop the
+    // check: the commit fails alone and beside another transaction alike.
+    for bystander in [false, true] {
+        let other = match bystander {
+            true => Some(store.begin().await.unwrap()),
+            false => None,
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.delete_locks_by_client("client").await.unwrap();
+        tx.put_lock(&lock(9)).await.unwrap();
+        let result = tx.commit().await;
+        assert!(
+            matches!(result, Err(Error::Corrupt(_))),
+            "bystander {bystander}: {result:?}"
+        );
+        drop(other);
+        unchanged(store.clone()).await;
+    }
 }
 
 /// A record without its index entry is reported by `verify`.
