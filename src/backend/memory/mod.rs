@@ -10,10 +10,11 @@
 //! serializable, with [`Error::Conflict`] for the loser of a race.
 //!
 //! Layout: `table.rs` is the one generic indexed table (records by key plus
-//! secondary indexes, of the two kinds in `index_set.rs` and `group_set.rs`); `files.rs`, `locks.rs`, `nodes.rs` and `ext.rs` each declare one
-//! family over it (key, index extractors, read-set and commit-record
-//! bookkeeping: `Bookkeeping`) and implement its trait; this file holds the
-//! store, `begin` and `commit`.
+//! secondary indexes, of the two kinds in `index_set.rs` and
+//! `group_set.rs`); `files.rs`, `locks.rs`, `nodes.rs`, `ext.rs` and the
+//! other family files each declare one family over it (key, index
+//! extractors, read-set and commit-record bookkeeping: `Bookkeeping`) and
+//! implement its trait; this file holds the store, `begin` and `commit`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
