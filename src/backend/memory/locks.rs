@@ -91,9 +91,7 @@ impl Bookkeeping for Locks {
                     // Validation passed, so no commit since the snapshot
                     // changed this record: the one found must still be there.
                     if !old.as_ref().is_some_and(|old| Arc::ptr_eq(old, &found)) {
-                        return Err(Error::Corrupt(format!(
-                            "memory locks: deleting {id}: an index entry is not the stored record"
-                        )));
+                        return Err(found_not_stored(id));
                     }
                 }
                 changes.0.push((old, None));
@@ -221,6 +219,7 @@ impl Pending {
             }
         }
         if let Err(corrupt) = table.delete_all(&mut deletes) {
+            // Put back as they were: the deletes, then the puts.
             for Doomed { key, found } in deletes {
                 self.writes.insert(
                     key,
@@ -231,8 +230,9 @@ impl Pending {
                 );
             }
             for (lock, found) in puts {
-                let record = Some(lock.clone());
-                self.writes.insert(lock.id, PendingWrite { record, found });
+                let id = lock.id;
+                let record = Some(lock);
+                self.writes.insert(id, PendingWrite { record, found });
             }
             return Err(corrupt);
         }
@@ -251,11 +251,17 @@ impl Pending {
 fn confirm_found(table: &Table<Locks>, id: Uuid, found: &LockRef) -> Result<()> {
     match table.get(&id) {
         Some(stored) if Arc::ptr_eq(stored, found) => Ok(()),
-        _ => Err(Error::Corrupt(format!(
-            "memory locks: {id}: a bulk delete found it through an index entry \
-             that is not the stored record"
-        ))),
+        _ => Err(found_not_stored(id)),
     }
+}
+
+/// The error for a lock a bulk delete found through an index entry that is
+/// not the record stored under `id`.
+fn found_not_stored(id: Uuid) -> Error {
+    Error::Corrupt(format!(
+        "memory locks: {id}: a bulk delete found it through an index entry \
+         that is not the stored record"
+    ))
 }
 
 /// Every stored lock matching `query`, in id order, found through its most

@@ -357,11 +357,8 @@ impl MemoryTx {
             // and is kept, at the price of those copies). This runs under the
             // store's mutex (a `begin` arriving now waits for it), which no
             // open transaction can feel: there is none.
-            let fallback = self
-                .pending_locks
-                .settled()
-                .then(|| std::mem::take(&mut committed.locks));
-            committed.locks = Default::default();
+            let committed_locks = std::mem::take(&mut committed.locks);
+            let fallback = self.pending_locks.settled().then_some(committed_locks);
             if let Err(corrupt) = self.pending_locks.apply(&mut shared.tables.locks) {
                 // A delete found an index entry that is not the stored record
                 // and undid itself: the published lock table is the committed

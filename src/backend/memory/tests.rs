@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::file::{FileHandle, FileKind, FileMeta};
 use crate::lock::{LockQuery, LockType, PersistedLock, ShareReservation};
 use crate::time::Timestamp;
-use crate::tx::MetadataStore;
+use crate::tx::{MetadataStore, MetadataTransaction};
 use crate::verify::ProblemKind;
 
 thread_local! {
@@ -157,6 +157,40 @@ async fn lock_queries_with_a_dangling_or_stale_entry_are_corrupt() {
     assert_eq!(stale_entries(&store).await, 2);
 }
 
+/// Another transaction held open across a commit when `open` (the commit
+/// then replays instead of applying in place).
+async fn bystander(store: &MemoryStore, open: bool) -> Option<Box<dyn MetadataTransaction>> {
+    match open {
+        true => Some(store.begin().await.unwrap()),
+        false => None,
+    }
+}
+
+/// Commits `tx`, which must fail `Corrupt` (`what` says which case), then,
+/// with `other` gone, checks that the store of
+/// [`store_with_damaged_lock_indexes`] is as it was: both locks, no file 7,
+/// both damaged entries.
+async fn commit_is_corrupt_and_publishes_nothing(
+    store: &MemoryStore,
+    tx: Box<dyn MetadataTransaction>,
+    other: Option<Box<dyn MetadataTransaction>>,
+    what: &str,
+) {
+    let result = tx.commit().await;
+    assert!(
+        matches!(result, Err(Error::Corrupt(_))),
+        "{what}: {result:?}"
+    );
+    drop(other);
+    let mut tx = store.begin().await.unwrap();
+    let owners = tx.list_locks(&LockQuery::by_owner("owner")).await.unwrap();
+    let ids: Vec<Uuid> = owners.iter().map(|l| l.id).collect();
+    assert_eq!(ids, [lock(1).id, lock(2).id], "{what}");
+    assert!(tx.get_file(&file(7, "s").handle).await.unwrap().is_none());
+    drop(tx);
+    assert_eq!(stale_entries(store).await, 2, "{what}");
+}
+
 /// A bulk delete leaves the check of the entries it found to their removal
 /// from the record map (`Confirm::AtDelete`): the call counts a corrupt
 /// entry, and the commit fails `Corrupt` and publishes nothing (not the
@@ -168,23 +202,10 @@ async fn lock_queries_with_a_dangling_or_stale_entry_are_corrupt() {
 #[tokio::test]
 async fn a_bulk_delete_through_a_corrupt_entry_fails_its_commit_and_publishes_nothing() {
     let store = store_with_damaged_lock_indexes().await;
-    let extra = file(7, "s");
-    let unchanged = |store: MemoryStore| async move {
+    for (open, settle_first) in [(false, false), (false, true), (true, false)] {
+        let other = bystander(&store, open).await;
         let mut tx = store.begin().await.unwrap();
-        let owners = tx.list_locks(&LockQuery::by_owner("owner")).await.unwrap();
-        let ids: Vec<Uuid> = owners.iter().map(|l| l.id).collect();
-        assert_eq!(ids, [lock(1).id, lock(2).id]);
-        assert!(tx.get_file(&file(7, "s").handle).await.unwrap().is_none());
-        drop(tx);
-        assert_eq!(stale_entries(&store).await, 2);
-    };
-    for (bystander, settle_first) in [(false, false), (false, true), (true, false)] {
-        let other = match bystander {
-            true => Some(store.begin().await.unwrap()),
-            false => None,
-        };
-        let mut tx = store.begin().await.unwrap();
-        tx.put_file(&extra).await.unwrap();
+        tx.put_file(&file(7, "s")).await.unwrap();
         if settle_first {
             tx.put_lock(&lock(5)).await.unwrap();
             assert_eq!(tx.list_locks_page(None, 10).await.unwrap().len(), 3);
@@ -195,27 +216,20 @@ async fn a_bulk_delete_through_a_corrupt_entry_fails_its_commit_and_publishes_no
             if settle_first { 4 } else { 3 },
             "the ghost is counted"
         );
-        let result = tx.commit().await;
-        assert!(
-            matches!(result, Err(Error::Corrupt(_))),
-            "bystander {bystander}, settled {settle_first}: {result:?}"
-        );
-        drop(other);
-        unchanged(store.clone()).await;
+        let what = format!("bystander {open}, settled {settle_first}");
+        commit_is_corrupt_and_publishes_nothing(&store, tx, other, &what).await;
     }
     // The stale by_file entry: the same at its commit.
     let mut tx = store.begin().await.unwrap();
     let file_1 = FileHandle::new(vec![1]).unwrap();
     assert_eq!(tx.delete_locks_by_file(&file_1).await.unwrap(), 1);
-    assert!(matches!(tx.commit().await, Err(Error::Corrupt(_))));
-    unchanged(store.clone()).await;
+    commit_is_corrupt_and_publishes_nothing(&store, tx, None, "by file").await;
     // A read that applies the pending deletes, then the commit.
     let mut tx = store.begin().await.unwrap();
     tx.delete_locks_by_client("client").await.unwrap();
     let read = tx.list_locks(&LockQuery::by_owner("owner")).await;
     assert!(matches!(read, Err(Error::Corrupt(_))), "{read:?}");
-    assert!(matches!(tx.commit().await, Err(Error::Corrupt(_))));
-    unchanged(store.clone()).await;
+    commit_is_corrupt_and_publishes_nothing(&store, tx, None, "after the read").await;
     // A read by id of what the bulk delete found through the stale entry.
     let mut tx = store.begin().await.unwrap();
     tx.delete_locks_by_file(&file_1).await.unwrap();
@@ -224,21 +238,13 @@ async fn a_bulk_delete_through_a_corrupt_entry_fails_its_commit_and_publishes_no
     drop(tx);
     // A put after the bulk delete, of the ghost's id, does not drop the
     // check: the commit fails alone and beside another transaction alike.
-    for bystander in [false, true] {
-        let other = match bystander {
-            true => Some(store.begin().await.unwrap()),
-            false => None,
-        };
+    for open in [false, true] {
+        let other = bystander(&store, open).await;
         let mut tx = store.begin().await.unwrap();
         tx.delete_locks_by_client("client").await.unwrap();
         tx.put_lock(&lock(9)).await.unwrap();
-        let result = tx.commit().await;
-        assert!(
-            matches!(result, Err(Error::Corrupt(_))),
-            "bystander {bystander}: {result:?}"
-        );
-        drop(other);
-        unchanged(store.clone()).await;
+        let what = format!("put after the delete, bystander {open}");
+        commit_is_corrupt_and_publishes_nothing(&store, tx, other, &what).await;
     }
 }
 
