@@ -11,7 +11,6 @@
 //! model's rules (bad enum tag, empty id, timestamp out of range) are all
 //! [`Error::Corrupt`] naming the keyspace and key.
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -27,12 +26,18 @@ use crate::validate;
 const VALUE_FORMAT: u8 = 1;
 
 /// A lock record, format 1 (the id is the key).
+///
+/// The strings and the handle are borrowed both ways: encoding copies
+/// nothing, and decoding reads them in place and copies each once, into the
+/// [`PersistedLock`] (reads of locks decode thousands of these). A borrowed
+/// `&[u8]` is written as postcard writes a `Vec<u8>` (its length, then its
+/// bytes), so the bytes on disk are those of an owned record.
 #[derive(Serialize, Deserialize)]
-struct LockV1 {
-    share_name: String,
-    file_id: Vec<u8>,
-    owner_id: String,
-    client_id: String,
+struct LockV1<'a> {
+    share_name: &'a str,
+    file_id: &'a [u8],
+    owner_id: &'a str,
+    client_id: &'a str,
     lock_type: u8,
     offset: u64,
     length: u64,
@@ -48,8 +53,9 @@ const LOCK_FORMAT_FLAVOR: u8 = 2;
 
 /// A lock record, format 2: format 1 and the flavour.
 #[derive(Serialize, Deserialize)]
-struct LockV2 {
-    v1: LockV1,
+struct LockV2<'a> {
+    #[serde(borrow)]
+    v1: LockV1<'a>,
     flavor: u8,
 }
 
@@ -110,11 +116,11 @@ pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
         .map_err(|e| Error::backend("fjall: encoding a value with postcard", e))
 }
 
-/// The inverse of [`encode`].
-pub(super) fn decode<T: DeserializeOwned>(
+/// The inverse of [`encode`]. `T` may borrow from `bytes`.
+pub(super) fn decode<'de, T: Deserialize<'de>>(
     keyspace: &str,
     key: &[u8],
-    bytes: &[u8],
+    bytes: &'de [u8],
 ) -> Result<T, Fault> {
     let undecodable =
         |detail: std::fmt::Arguments<'_>| Fault::new(FaultKind::Undecodable, keyspace, key, detail);
@@ -130,7 +136,11 @@ pub(super) fn decode<T: DeserializeOwned>(
 }
 
 /// Postcard `body` (after the version byte) as a whole `T`, nothing left over.
-fn decode_body<T: DeserializeOwned>(keyspace: &str, key: &[u8], body: &[u8]) -> Result<T, Fault> {
+fn decode_body<'de, T: Deserialize<'de>>(
+    keyspace: &str,
+    key: &[u8],
+    body: &'de [u8],
+) -> Result<T, Fault> {
     let undecodable =
         |detail: std::fmt::Arguments<'_>| Fault::new(FaultKind::Undecodable, keyspace, key, detail);
     match postcard::take_from_bytes::<T>(body) {
@@ -160,10 +170,10 @@ pub(super) fn stored<'a>(keyspace: &'a str, key: &'a [u8]) -> impl Fn(Error) -> 
 /// Windows lock in format [`LOCK_FORMAT_FLAVOR`].
 pub(super) fn encode_lock(lock: &PersistedLock) -> Result<Vec<u8>> {
     let v1 = LockV1 {
-        share_name: lock.share_name.clone(),
-        file_id: lock.file_id.as_bytes().to_vec(),
-        owner_id: lock.owner_id.clone(),
-        client_id: lock.client_id.clone(),
+        share_name: &lock.share_name,
+        file_id: lock.file_id.as_bytes(),
+        owner_id: &lock.owner_id,
+        client_id: &lock.client_id,
         lock_type: lock.lock_type as u8,
         offset: lock.offset,
         length: lock.length,
@@ -190,20 +200,20 @@ pub(super) fn decode_lock(id: Uuid, bytes: &[u8]) -> Result<PersistedLock, Fault
     let ctx = stored(names::LOCKS, &key);
     let (v, flavor) = match bytes.split_first() {
         Some((&LOCK_FORMAT_FLAVOR, body)) => {
-            let v2: LockV2 = decode_body(names::LOCKS, &key, body)?;
+            let v2: LockV2<'_> = decode_body(names::LOCKS, &key, body)?;
             (v2.v1, LockFlavor::try_from(v2.flavor).map_err(&ctx)?)
         }
         _ => (
-            decode::<LockV1>(names::LOCKS, &key, bytes)?,
+            decode::<LockV1<'_>>(names::LOCKS, &key, bytes)?,
             LockFlavor::Posix,
         ),
     };
     let lock = PersistedLock {
         id,
-        share_name: v.share_name,
-        file_id: FileHandle::new(v.file_id).map_err(&ctx)?,
-        owner_id: v.owner_id,
-        client_id: v.client_id,
+        share_name: v.share_name.to_owned(),
+        file_id: FileHandle::new(v.file_id.to_vec()).map_err(&ctx)?,
+        owner_id: v.owner_id.to_owned(),
+        client_id: v.client_id.to_owned(),
         lock_type: LockType::try_from(v.lock_type).map_err(&ctx)?,
         offset: v.offset,
         length: v.length,
@@ -454,6 +464,48 @@ mod tests {
         let bytes = encode_lock(&l).expect("encode");
         assert_eq!(bytes[0], VALUE_FORMAT);
         assert_eq!(decode_lock(l.id, &bytes).expect("decode"), l);
+    }
+
+    /// The borrowed record writes the bytes an owned one (`String`s and a
+    /// `Vec<u8>` handle, as earlier builds had it) writes, at the longest
+    /// lengths too (a 128-byte handle's length takes two varint bytes).
+    #[test]
+    fn borrowed_lock_encodes_as_the_owned_record() {
+        #[derive(Serialize)]
+        struct OwnedV1 {
+            share_name: String,
+            file_id: Vec<u8>,
+            owner_id: String,
+            client_id: String,
+            lock_type: u8,
+            offset: u64,
+            length: u64,
+            share_reservation: u8,
+            acquired_at: i64,
+            server_epoch: u64,
+        }
+        let l = PersistedLock {
+            share_name: "s".repeat(255),
+            file_id: FileHandle::new((0..=127).collect::<Vec<u8>>()).expect("handle"),
+            owner_id: "ö".repeat(512),
+            client_id: "c".repeat(1024),
+            ..lock()
+        };
+        let owned = encode(&OwnedV1 {
+            share_name: l.share_name.clone(),
+            file_id: l.file_id.as_bytes().to_vec(),
+            owner_id: l.owner_id.clone(),
+            client_id: l.client_id.clone(),
+            lock_type: l.lock_type as u8,
+            offset: l.offset,
+            length: l.length,
+            share_reservation: l.share_reservation as u8,
+            acquired_at: l.acquired_at.as_micros(),
+            server_epoch: l.server_epoch,
+        })
+        .expect("encode");
+        assert_eq!(encode_lock(&l).expect("encode"), owned);
+        assert_eq!(decode_lock(l.id, &owned).expect("decode"), l);
     }
 
     #[test]
