@@ -197,6 +197,54 @@ pub struct RawLockOwned {
     server_epoch: u64,
 }
 
+/// How the raw baseline decodes a lock value into a [`RawLockOwned`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decode {
+    /// Through [`RawLockRef`], each field copied once (the library's way).
+    InPlace,
+    /// Straight into the owned struct by its serde derive (the handle
+    /// filled byte by byte): the baseline of sessions 7 to 9.
+    Owned,
+}
+
+/// A lock value as stored, read in place: the strings and the handle
+/// borrowed from the value (postcard writes a `Vec<u8>` as a length and its
+/// bytes, which is what a borrowed `&[u8]` reads), as the library reads its
+/// own. The P3 baseline decodes through this and copies each field once
+/// into a [`RawLockOwned`]: the quickest owned lock a hand-written reader
+/// gets from these bytes (an owned serde struct fills the handle byte by
+/// byte).
+#[derive(Deserialize)]
+struct RawLockRef<'a> {
+    share_name: &'a str,
+    file_id: &'a [u8],
+    owner_id: &'a str,
+    client_id: &'a str,
+    lock_type: u8,
+    offset: u64,
+    length: u64,
+    share_reservation: u8,
+    acquired_at: i64,
+    server_epoch: u64,
+}
+
+impl RawLockRef<'_> {
+    fn to_owned_lock(&self) -> RawLockOwned {
+        RawLockOwned {
+            share_name: self.share_name.to_owned(),
+            file_id: self.file_id.to_vec(),
+            owner_id: self.owner_id.to_owned(),
+            client_id: self.client_id.to_owned(),
+            _lock_type: self.lock_type,
+            _offset: self.offset,
+            _length: self.length,
+            _share_reservation: self.share_reservation,
+            _acquired_at: self.acquired_at,
+            server_epoch: self.server_epoch,
+        }
+    }
+}
+
 pub fn raw_encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_extend(value, vec![1u8]).expect("postcard encodes into a Vec")
 }
@@ -250,19 +298,21 @@ impl RawFjall {
     /// Returns how many records it read.
     pub fn query(&self, index: &OptimisticTxKeyspace, component: &[u8]) -> Res<usize> {
         let tx = self.db.write_tx()?;
-        let found = self.query_in(&tx, index, component)?.len();
+        let found = self.query_in(&tx, index, component, Decode::InPlace)?.len();
         tx.rollback();
         Ok(found)
     }
 
     /// [`RawFjall::query`] in `tx`: the index prefix, then each record read
-    /// and decoded, the locks returned (a server needs the locks, not their
-    /// bytes, and keeps them while it uses them, as `list_locks`'s caller does).
+    /// and decoded as `decode` says, the locks returned owned (a server
+    /// needs the locks, not their bytes, and keeps them while it uses them,
+    /// as `list_locks`'s caller does).
     pub fn query_in(
         &self,
         tx: &OptimisticWriteTx,
         index: &OptimisticTxKeyspace,
         component: &[u8],
+        decode: Decode,
     ) -> Res<Vec<RawLockOwned>> {
         let prefix = raw_prefix(component);
         let keys = tx
@@ -274,7 +324,11 @@ impl RawFjall {
             let value = tx
                 .get(&self.locks, &key[prefix.len()..])?
                 .ok_or("index entry without record")?;
-            locks.push(postcard::from_bytes(&value[1..])?);
+            let body = &value[1..];
+            locks.push(match decode {
+                Decode::InPlace => postcard::from_bytes::<RawLockRef<'_>>(body)?.to_owned_lock(),
+                Decode::Owned => postcard::from_bytes(body)?,
+            });
         }
         Ok(locks)
     }
