@@ -154,7 +154,14 @@ pub fn raw_index(component: &[u8], id: Uuid) -> Vec<u8> {
     key
 }
 
-#[derive(Serialize)]
+/// A lock value as stored (after the version byte), the strings and the
+/// handle borrowed both ways: written by the raw loads, and read in place by
+/// the P3 baseline, which copies each field once into a [`RawLockOwned`] —
+/// the quickest owned lock a hand-written reader gets from these bytes (an
+/// owned serde struct fills the handle byte by byte). Postcard writes a
+/// `Vec<u8>` as a length and its bytes, which is what a borrowed `&[u8]`
+/// reads, so these are the library's bytes.
+#[derive(Serialize, Deserialize)]
 struct RawLockV1<'a> {
     share_name: &'a str,
     file_id: &'a [u8],
@@ -200,35 +207,14 @@ pub struct RawLockOwned {
 /// How the raw baseline decodes a lock value into a [`RawLockOwned`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decode {
-    /// Through [`RawLockRef`], each field copied once (the library's way).
+    /// Through [`RawLockV1`], each field copied once (the library's way).
     InPlace,
     /// Straight into the owned struct by its serde derive (the handle
     /// filled byte by byte): the baseline of sessions 7 to 9.
     Owned,
 }
 
-/// A lock value as stored, read in place: the strings and the handle
-/// borrowed from the value (postcard writes a `Vec<u8>` as a length and its
-/// bytes, which is what a borrowed `&[u8]` reads), as the library reads its
-/// own. The P3 baseline decodes through this and copies each field once
-/// into a [`RawLockOwned`]: the quickest owned lock a hand-written reader
-/// gets from these bytes (an owned serde struct fills the handle byte by
-/// byte).
-#[derive(Deserialize)]
-struct RawLockRef<'a> {
-    share_name: &'a str,
-    file_id: &'a [u8],
-    owner_id: &'a str,
-    client_id: &'a str,
-    lock_type: u8,
-    offset: u64,
-    length: u64,
-    share_reservation: u8,
-    acquired_at: i64,
-    server_epoch: u64,
-}
-
-impl RawLockRef<'_> {
+impl RawLockV1<'_> {
     fn to_owned_lock(&self) -> RawLockOwned {
         RawLockOwned {
             share_name: self.share_name.to_owned(),
@@ -326,7 +312,7 @@ impl RawFjall {
                 .ok_or("index entry without record")?;
             let body = &value[1..];
             locks.push(match decode {
-                Decode::InPlace => postcard::from_bytes::<RawLockRef<'_>>(body)?.to_owned_lock(),
+                Decode::InPlace => postcard::from_bytes::<RawLockV1<'_>>(body)?.to_owned_lock(),
                 Decode::Owned => postcard::from_bytes(body)?,
             });
         }
