@@ -52,6 +52,23 @@ fn time_raw(raw: &RawFjall, by: By, group: u64, decode: Decode) -> Res<f64> {
     Ok(secs)
 }
 
+/// One raw sample of `group`: an untimed run first when `warm`, then the
+/// timed one, its latency pushed to `out`.
+fn sample_raw(
+    raw: &RawFjall,
+    by: By,
+    group: u64,
+    decode: Decode,
+    warm: bool,
+    out: &mut Vec<f64>,
+) -> Res {
+    if warm {
+        time_raw(raw, by, group, decode)?;
+    }
+    out.push(time_raw(raw, by, group, decode)?);
+    Ok(())
+}
+
 /// One store of the comparison: the library's handle and the raw one on
 /// the same database, and how many locks it holds.
 pub struct Pair<'a> {
@@ -82,18 +99,8 @@ async fn medians(cfg: &Cfg, by: By, warm: bool, pair: &Pair<'_>) -> Res<(f64, f6
                     }
                     lib.push(time_query(pair.lib, &query).await?);
                 }
-                1 => {
-                    if warm {
-                        time_raw(pair.raw, by, raw_group, Decode::InPlace)?;
-                    }
-                    raw.push(time_raw(pair.raw, by, raw_group, Decode::InPlace)?);
-                }
-                _ => {
-                    if warm {
-                        time_raw(pair.raw, by, owned_group, Decode::Owned)?;
-                    }
-                    owned.push(time_raw(pair.raw, by, owned_group, Decode::Owned)?);
-                }
+                1 => sample_raw(pair.raw, by, raw_group, Decode::InPlace, warm, &mut raw)?,
+                _ => sample_raw(pair.raw, by, owned_group, Decode::Owned, warm, &mut owned)?,
             }
         }
     }
