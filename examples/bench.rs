@@ -17,6 +17,7 @@
 //! cargo run --release --example bench -- --quick --only EXT         # ext_put vs put_file, with a lock
 //! cargo run --release --example bench -- --quick --only CHECKIO     # check_io, 10 vs 1,000 locks on the file
 //! cargo run --release --example bench -- --quick --only RECOVERY    # start + end_grace, big store vs small
+//! cargo run --release --example bench -- --only P1-SYNC-8 --backends fjall  # group commit alone
 //! ```
 //!
 //! PostgreSQL: `FSMETA_BENCH_POSTGRES_URL` (or `FSMETA_TEST_POSTGRES_URL`,
@@ -581,6 +582,8 @@ async fn run_fjall(cfg: &Cfg) -> Res {
     if cfg.wants("P1") {
         p1(cfg, Durability::Buffered).await?;
         p1(cfg, Durability::Sync).await?;
+        group_commit::p1_sync_concurrency(cfg.p1_rounds).await?;
+    } else if cfg.wants("P1-SYNC-8") {
         group_commit::p1_sync_concurrency(cfg.p1_rounds).await?;
     }
     if cfg.wants("EXT") {
