@@ -1341,3 +1341,52 @@ fn sync_group_commit_acknowledges_every_commit() {
         });
     }
 }
+
+/// A failed journal sync is fatal for the store's Sync commits: the commit
+/// waiting on it fails, and so does every later one, even once the disk
+/// would work again (the kernel may have dropped what it could not write).
+/// The failure is provoked by moving the journal out of the directory group
+/// commit syncs it in, so that finding it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_journal_sync_fails_every_later_sync_commit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = FjallOptions {
+        durability: Durability::Sync,
+        ..Default::default()
+    };
+    let store = FjallStore::open_with(dir.path(), options).expect("open");
+    let journals: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list the store")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "jnl"))
+        .collect();
+    assert!(!journals.is_empty(), "a fjall store has a journal file");
+    let aside = |path: &Path| path.with_extension("aside");
+    for journal in &journals {
+        std::fs::rename(journal, aside(journal)).expect("move the journal aside");
+    }
+    let commit_file = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut tx = begin(&store).await;
+            tx.put_file(&sample_file(name.as_bytes(), "export"))
+                .await
+                .expect("put_file");
+            tx.commit().await
+        }
+    };
+    let failed = commit_file("first").await;
+    assert!(matches!(failed, Err(Error::Backend(_))), "{failed:?}");
+    for journal in &journals {
+        std::fs::rename(aside(journal), journal).expect("put the journal back");
+    }
+    let later = commit_file("second").await;
+    assert!(
+        matches!(&later, Err(Error::Backend(m)) if m.to_string().contains("failed journal sync")),
+        "{later:?}"
+    );
+    let mut reader = begin(&store).await;
+    reader.list_files("export").await.expect("list");
+    let read_only = reader.commit().await;
+    assert!(matches!(read_only, Err(Error::Backend(_))), "{read_only:?}");
+}

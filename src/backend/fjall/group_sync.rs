@@ -1,19 +1,18 @@
 //! Group commit for [`Durability::Sync`](super::Durability::Sync): commits
 //! write their journal batch without an fsync (fjall's `PersistMode::Buffer`)
-//! and then wait for an fsync of the journal that began after that write.
-//! Whoever finds no fsync running starts one (the leader) and covers every
-//! batch written so far; the others wait for it, or for the next one when
-//! theirs was written after the running one began. Concurrent committers so
-//! share fsyncs, and one committer pays one fsync per commit, as before.
+//! and then wait, asynchronously, until the journal is synced past it.
 //!
-//! fjall holds its journal lock through an fsync, so no batch can be written
-//! (and no transaction begun) while one runs, and the committers run their
-//! transaction bodies between fsyncs. A leader that started at once would
-//! cover only its own batch, or one more, each time. So a leader first
-//! waits, up to [`GATHER`], while other Sync transactions are open (begun,
-//! batch not yet written: [`OpenTx`]), and covers their batches too:
-//! PostgreSQL's `commit_delay`, but only when someone is about to commit. A
-//! lone committer never waits.
+//! One *driver* per store runs the syncs, one after another while anyone
+//! waits for a batch not yet durable. Each syncs the journal up to fjall's
+//! sequence number as read just before it. A committer that finds no driver
+//! running drives itself, in place, until its own batch is durable (a lone
+//! committer so pays one fsync per commit and no hand-off between
+//! threads); if others still wait then, it hands the driving to tokio's
+//! blocking pool and returns. Every other committer awaits the driver's
+//! progress without blocking a thread. Each sync runs outside fjall's
+//! journal lock (`journal_sync.rs`), so while the disk works the committers
+//! begin, run and write the batches the next sync covers: under load one
+//! sync covers what the CPUs committed during the last.
 //!
 //! **What a reader can see before the fsync.** A batch is visible to other
 //! transactions as soon as it is written, before its fsync: B may read A's
@@ -28,111 +27,204 @@
 //! unsynced before it returns at once. What a crash loses is, as before, a
 //! suffix of commits none of which was acknowledged.
 //!
-//! A failed fsync poisons the fjall database (fjall's rule: it is fatal), so
-//! every later commit fails; the commits waiting on it get the error.
+//! A failed sync is fatal, as fjall makes a failed fsync: the kernel may have
+//! dropped the pages it could not write, so nothing written since can be
+//! known durable. The commits waiting get the error, and so does every later
+//! Sync commit of the store.
 
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use fjall::{OptimisticTxDatabase, PersistMode};
+use tokio::sync::watch;
 
+use super::Inner;
+use super::journal_sync::JournalSync;
 use crate::error::{Error, Result};
 
-/// The shared fsync state of one store.
-#[derive(Default)]
+/// The shared sync state of one store.
 pub(super) struct GroupSync {
     state: Mutex<State>,
-    synced: Condvar,
+    /// What the driver has made durable, for the committers awaiting it.
+    progress: watch::Sender<Progress>,
+    journal: JournalSync,
+    /// Sync transactions begun whose batch is not yet written ([`OpenTx`]).
+    open: AtomicUsize,
 }
 
-/// The longest a leader waits for open Sync transactions before its fsync.
-const GATHER: Duration = Duration::from_micros(500);
-
+/// What committers ask of the driver, and whether one runs.
 #[derive(Default)]
 struct State {
-    /// Sync transactions open: begun, their batch not yet written.
-    open: usize,
-    /// Every batch with a sequence number below this is on disk.
-    durable: u64,
-    /// A leader is gathering or running its fsync (it covers the batches
-    /// below the sequence number it reads just before the fsync).
+    /// The highest sequence number a committer waits to see durable.
+    requested: u64,
+    /// A driver runs (and will see `requested` before it stops).
     running: bool,
 }
 
+/// What the driver publishes after each sync.
+#[derive(Clone, Default)]
+struct Progress {
+    /// Every batch with a sequence number below this is on disk.
+    durable: u64,
+    /// Why a sync failed; then `durable` never moves again.
+    failed: Option<Arc<str>>,
+}
+
 impl GroupSync {
-    /// Counts a Sync transaction of `store` as open until the returned
-    /// guard drops (after its commit wrote its batch, or at rollback).
-    pub(super) fn open(store: &Arc<super::Inner>) -> Result<OpenTx> {
-        store.group_sync.lock()?.open += 1;
-        Ok(OpenTx(store.clone()))
+    /// Group commit over `journal`.
+    pub(super) fn new(journal: JournalSync) -> Self {
+        GroupSync {
+            state: Mutex::default(),
+            progress: watch::Sender::new(Progress::default()),
+            journal,
+            open: AtomicUsize::new(0),
+        }
     }
 
-    fn close(&self) {
-        if let Ok(mut state) = self.lock() {
-            state.open -= 1;
-            if state.open == 0 {
-                self.synced.notify_all();
-            }
-        }
+    /// Counts a Sync transaction of `store` as open until the returned
+    /// guard drops (once its commit wrote its batch, or at rollback).
+    pub(super) fn open(store: &Arc<Inner>) -> OpenTx {
+        store.group_sync.open.fetch_add(1, Ordering::Relaxed);
+        OpenTx(store.clone())
+    }
+
+    /// Whether syncs leave fjall's journal lock free, so that beginning a
+    /// transaction or writing a batch never waits for an fsync.
+    pub(super) fn leaves_journal_free(&self) -> bool {
+        self.journal.outside_lock()
     }
 
     /// Waits until every batch written so far (below fjall's next sequence
-    /// number, read now) is on disk, leading an fsync when none runs.
-    /// Blocking: call it off the async workers.
-    pub(super) fn wait_durable(&self, db: &OptimisticTxDatabase) -> Result<()> {
-        let needed = db.inner().seqno();
-        let mut state = self.lock()?;
-        loop {
-            if state.durable >= needed {
-                return Ok(());
+    /// number, read now) is on disk.
+    pub(super) async fn wait_durable(store: &Arc<Inner>) -> Result<()> {
+        let this = &store.group_sync;
+        let needed = store.db.inner().seqno();
+        let mut progress = this.progress.subscribe();
+        if let Some(done) = outcome(&progress.borrow(), needed) {
+            return done;
+        }
+        let start = {
+            let mut state = this.lock()?;
+            state.requested = state.requested.max(needed);
+            !std::mem::replace(&mut state.running, true)
+        };
+        if start {
+            let alone = this.open.load(Ordering::Relaxed) == 0;
+            Driver(Some(store.clone())).lead(needed, alone);
+        }
+        let seen = progress
+            .wait_for(|p| outcome(p, needed).is_some())
+            .await
+            .map_err(|_| Error::backend("fjall: group commit", "the store closed"))?;
+        outcome(&seen, needed).unwrap_or(Ok(()))
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| Error::backend("fjall: group commit", "a committer panicked"))
+    }
+}
+
+/// A commit's answer once `progress` settles it: durable, or failed first.
+fn outcome(progress: &Progress, needed: u64) -> Option<Result<()>> {
+    if progress.durable >= needed {
+        return Some(Ok(()));
+    }
+    let failed = progress.failed.as_ref()?;
+    Some(Err(Error::backend(
+        "fjall: group commit after a failed journal sync",
+        failed.to_string(),
+    )))
+}
+
+/// The right to run a store's syncs; runs them when dropped unrun (a
+/// runtime that shut down before the blocking task started), so that no
+/// committer is left waiting on a driver that never comes.
+struct Driver(Option<Arc<Inner>>);
+
+impl Driver {
+    /// Drives for the committer that found no driver running, `needed`
+    /// being what it waits for. When no other Sync transaction is open
+    /// (`alone`) on a multi-threaded runtime, it syncs in place
+    /// (`block_in_place`: the worker's other tasks move to another thread)
+    /// until its own batch is durable: a lone committer pays no hand-off
+    /// between threads, and whatever others asked for meanwhile goes to a
+    /// driver on tokio's blocking pool, so this committer returns. With
+    /// other transactions open, the driver starts on the blocking pool at
+    /// once: their bodies keep both workers while the disk syncs. So too on
+    /// a current-thread runtime (no `block_in_place`); outside a tokio
+    /// runtime it runs here (the commit's caller blocks its thread for the
+    /// sync anyway).
+    fn lead(mut self, needed: u64, alone: bool) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(runtime) if alone && runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                let Some(store) = self.0.take() else { return };
+                let more = tokio::task::block_in_place(|| drive(&store, Some(needed)));
+                if more {
+                    drop(runtime.spawn_blocking(move || Driver(Some(store)).run()));
+                }
             }
-            if state.running {
-                state = self.synced.wait(state).map_err(|_| poisoned())?;
-                continue;
-            }
-            state.running = true;
-            let gathering = Instant::now();
-            while state.open > 0 {
-                let Some(left) = GATHER.checked_sub(gathering.elapsed()) else {
-                    break;
-                };
-                state = self
-                    .synced
-                    .wait_timeout(state, left)
-                    .map_err(|_| poisoned())?
-                    .0;
-            }
-            drop(state);
-            // Read before the fsync: every batch below it is written by the
-            // time `persist` holds the journal (batches take their sequence
-            // number and write under the journal's lock).
-            let mark = db.inner().seqno();
-            let synced = db.persist(PersistMode::SyncAll);
-            state = self.lock()?;
-            state.running = false;
-            if synced.is_ok() {
-                state.durable = state.durable.max(mark);
-            }
-            self.synced.notify_all();
-            synced.map_err(|e| Error::backend("fjall: syncing the journal (group commit)", e))?;
+            Ok(runtime) => drop(runtime.spawn_blocking(move || self.run())),
+            Err(_) => self.run(),
         }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
-        self.state.lock().map_err(|_| poisoned())
+    fn run(mut self) {
+        if let Some(store) = self.0.take() {
+            drive(&store, None);
+        }
     }
 }
 
-/// The error of a wait on the state after a committer panicked holding it.
-fn poisoned() -> Error {
-    Error::backend("fjall: group commit", "a committer panicked")
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take() {
+            drive(&store, None);
+        }
+    }
 }
 
-/// An open Sync transaction, as a leader counts it (see the module docs).
-pub(super) struct OpenTx(Arc<super::Inner>);
+/// Syncs while a committer waits for a batch not yet durable, or, with
+/// `until`, only until that much is durable: then `true` when committers
+/// still wait (the caller hands the driving on), `false` once it stopped.
+fn drive(store: &Inner, until: Option<u64>) -> bool {
+    let this = &store.group_sync;
+    loop {
+        {
+            let Ok(mut state) = this.lock() else {
+                // Cannot happen (nothing that holds it panics), but no
+                // committer may wait forever on a driver that left.
+                this.progress
+                    .send_modify(|p| p.failed = Some("a committer panicked".into()));
+                return false;
+            };
+            let progress = this.progress.borrow();
+            if progress.failed.is_some() || state.requested <= progress.durable {
+                state.running = false;
+                return false;
+            }
+            if until.is_some_and(|until| progress.durable >= until) {
+                return true;
+            }
+        }
+        // Read before the sync: it covers every batch numbered below
+        // (see `journal_sync.rs`), each committer's included (each read its
+        // `needed` before it asked).
+        let mark = store.db.inner().seqno();
+        let synced = this.journal.sync(&store.db);
+        this.progress.send_modify(|progress| match &synced {
+            Ok(()) => progress.durable = progress.durable.max(mark),
+            Err(e) => progress.failed = Some(e.to_string().into()),
+        });
+    }
+}
+
+/// An open Sync transaction, as a committer counts them (see [`Driver::lead`]).
+pub(super) struct OpenTx(Arc<Inner>);
 
 impl Drop for OpenTx {
     fn drop(&mut self) {
-        self.0.group_sync.close();
+        self.0.group_sync.open.fetch_sub(1, Ordering::Relaxed);
     }
 }

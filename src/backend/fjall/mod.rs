@@ -76,6 +76,7 @@ mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod group_sync;
+mod journal_sync;
 mod keys;
 mod leases;
 mod locks;
@@ -124,12 +125,16 @@ pub enum Durability {
     /// also waits until everything it could have read is synced: no answer a
     /// caller gets rests on a commit a crash could still lose.
     ///
-    /// Waiting for an fsync (and `begin`, which waits while a commit holds
-    /// fjall's commit lock) blocks in place on a multi-threaded tokio runtime
-    /// (`block_in_place`: the worker's other tasks move to another thread)
-    /// and on the blocking pool on a current-thread runtime. A commit that
-    /// has begun finishes even if its future is dropped: a cancelled commit
-    /// may or may not have happened.
+    /// `begin` and the batch write run inline, as for `Buffered`: the fsync
+    /// runs outside fjall's journal lock, so neither waits for one. The
+    /// commit then awaits the fsync without blocking its thread, except
+    /// that a committer that finds no fsync running and no other Sync
+    /// transaction open syncs in place (`block_in_place` on a
+    /// multi-threaded tokio runtime: the worker's other tasks move to
+    /// another thread), which saves a lone committer a hand-off between
+    /// threads; fsyncs for others run on tokio's blocking pool. A commit
+    /// whose future is dropped while it waits has happened, but may not be
+    /// durable yet: a cancelled commit may or may not have happened.
     Sync,
 }
 
@@ -388,18 +393,19 @@ impl FjallStore {
     /// [`MetadataStore::begin`] without its span.
     async fn begin_untraced(&self) -> Result<Box<dyn MetadataTransaction>> {
         let durability = self.inner.durability;
-        let open = match durability {
-            Durability::Sync => Some(group_sync::GroupSync::open(&self.inner)?),
-            Durability::Buffered => None,
-        };
-        let tx = match durability {
-            // Beginning takes fjall's commit mutex, which a Buffered commit
-            // holds for microseconds: cheaper inline than a thread hop.
-            Durability::Buffered => Inner::write_tx(&self.inner.db, durability)?,
-            // A Sync commit writes its batch as a Buffered one does and then
-            // waits for a group fsync outside that mutex, but the mutex waits
-            // for the journal, which an fsync holds: begin may wait that long.
-            Durability::Sync => {
+        let open =
+            (durability == Durability::Sync).then(|| group_sync::GroupSync::open(&self.inner));
+        // Beginning takes fjall's commit mutex, which a commit holds while
+        // it writes its batch: microseconds, cheaper inline than a thread
+        // hop. A Sync commit writes its batch as a Buffered one does and
+        // then waits for a group fsync outside that mutex; only when that
+        // fsync has to hold fjall's journal lock (`journal_sync.rs`) can the
+        // mutex, and so begin, wait for an fsync.
+        let inline =
+            durability == Durability::Buffered || self.inner.group_sync.leaves_journal_free();
+        let tx = match inline {
+            true => Inner::write_tx(&self.inner.db, Durability::Buffered)?,
+            false => {
                 let db = self.inner.db.clone();
                 blocking("beginning a transaction", move || {
                     Inner::write_tx(&db, Durability::Buffered)

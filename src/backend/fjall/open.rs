@@ -87,6 +87,8 @@ impl FjallStore {
                 .and_then(Path::parent)
                 .map_or_else(|| ks.clone(), Path::to_path_buf)
         });
+        let group_sync =
+            super::group_sync::GroupSync::new(super::journal_sync::JournalSync::new(&path));
         let inner = Inner {
             path,
             prefix,
@@ -94,7 +96,7 @@ impl FjallStore {
             db,
             ks,
             wake: Default::default(),
-            group_sync: Default::default(),
+            group_sync,
         };
         match found {
             None => inner.initialize()?,

@@ -5,16 +5,17 @@
 //! table of `table.rs`; this file holds the transaction itself and
 //! [`native`], the host's way to the fjall transaction underneath.
 //!
-//! Reads and writes run inline: they touch memtables and the block cache and
-//! take microseconds, less than a hop to the blocking pool would cost. Only a
-//! [`Durability::Sync`] commit, which waits for a group fsync
-//! (`group_sync.rs`), blocks, in place.
+//! Reads, writes and commits run inline: they touch memtables, the block
+//! cache and the journal's buffer and take microseconds, less than a hop to
+//! the blocking pool would cost. A [`Durability::Sync`] commit then awaits a
+//! group fsync (`group_sync.rs`) without blocking its thread.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use fjall::OptimisticWriteTx;
 
+use super::group_sync::GroupSync;
 use super::{Durability, Inner, blocking, commit};
 use crate::error::{Error, Result};
 use crate::obs::{TxOp, traced};
@@ -28,8 +29,7 @@ pub(super) struct FjallTx {
     pub(super) tx: OptimisticWriteTx,
     /// The files whose locks or waiters this transaction deleted.
     pub(super) freed: crate::waiter::FreedFiles,
-    /// A Sync transaction's place among the open ones a group commit
-    /// leader waits for.
+    /// A Sync transaction's place among the open ones (`group_sync.rs`).
     pub(super) open: Option<super::group_sync::OpenTx>,
 }
 
@@ -132,13 +132,16 @@ impl FjallTx {
         match store.durability {
             Durability::Buffered => commit(tx),
             Durability::Sync => {
-                blocking("committing a transaction", move || {
-                    let written = commit(tx);
-                    drop(open);
-                    written?;
-                    store.group_sync.wait_durable(&store.db)
-                })
-                .await
+                // Writing the batch waits for fjall's journal lock, which a
+                // group sync leaves free unless it cannot (`journal_sync.rs`).
+                let written = if store.group_sync.leaves_journal_free() {
+                    commit(tx)
+                } else {
+                    blocking("committing a transaction", move || commit(tx)).await
+                };
+                drop(open);
+                written?;
+                GroupSync::wait_durable(&store).await
             }
         }
     }
