@@ -4,12 +4,12 @@
 //!
 //! One *driver* per store runs the syncs, one after another while anyone
 //! waits for a batch not yet durable. Each syncs the journal up to fjall's
-//! sequence number as read just before it. A committer that finds no driver
-//! running drives itself, in place, until its own batch is durable (a lone
-//! committer so pays one fsync per commit and no hand-off between
-//! threads); if others still wait then, it hands the driving to tokio's
-//! blocking pool and returns. Every other committer awaits the driver's
-//! progress without blocking a thread. Each sync runs outside fjall's
+//! sequence number as read just before it. The committer that finds no
+//! driver running starts one ([`Driver::lead`]): in place when no other
+//! Sync transaction is open and the runtime is multi-threaded (a lone
+//! committer so pays one fsync per commit and no hand-off between threads),
+//! on tokio's blocking pool otherwise. Every other committer awaits the
+//! driver's progress without blocking a thread. Each sync runs outside fjall's
 //! journal lock (`journal_sync.rs`), so while the disk works the committers
 //! begin, run and write the batches the next sync covers: under load one
 //! sync covers what the CPUs committed during the last.
@@ -33,7 +33,7 @@
 //! Sync commit of the store.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::watch;
 
@@ -93,6 +93,15 @@ impl GroupSync {
         self.journal.outside_lock()
     }
 
+    /// Refuses a commit once a sync failed: its batch would become visible
+    /// to other transactions and yet could never be acknowledged durable.
+    pub(super) fn usable(&self) -> Result<()> {
+        match &self.progress.borrow().failed {
+            Some(failed) => Err(failed_error(failed)),
+            None => Ok(()),
+        }
+    }
+
     /// Waits until every batch written so far (below fjall's next sequence
     /// number, read now) is on disk.
     pub(super) async fn wait_durable(store: &Arc<Inner>) -> Result<()> {
@@ -109,7 +118,7 @@ impl GroupSync {
         };
         if start {
             let alone = this.open.load(Ordering::Relaxed) == 0;
-            Driver(Some(store.clone())).lead(needed, alone);
+            Driver::new(store).lead(needed, alone);
         }
         let seen = progress
             .wait_for(|p| outcome(p, needed).is_some())
@@ -131,18 +140,31 @@ fn outcome(progress: &Progress, needed: u64) -> Option<Result<()>> {
         return Some(Ok(()));
     }
     let failed = progress.failed.as_ref()?;
-    Some(Err(Error::backend(
+    Some(Err(failed_error(failed)))
+}
+
+fn failed_error(failed: &str) -> Error {
+    Error::backend(
         "fjall: group commit after a failed journal sync",
-        failed.to_string(),
-    )))
+        failed.to_owned(),
+    )
 }
 
 /// The right to run a store's syncs; runs them when dropped unrun (a
 /// runtime that shut down before the blocking task started), so that no
 /// committer is left waiting on a driver that never comes.
-struct Driver(Option<Arc<Inner>>);
+///
+/// A driver holds the store only weakly, and strongly only for each sync:
+/// once the last committer is answered it holds nothing that keeps the
+/// database open, so a host that drops the store can open the same
+/// directory again at once.
+struct Driver(Option<(Arc<GroupSync>, Weak<Inner>)>);
 
 impl Driver {
+    fn new(store: &Arc<Inner>) -> Self {
+        Driver(Some((store.group_sync.clone(), Arc::downgrade(store))))
+    }
+
     /// Drives for the committer that found no driver running, `needed`
     /// being what it waits for. When no other Sync transaction is open
     /// (`alone`) on a multi-threaded runtime, it syncs in place
@@ -152,35 +174,53 @@ impl Driver {
     /// driver on tokio's blocking pool, so this committer returns. With
     /// other transactions open, the driver starts on the blocking pool at
     /// once: their bodies keep both workers while the disk syncs. So too on
-    /// a current-thread runtime (no `block_in_place`); outside a tokio
-    /// runtime it runs here (the commit's caller blocks its thread for the
-    /// sync anyway).
+    /// a current-thread runtime (no `block_in_place`). Outside a tokio
+    /// runtime it drives here (the commit's caller blocks its thread for the
+    /// sync anyway) until its own batch is durable, then hands what others
+    /// wait for to a thread of its own.
     fn lead(mut self, needed: u64, alone: bool) {
         use tokio::runtime::{Handle, RuntimeFlavor};
+        let Some((this, store)) = self.0.take() else {
+            return;
+        };
         match Handle::try_current() {
             Ok(runtime) if alone && runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                let Some(store) = self.0.take() else { return };
-                let more = tokio::task::block_in_place(|| drive(&store, Some(needed)));
+                let more = tokio::task::block_in_place(|| drive(&this, &store, Some(needed)));
                 if more {
-                    drop(runtime.spawn_blocking(move || Driver(Some(store)).run()));
+                    let driver = Driver(Some((this, store)));
+                    drop(runtime.spawn_blocking(move || driver.run()));
                 }
             }
-            Ok(runtime) => drop(runtime.spawn_blocking(move || self.run())),
-            Err(_) => self.run(),
+            Ok(runtime) => {
+                let driver = Driver(Some((this, store)));
+                drop(runtime.spawn_blocking(move || driver.run()));
+            }
+            Err(_) => {
+                if drive(&this, &store, Some(needed)) {
+                    // Others still wait: a thread of its own drives for them.
+                    let driver = Driver(Some((this, store)));
+                    let spawned = std::thread::Builder::new()
+                        .name("fsmeta-group-sync".into())
+                        .spawn(move || driver.run());
+                    // Could not start one: the unstarted driver, dropped
+                    // with the error, runs here (see `Drop`).
+                    drop(spawned);
+                }
+            }
         }
     }
 
     fn run(mut self) {
-        if let Some(store) = self.0.take() {
-            drive(&store, None);
+        if let Some((this, store)) = self.0.take() {
+            drive(&this, &store, None);
         }
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        if let Some(store) = self.0.take() {
-            drive(&store, None);
+        if let Some((this, store)) = self.0.take() {
+            drive(&this, &store, None);
         }
     }
 }
@@ -188,8 +228,8 @@ impl Drop for Driver {
 /// Syncs while a committer waits for a batch not yet durable, or, with
 /// `until`, only until that much is durable: then `true` when committers
 /// still wait (the caller hands the driving on), `false` once it stopped.
-fn drive(store: &Inner, until: Option<u64>) -> bool {
-    let this = &store.group_sync;
+fn drive(this: &GroupSync, store: &Weak<Inner>, until: Option<u64>) -> bool {
+    let _unwinding = FailOnPanic(this);
     loop {
         {
             let Ok(mut state) = this.lock() else {
@@ -208,15 +248,41 @@ fn drive(store: &Inner, until: Option<u64>) -> bool {
                 return true;
             }
         }
+        // Every committer waiting holds the store, so it is there while
+        // anyone waits.
+        let Some(store) = store.upgrade() else {
+            if let Ok(mut state) = this.lock() {
+                state.running = false;
+            }
+            return false;
+        };
         // Read before the sync: it covers every batch numbered below
         // (see `journal_sync.rs`), each committer's included (each read its
         // `needed` before it asked).
         let mark = store.db.inner().seqno();
         let synced = this.journal.sync(&store.db);
+        drop(store);
         this.progress.send_modify(|progress| match &synced {
             Ok(()) => progress.durable = progress.durable.max(mark),
             Err(e) => progress.failed = Some(e.to_string().into()),
         });
+    }
+}
+
+/// Fails the store's Sync commits if a driver panics, so that none waits
+/// forever on a driver that is gone (`running` would stay set).
+struct FailOnPanic<'a>(&'a GroupSync);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .progress
+                .send_modify(|p| p.failed = Some("a group commit driver panicked".into()));
+            if let Ok(mut state) = self.0.state.lock() {
+                state.running = false;
+            }
+        }
     }
 }
 
@@ -226,5 +292,83 @@ pub(super) struct OpenTx(Arc<Inner>);
 impl Drop for OpenTx {
     fn drop(&mut self) {
         self.0.group_sync.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use crate::{
+        Durability, Error, FileHandle, FileKind, FileMeta, FjallOptions, FjallStore, MetadataStore,
+        Timestamp,
+    };
+
+    fn file(name: &[u8]) -> FileMeta {
+        FileMeta {
+            handle: FileHandle::new(name.to_vec()).expect("handle"),
+            share_name: "export".into(),
+            kind: FileKind::Regular,
+            mode: 0o644,
+            uid: 1,
+            gid: 1,
+            nlink: 1,
+            size: 0,
+            atime: Timestamp::from_micros(0),
+            mtime: Timestamp::from_micros(0),
+            ctime: Timestamp::from_micros(0),
+        }
+    }
+
+    /// A failed sync is fatal: the commit waiting on it fails, a later one
+    /// is refused before its batch is written (nobody ever reads it), and a
+    /// read-only one fails too; the commit before the failure stays.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_sync_fails_every_later_sync_commit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = FjallOptions {
+            durability: Durability::Sync,
+            ..Default::default()
+        };
+        let store = FjallStore::open_with(dir.path(), options).expect("open");
+        let commit_file = |name: &'static str| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin().await.expect("begin");
+                tx.put_file(&file(name.as_bytes())).await.expect("put_file");
+                tx.commit().await
+            }
+        };
+        commit_file("before")
+            .await
+            .expect("a commit before the failure");
+        store
+            .inner
+            .group_sync
+            .journal
+            .fail_next
+            .store(true, Ordering::SeqCst);
+        let failed = commit_file("failing").await;
+        assert!(matches!(failed, Err(Error::Backend(_))), "{failed:?}");
+        let refused = commit_file("after").await;
+        assert!(
+            matches!(&refused, Err(Error::Backend(m)) if m.to_string().contains("failed journal sync")),
+            "{refused:?}"
+        );
+        let mut reader = store.begin().await.expect("begin");
+        let names: Vec<Vec<u8>> = reader
+            .list_files("export")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|f| f.handle.as_bytes().to_vec())
+            .collect();
+        assert!(names.contains(&b"before".to_vec()), "{names:?}");
+        assert!(
+            !names.contains(&b"after".to_vec()),
+            "the refused commit wrote: {names:?}"
+        );
+        let read_only = reader.commit().await;
+        assert!(matches!(read_only, Err(Error::Backend(_))), "{read_only:?}");
     }
 }

@@ -18,15 +18,20 @@
 //! `rotate`). So syncing the newest journal that exists *after*
 //! `persist(Buffer)` covers them all: if a rotation runs meanwhile, the file
 //! we sync may be the sealed one (synced again, harmless) or the new one
-//! (no batch below the mark is in it, harmless). `fdatasync` suffices: fjall
-//! creates a journal at its full size (`set_len`) and syncs it and its
-//! directory entry before writing to it, and `fdatasync` also writes the
-//! block allocations a write into that preallocated range makes.
+//! (no batch below the mark is in it, harmless). fjall also deletes sealed
+//! journals, oldest first, once their memtables are flushed; the one we
+//! hold open is checked to still have a name (see `newest_open`).
+//! `fdatasync` suffices: fjall syncs a new journal and its directory entry
+//! before writing to it, and `fdatasync` also writes what the data needs to
+//! be read back (the block allocations of writes into the sparse range
+//! fjall's `set_len` made, a size past it).
 //!
 //! **What this relies on.** fjall 3's journal layout: files `<id>.jnl` in
-//! the database's directory, the active one the highest id. When that
-//! directory holds no journal (a layout this code does not know), every sync falls back to
-//! `persist(SyncAll)`: correct, only without the overlap. The unit test
+//! the database's directory, the active one the highest id, sealed ones
+//! deleted oldest first. When that directory holds no journal (a layout
+//! this code does not know), off Unix, or when the file cannot be opened,
+//! a sync falls back to `persist(SyncAll)`: correct, only without the
+//! overlap. The unit test
 //! `the_synced_journal_is_the_one_fjall_writes` pins the layout.
 
 use std::fs::File;
@@ -43,6 +48,9 @@ pub(super) struct JournalSync {
     folder: Option<PathBuf>,
     /// The newest journal seen, open for its fsyncs.
     active: Mutex<Option<Journal>>,
+    /// Tests: the next sync fails as an `fdatasync` error would.
+    #[cfg(test)]
+    pub(super) fail_next: std::sync::atomic::AtomicBool,
 }
 
 /// One journal file, open read-only (fsync needs no write access).
@@ -55,8 +63,12 @@ impl JournalSync {
     /// The journal of the database in directory `db_dir`.
     pub(super) fn new(db_dir: &Path) -> Self {
         // Absolute: a later change of the working directory must not move it.
+        // Unix only: elsewhere a read-only handle cannot be synced (Windows'
+        // `FlushFileBuffers` wants write access) and an open handle would
+        // keep fjall from deleting a sealed journal.
         let folder = std::path::absolute(db_dir)
             .ok()
+            .filter(|_| cfg!(unix))
             .filter(|dir| newest_journal(dir).ok().flatten().is_some());
         if folder.is_none() {
             tracing::warn!(
@@ -67,6 +79,8 @@ impl JournalSync {
         JournalSync {
             folder,
             active: Mutex::new(None),
+            #[cfg(test)]
+            fail_next: Default::default(),
         }
     }
 
@@ -79,9 +93,7 @@ impl JournalSync {
     /// Makes every batch fjall numbered before this call durable.
     pub(super) fn sync(&self, db: &OptimisticTxDatabase) -> Result<()> {
         let Some(folder) = &self.folder else {
-            return db
-                .persist(PersistMode::SyncAll)
-                .map_err(|e| Error::backend("fjall: syncing the journal (group commit)", e));
+            return sync_under_lock(db);
         };
         db.persist(PersistMode::Buffer)
             .map_err(|e| Error::backend("fjall: flushing the journal (group commit)", e))?;
@@ -89,35 +101,96 @@ impl JournalSync {
             .active
             .lock()
             .map_err(|_| Error::backend("fjall: group commit", "a journal sync panicked"))?;
-        let journal = newest_open(folder, active.take())?;
+        let journal = match newest_open(folder, active.take()) {
+            Ok(journal) => journal,
+            // Nothing is lost when the file cannot be found or opened (say,
+            // out of descriptors): fjall's own sync covers this round.
+            Err(e) => {
+                tracing::warn!(error = %e, "fjall: cannot open the journal to sync it; syncing under fjall's lock");
+                return sync_under_lock(db);
+            }
+        };
         let synced = journal.file.sync_data();
+        #[cfg(test)]
+        let synced = match self
+            .fail_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            true => Err(std::io::Error::other("injected fdatasync failure")),
+            false => synced,
+        };
         *active = Some(journal);
-        synced.map_err(|e| Error::backend("fjall: syncing the journal (group commit)", e))
+        synced.map_err(|e| {
+            // fjall's descriptor was open when the write failed, so its own
+            // fsync reports the failure too and fjall poisons the database:
+            // no writer of it goes on as if nothing happened.
+            let _ = db.persist(PersistMode::SyncAll);
+            Error::backend("fjall: syncing the journal (group commit)", e)
+        })
     }
 }
 
-/// The newest journal in `folder`, reusing `known` while no newer one exists.
-fn newest_open(folder: &Path, known: Option<Journal>) -> Result<Journal> {
-    let opening = |e| Error::backend("fjall: opening the journal to sync it", e);
+/// fjall's own fsync of its active journal, holding its journal lock.
+fn sync_under_lock(db: &OptimisticTxDatabase) -> Result<()> {
+    db.persist(PersistMode::SyncAll)
+        .map_err(|e| Error::backend("fjall: syncing the journal (group commit)", e))
+}
+
+/// The newest journal in `folder`, reusing `known` while it still is.
+///
+/// fjall only ever adds the next id, and deletes sealed journals oldest
+/// first (once their memtables are flushed). So when `id + 1` does not
+/// exist and `id` is still linked *afterwards*, no journal newer than `id`
+/// existed when we looked: a newer one could only have been deleted after
+/// `id`. When `id` was deleted meanwhile, the directory is read again.
+/// Past a few rounds of that (a journal rotating faster than we can look),
+/// this gives up and the caller syncs under fjall's lock.
+fn newest_open(folder: &Path, known: Option<Journal>) -> std::io::Result<Journal> {
     let mut journal = match known {
         Some(journal) => journal,
-        None => {
-            let id = newest_journal(folder)
-                .map_err(opening)?
-                .ok_or_else(|| Error::backend("fjall: group commit", "the journal disappeared"))?;
-            let file = File::open(journal_path(folder, id)).map_err(opening)?;
-            Journal { id, file }
-        }
+        None => open_newest(folder)?,
     };
-    // Rotations only ever add the next id; step forward while one exists.
-    loop {
-        let next = journal.id + 1;
-        match File::open(journal_path(folder, next)) {
-            Ok(file) => journal = Journal { id: next, file },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(journal),
-            Err(e) => return Err(opening(e)),
+    for _ in 0..16 {
+        match File::open(journal_path(folder, journal.id + 1)) {
+            Ok(file) => {
+                journal = Journal {
+                    id: journal.id + 1,
+                    file,
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if still_linked(&journal.file)? {
+                    return Ok(journal);
+                }
+                journal = open_newest(folder)?;
+            }
+            Err(e) => return Err(e),
         }
     }
+    Err(std::io::Error::other(
+        "the journal kept moving while it was being found",
+    ))
+}
+
+/// Opens the highest-numbered journal in `folder`.
+fn open_newest(folder: &Path) -> std::io::Result<Journal> {
+    let id = newest_journal(folder)?
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no journal file"))?;
+    let file = File::open(journal_path(folder, id))?;
+    Ok(Journal { id, file })
+}
+
+/// Whether `file` still has a name (a deleted journal has none).
+#[cfg(unix)]
+fn still_linked(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(file.metadata()?.nlink() > 0)
+}
+
+/// Off Unix this module never syncs by its own descriptor ([`JournalSync::new`]).
+#[cfg(not(unix))]
+fn still_linked(_: &File) -> std::io::Result<bool> {
+    Ok(false)
 }
 
 fn journal_path(folder: &Path, id: u64) -> PathBuf {
@@ -145,7 +218,8 @@ mod tests {
 
     /// The layout this module relies on: the file it syncs is the one fjall
     /// wrote the last commit into, before and after fjall rotates its
-    /// journal (which it does past 64 MB, from a background worker).
+    /// journal twice and deletes the sealed ones (rotation comes past 64 MB,
+    /// from a background worker), the last one synced included.
     #[test]
     fn the_synced_journal_is_the_one_fjall_writes()
     -> std::result::Result<(), Box<dyn std::error::Error>> {
@@ -190,32 +264,45 @@ mod tests {
                 seed as u8
             })
             .collect();
-        for i in 0..80u32 {
-            let mut tx = db.write_tx()?.durability(Some(PersistMode::Buffer));
-            tx.insert(&ks, i.to_be_bytes(), value.as_slice());
-            tx.commit()??;
-        }
-        // fjall's worker checks the journal's size when it flushes a sealed
-        // memtable: seal one (with something in it) until it has rotated.
-        let waited = std::time::Instant::now();
-        for i in 0u32.. {
-            // (The sealed one may be gone again by now: fjall deletes it
-            // once its memtables are flushed.)
-            if newest_journal(dir.path())? > Some(first) {
-                break;
+        // Two rotations, and both journals they sealed deleted (fjall does
+        // once their memtables are flushed): the journal synced last, still
+        // open here, and the next one are gone, so only reading the
+        // directory again finds the one being written.
+        let mut key = 0u32;
+        for round in 1..=2u64 {
+            for _ in 0..70 {
+                key += 1;
+                let mut tx = db.write_tx()?.durability(Some(PersistMode::Buffer));
+                tx.insert(&ks, key.to_be_bytes(), value.as_slice());
+                tx.commit()??;
             }
-            assert!(
-                waited.elapsed().as_secs() < 60,
-                "fjall never rotated its journal"
-            );
-            ks.insert(format!("nudge-{i}"), b"v")?;
-            ks.inner().rotate_memtable()?;
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            // fjall's worker checks the journal's size when it flushes a
+            // sealed memtable: seal one (with something in it) until it
+            // has rotated, and, the second time, until both sealed ones
+            // are deleted.
+            let waited = std::time::Instant::now();
+            loop {
+                let rotated = newest_journal(dir.path())? >= Some(first + round);
+                let deleted =
+                    (first..first + round).all(|id| !journal_path(dir.path(), id).exists());
+                if rotated && (round == 1 || deleted) {
+                    break;
+                }
+                assert!(
+                    waited.elapsed().as_secs() < 60,
+                    "round {round}: rotated {rotated}, sealed journals deleted {deleted}"
+                );
+                key += 1;
+                ks.insert(key.to_be_bytes(), b"nudge")?;
+                ks.inner().rotate_memtable()?;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
         let second = commit_and_find(b"after-rotate-9c2d")?;
-        assert!(
-            second > first,
-            "the journal after rotation is {second}, before {first}"
+        assert_eq!(
+            Some(second),
+            newest_journal(dir.path())?,
+            "the journal synced after two rotations (the first was {first})"
         );
         Ok(())
     }

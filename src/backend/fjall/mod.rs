@@ -125,8 +125,10 @@ pub enum Durability {
     /// also waits until everything it could have read is synced: no answer a
     /// caller gets rests on a commit a crash could still lose.
     ///
-    /// `begin` and the batch write run inline, as for `Buffered`: the fsync
-    /// runs outside fjall's journal lock, so neither waits for one. The
+    /// `begin` and the batch write run inline, as for `Buffered`: the group
+    /// fsync runs outside fjall's journal lock, so neither waits for it
+    /// (fjall's own fsyncs, when it seals a memtable or a journal, still
+    /// hold that lock, for `Buffered` stores alike). The
     /// commit then awaits the fsync without blocking its thread, except
     /// that a committer that finds no fsync running and no other Sync
     /// transaction open syncs in place (`block_in_place` on a
@@ -199,7 +201,7 @@ struct Inner {
     /// Announces the files a commit deleted locks or waiters of.
     wake: crate::waiter::WakeHub,
     /// The fsyncs [`Durability::Sync`] commits share.
-    group_sync: group_sync::GroupSync,
+    group_sync: Arc<group_sync::GroupSync>,
 }
 
 /// Handles to every keyspace (cheap to clone: each is reference-counted).
@@ -399,8 +401,9 @@ impl FjallStore {
         // it writes its batch: microseconds, cheaper inline than a thread
         // hop. A Sync commit writes its batch as a Buffered one does and
         // then waits for a group fsync outside that mutex; only when that
-        // fsync has to hold fjall's journal lock (`journal_sync.rs`) can the
-        // mutex, and so begin, wait for an fsync.
+        // fsync has to hold fjall's journal lock (`journal_sync.rs`) would
+        // the mutex, and so begin, wait for every group fsync. (fjall's own
+        // fsyncs when it seals a memtable hold it too, Buffered or not.)
         let inline =
             durability == Durability::Buffered || self.inner.group_sync.leaves_journal_free();
         let tx = match inline {

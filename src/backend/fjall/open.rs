@@ -87,8 +87,9 @@ impl FjallStore {
                 .and_then(Path::parent)
                 .map_or_else(|| ks.clone(), Path::to_path_buf)
         });
-        let group_sync =
-            super::group_sync::GroupSync::new(super::journal_sync::JournalSync::new(&path));
+        let group_sync = Arc::new(super::group_sync::GroupSync::new(
+            super::journal_sync::JournalSync::new(&path),
+        ));
         let inner = Inner {
             path,
             prefix,

@@ -134,6 +134,7 @@ impl FjallTx {
             Durability::Sync => {
                 // Writing the batch waits for fjall's journal lock, which a
                 // group sync leaves free unless it cannot (`journal_sync.rs`).
+                store.group_sync.usable()?;
                 let written = if store.group_sync.leaves_journal_free() {
                     commit(tx)
                 } else {
