@@ -16,11 +16,14 @@
 //! active one (the newest) or an older one, and fjall syncs a journal
 //! (`SyncAll`) *before* it creates the next (fjall 3.1 `journal/writer.rs`,
 //! `rotate`). So syncing the newest journal that exists *after*
-//! `persist(Buffer)` covers them all: if a rotation runs meanwhile, the file
-//! we sync may be the sealed one (synced again, harmless) or the new one
-//! (no batch below the mark is in it, harmless). fjall also deletes sealed
-//! journals, oldest first, once their memtables are flushed; the one we
-//! hold open is checked to still have a name (see `newest_open`).
+//! `persist(Buffer)` covers them all (a sync of it that began after
+//! `persist(Buffer)` returned, before or after the listing): if a rotation
+//! runs meanwhile, the file we sync may be the sealed one (synced again,
+//! harmless) or the new one (no batch below the mark is in it, harmless).
+//! fjall also deletes sealed
+//! journals, oldest first, once their memtables are flushed: the directory
+//! is read on every sync, so a journal synced before and deleted since is
+//! never mistaken for the newest.
 //! `fdatasync` suffices: fjall syncs a new journal and its directory entry
 //! before writing to it, and `fdatasync` also writes what the data needs to
 //! be read back (the block allocations of writes into the sparse range
@@ -101,15 +104,33 @@ impl JournalSync {
             .active
             .lock()
             .map_err(|_| Error::backend("fjall: group commit", "a journal sync panicked"))?;
-        let journal = match newest_open(folder, active.take()) {
-            Ok(journal) => journal,
-            // Nothing is lost when the file cannot be found or opened (say,
-            // out of descriptors): fjall's own sync covers this round.
-            Err(e) => {
-                tracing::warn!(error = %e, "fjall: cannot open the journal to sync it; syncing under fjall's lock");
-                return sync_under_lock(db);
-            }
+        // The journal synced last is the newest unless fjall rotated since:
+        // sync it first, then read the directory (after `persist(Buffer)`,
+        // as the module docs require) and sync the newest too if it is
+        // another. A listing, not an `fstat` or `open` of the known file:
+        // those cost tens of microseconds after a sync here, and a journal
+        // we synced before may be deleted, the next one too.
+        if let Some(journal) = active.as_ref() {
+            self.sync_file(db, journal)?;
+        }
+        let newest = match newest_journal(folder) {
+            Ok(Some(id)) => id,
+            // Nothing is lost when the journal cannot be listed or opened
+            // (say, out of descriptors): fjall's own sync covers this round.
+            Ok(None) | Err(_) => return fallback(db, &mut active),
         };
+        if active.as_ref().is_some_and(|journal| journal.id == newest) {
+            return Ok(());
+        }
+        let Ok(file) = File::open(journal_path(folder, newest)) else {
+            return fallback(db, &mut active);
+        };
+        let journal = active.insert(Journal { id: newest, file });
+        self.sync_file(db, journal)
+    }
+
+    /// `fdatasync` of one journal; a failure is fatal (module docs).
+    fn sync_file(&self, db: &OptimisticTxDatabase, journal: &Journal) -> Result<()> {
         let synced = journal.file.sync_data();
         #[cfg(test)]
         let synced = match self
@@ -119,7 +140,6 @@ impl JournalSync {
             true => Err(std::io::Error::other("injected fdatasync failure")),
             false => synced,
         };
-        *active = Some(journal);
         synced.map_err(|e| {
             // fjall's descriptor was open when the write failed, so its own
             // fsync reports the failure too and fjall poisons the database:
@@ -130,67 +150,18 @@ impl JournalSync {
     }
 }
 
+/// The journal could not be found or opened: fjall's own sync, and the
+/// directory read afresh next time.
+fn fallback(db: &OptimisticTxDatabase, active: &mut Option<Journal>) -> Result<()> {
+    tracing::warn!("fjall: cannot open the journal to sync it; syncing under fjall's lock");
+    *active = None;
+    sync_under_lock(db)
+}
+
 /// fjall's own fsync of its active journal, holding its journal lock.
 fn sync_under_lock(db: &OptimisticTxDatabase) -> Result<()> {
     db.persist(PersistMode::SyncAll)
         .map_err(|e| Error::backend("fjall: syncing the journal (group commit)", e))
-}
-
-/// The newest journal in `folder`, reusing `known` while it still is.
-///
-/// fjall only ever adds the next id, and deletes sealed journals oldest
-/// first (once their memtables are flushed). So when `id + 1` does not
-/// exist and `id` is still linked *afterwards*, no journal newer than `id`
-/// existed when we looked: a newer one could only have been deleted after
-/// `id`. When `id` was deleted meanwhile, the directory is read again.
-/// Past a few rounds of that (a journal rotating faster than we can look),
-/// this gives up and the caller syncs under fjall's lock.
-fn newest_open(folder: &Path, known: Option<Journal>) -> std::io::Result<Journal> {
-    let mut journal = match known {
-        Some(journal) => journal,
-        None => open_newest(folder)?,
-    };
-    for _ in 0..16 {
-        match File::open(journal_path(folder, journal.id + 1)) {
-            Ok(file) => {
-                journal = Journal {
-                    id: journal.id + 1,
-                    file,
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if still_linked(&journal.file)? {
-                    return Ok(journal);
-                }
-                journal = open_newest(folder)?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other(
-        "the journal kept moving while it was being found",
-    ))
-}
-
-/// Opens the highest-numbered journal in `folder`.
-fn open_newest(folder: &Path) -> std::io::Result<Journal> {
-    let id = newest_journal(folder)?
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no journal file"))?;
-    let file = File::open(journal_path(folder, id))?;
-    Ok(Journal { id, file })
-}
-
-/// Whether `file` still has a name (a deleted journal has none).
-#[cfg(unix)]
-fn still_linked(file: &File) -> std::io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    Ok(file.metadata()?.nlink() > 0)
-}
-
-/// Off Unix this module never syncs by its own descriptor ([`JournalSync::new`]).
-#[cfg(not(unix))]
-fn still_linked(_: &File) -> std::io::Result<bool> {
-    Ok(false)
 }
 
 fn journal_path(folder: &Path, id: u64) -> PathBuf {
