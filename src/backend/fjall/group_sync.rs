@@ -7,12 +7,12 @@
 //! sequence number as read just before it. The committer that finds no
 //! driver running starts one ([`Driver::lead`]): in place when no other
 //! Sync transaction is open and the runtime is multi-threaded (a lone
-//! committer so pays one fsync per commit and no hand-off between threads),
-//! on tokio's blocking pool otherwise. Every other committer awaits the
-//! driver's progress without blocking a thread. Each sync runs outside fjall's
-//! journal lock (`journal_sync.rs`), so while the disk works the committers
-//! begin, run and write the batches the next sync covers: under load one
-//! sync covers what the CPUs committed during the last.
+//! committer so pays one fsync per commit, fjall's own, and no hand-off
+//! between threads), on tokio's blocking pool otherwise. Every other committer awaits the
+//! driver's progress without blocking a thread. The driver's syncs run outside
+//! fjall's journal lock (`journal_sync.rs`), so while the disk works the
+//! committers begin, run and write the batches the next sync covers: under
+//! load one sync covers what the CPUs committed during the last.
 //!
 //! **What a reader can see before the fsync.** A batch is visible to other
 //! transactions as soon as it is written, before its fsync: B may read A's
@@ -88,7 +88,8 @@ impl GroupSync {
     }
 
     /// Whether syncs leave fjall's journal lock free, so that beginning a
-    /// transaction or writing a batch never waits for an fsync.
+    /// transaction or writing a batch waits for no fsync but, at most, the
+    /// one of a committer that found itself alone ([`SyncIn::Lock`]).
     pub(super) fn leaves_journal_free(&self) -> bool {
         self.journal.outside_lock()
     }
@@ -169,15 +170,16 @@ impl Driver {
     /// being what it waits for. When no other Sync transaction is open
     /// (`alone`) on a multi-threaded runtime, it syncs in place
     /// (`block_in_place`: the worker's other tasks move to another thread)
-    /// until its own batch is durable: a lone committer pays no hand-off
-    /// between threads, and whatever others asked for meanwhile goes to a
+    /// until its own batch is durable, with fjall's own sync
+    /// ([`SyncIn::Lock`]): a lone committer pays no hand-off between threads
+    /// and no directory listing, and whatever others asked for meanwhile goes to a
     /// driver on tokio's blocking pool, so this committer returns. With
     /// other transactions open, the driver starts on the blocking pool at
     /// once: their bodies keep both workers while the disk syncs. So too on
     /// a current-thread runtime (no `block_in_place`). Outside a tokio
     /// runtime it drives here (the commit's caller blocks its thread for the
-    /// sync anyway) until its own batch is durable, then hands what others
-    /// wait for to a thread of its own.
+    /// sync anyway) until its own batch is durable (with fjall's own sync
+    /// when `alone`), then hands what others wait for to a thread of its own.
     fn lead(mut self, needed: u64, alone: bool) {
         use tokio::runtime::{Handle, RuntimeFlavor};
         let Some((this, store)) = self.0.take() else {
@@ -185,7 +187,9 @@ impl Driver {
         };
         match Handle::try_current() {
             Ok(runtime) if alone && runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                let more = tokio::task::block_in_place(|| drive(&this, &store, Some(needed)));
+                let more = tokio::task::block_in_place(|| {
+                    drive(&this, &store, Some(needed), SyncIn::Lock)
+                });
                 if more {
                     let driver = Driver(Some((this, store)));
                     drop(runtime.spawn_blocking(move || driver.run()));
@@ -196,7 +200,8 @@ impl Driver {
                 drop(runtime.spawn_blocking(move || driver.run()));
             }
             Err(_) => {
-                if drive(&this, &store, Some(needed)) {
+                let how = if alone { SyncIn::Lock } else { SyncIn::Overlap };
+                if drive(&this, &store, Some(needed), how) {
                     // Others still wait: a thread of its own drives for them.
                     let driver = Driver(Some((this, store)));
                     let spawned = std::thread::Builder::new()
@@ -212,7 +217,7 @@ impl Driver {
 
     fn run(mut self) {
         if let Some((this, store)) = self.0.take() {
-            drive(&this, &store, None);
+            drive(&this, &store, None, SyncIn::Overlap);
         }
     }
 }
@@ -220,15 +225,29 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         if let Some((this, store)) = self.0.take() {
-            drive(&this, &store, None);
+            drive(&this, &store, None, SyncIn::Overlap);
         }
     }
+}
+
+/// How a driver syncs.
+#[derive(Clone, Copy)]
+enum SyncIn {
+    /// fjall's own `persist(SyncAll)`, under its journal lock: a lone
+    /// committer has nobody to overlap with, and this spares it the
+    /// directory listing of [`JournalSync::sync`] (about a tenth of a
+    /// commit on a fast disk). A transaction that begins meanwhile waits
+    /// for this one fsync at most when it writes.
+    Lock,
+    /// [`JournalSync::sync`], outside the lock, so that the next group's
+    /// transactions begin, run and write while the disk works.
+    Overlap,
 }
 
 /// Syncs while a committer waits for a batch not yet durable, or, with
 /// `until`, only until that much is durable: then `true` when committers
 /// still wait (the caller hands the driving on), `false` once it stopped.
-fn drive(this: &GroupSync, store: &Weak<Inner>, until: Option<u64>) -> bool {
+fn drive(this: &GroupSync, store: &Weak<Inner>, until: Option<u64>, how: SyncIn) -> bool {
     let _unwinding = FailOnPanic(this);
     loop {
         {
@@ -260,7 +279,10 @@ fn drive(this: &GroupSync, store: &Weak<Inner>, until: Option<u64>) -> bool {
         // (see `journal_sync.rs`), each committer's included (each read its
         // `needed` before it asked).
         let mark = store.db.inner().seqno();
-        let synced = this.journal.sync(&store.db);
+        let synced = match how {
+            SyncIn::Lock => this.journal.sync_under_lock(&store.db),
+            SyncIn::Overlap => this.journal.sync(&store.db),
+        };
         drop(store);
         this.progress.send_modify(|progress| match &synced {
             Ok(()) => progress.durable = progress.durable.max(mark),
@@ -322,9 +344,16 @@ mod tests {
 
     /// A failed sync is fatal: the commit waiting on it fails, a later one
     /// is refused before its batch is written (nobody ever reads it), and a
-    /// read-only one fails too; the commit before the failure stays.
+    /// read-only one fails too; the commit before the failure stays. Both
+    /// ways a driver syncs: a lone committer's fjall sync, and the
+    /// overlapped one a committer gets while another transaction is open.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_sync_fails_every_later_sync_commit() {
+        failed_sync_is_fatal(false).await;
+        failed_sync_is_fatal(true).await;
+    }
+
+    async fn failed_sync_is_fatal(another_open: bool) {
         let dir = tempfile::tempdir().expect("temp dir");
         let options = FjallOptions {
             durability: Durability::Sync,
@@ -348,7 +377,23 @@ mod tests {
             .journal
             .fail_next
             .store(true, Ordering::SeqCst);
+        let journal = &store.inner.group_sync.journal;
+        let overlapped = journal.overlapped.load(Ordering::SeqCst);
+        let other = match another_open {
+            true => Some(store.begin().await.expect("begin")),
+            false => None,
+        };
         let failed = commit_file("failing").await;
+        drop(other);
+        assert!(
+            !journal.fail_next.load(Ordering::SeqCst),
+            "the injected failure was not reached"
+        );
+        assert_eq!(
+            journal.overlapped.load(Ordering::SeqCst) > overlapped,
+            another_open,
+            "a lone committer syncs under fjall's lock, one among others outside it"
+        );
         assert!(matches!(failed, Err(Error::Backend(_))), "{failed:?}");
         let refused = commit_file("after").await;
         assert!(

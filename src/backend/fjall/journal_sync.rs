@@ -54,6 +54,9 @@ pub(super) struct JournalSync {
     /// Tests: the next sync fails as an `fdatasync` error would.
     #[cfg(test)]
     pub(super) fail_next: std::sync::atomic::AtomicBool,
+    /// Tests: how many syncs ran outside fjall's lock ([`Self::sync`]).
+    #[cfg(test)]
+    pub(super) overlapped: std::sync::atomic::AtomicUsize,
 }
 
 /// One journal file, open read-only (fsync needs no write access).
@@ -84,6 +87,8 @@ impl JournalSync {
             active: Mutex::new(None),
             #[cfg(test)]
             fail_next: Default::default(),
+            #[cfg(test)]
+            overlapped: Default::default(),
         }
     }
 
@@ -98,6 +103,9 @@ impl JournalSync {
         let Some(folder) = &self.folder else {
             return sync_under_lock(db);
         };
+        #[cfg(test)]
+        self.overlapped
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         db.persist(PersistMode::Buffer)
             .map_err(|e| Error::backend("fjall: flushing the journal (group commit)", e))?;
         let mut active = self
@@ -129,17 +137,35 @@ impl JournalSync {
         self.sync_file(db, journal)
     }
 
-    /// `fdatasync` of one journal; a failure is fatal (module docs).
-    fn sync_file(&self, db: &OptimisticTxDatabase, journal: &Journal) -> Result<()> {
-        let synced = journal.file.sync_data();
+    /// fjall's own sync, under its journal lock.
+    pub(super) fn sync_under_lock(&self, db: &OptimisticTxDatabase) -> Result<()> {
         #[cfg(test)]
-        let synced = match self
+        if let Err(e) = self.injected(Ok(())) {
+            return Err(Error::backend(
+                "fjall: syncing the journal (group commit)",
+                e,
+            ));
+        }
+        sync_under_lock(db)
+    }
+
+    /// Tests: `synced`, or an injected failure when one is asked for.
+    #[cfg(test)]
+    fn injected(&self, synced: std::io::Result<()>) -> std::io::Result<()> {
+        match self
             .fail_next
             .swap(false, std::sync::atomic::Ordering::SeqCst)
         {
             true => Err(std::io::Error::other("injected fdatasync failure")),
             false => synced,
-        };
+        }
+    }
+
+    /// `fdatasync` of one journal; a failure is fatal (module docs).
+    fn sync_file(&self, db: &OptimisticTxDatabase, journal: &Journal) -> Result<()> {
+        let synced = journal.file.sync_data();
+        #[cfg(test)]
+        let synced = self.injected(synced);
         synced.map_err(|e| {
             // fjall's descriptor was open when the write failed, so its own
             // fsync reports the failure too and fjall poisons the database:

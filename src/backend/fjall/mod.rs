@@ -402,8 +402,10 @@ impl FjallStore {
         // hop. A Sync commit writes its batch as a Buffered one does and
         // then waits for a group fsync outside that mutex; only when that
         // fsync has to hold fjall's journal lock (`journal_sync.rs`) would
-        // the mutex, and so begin, wait for every group fsync. (fjall's own
-        // fsyncs when it seals a memtable hold it too, Buffered or not.)
+        // the mutex, and so begin, wait for every group fsync. (A lone
+        // committer's fsync holds the lock, `group_sync.rs` `SyncIn::Lock`,
+        // and fjall's own when it seals a memtable, Buffered or not: a
+        // begin that meets one waits for that one fsync.)
         let inline =
             durability == Durability::Buffered || self.inner.group_sync.leaves_journal_free();
         let tx = match inline {

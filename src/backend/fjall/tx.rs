@@ -133,7 +133,8 @@ impl FjallTx {
             Durability::Buffered => commit(tx),
             Durability::Sync => {
                 // Writing the batch waits for fjall's journal lock, which a
-                // group sync leaves free unless it cannot (`journal_sync.rs`).
+                // group sync leaves free unless it cannot (`journal_sync.rs`)
+                // or a lone committer holds it for its one fsync.
                 store.group_sync.usable()?;
                 let written = if store.group_sync.leaves_journal_free() {
                     commit(tx)
