@@ -7,7 +7,9 @@
 //! cannot run while the disk works on this one. Here only the hand-over of
 //! fjall's buffered bytes to the kernel (`persist(Buffer)`, microseconds)
 //! runs under the lock; the `fdatasync` runs on a descriptor of our own for
-//! the same file, while the next transactions begin, run and write.
+//! the same file, while the next transactions begin, run and write. (A
+//! committer alone has nothing to overlap with; it takes fjall's own sync,
+//! [`JournalSync::sync_under_lock`], and skips the directory listing below.)
 //!
 //! **Why this covers every batch below the leader's mark.** A batch takes
 //! its sequence number and is written under the journal lock, so once
