@@ -173,7 +173,8 @@ pub mod validate;
 mod verify;
 mod waiter;
 
-#[cfg(feature = "conformance")]
+// Also in the crate's own unit tests, for its sample data.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
 use std::sync::Arc;

@@ -321,26 +321,8 @@ impl Drop for OpenTx {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use crate::{
-        Durability, Error, FileHandle, FileKind, FileMeta, FjallOptions, FjallStore, MetadataStore,
-        Timestamp,
-    };
-
-    fn file(name: &[u8]) -> FileMeta {
-        FileMeta {
-            handle: FileHandle::new(name.to_vec()).expect("handle"),
-            share_name: "export".into(),
-            kind: FileKind::Regular,
-            mode: 0o644,
-            uid: 1,
-            gid: 1,
-            nlink: 1,
-            size: 0,
-            atime: Timestamp::from_micros(0),
-            mtime: Timestamp::from_micros(0),
-            ctime: Timestamp::from_micros(0),
-        }
-    }
+    use crate::conformance::sample_file;
+    use crate::{Durability, Error, FjallOptions, FjallStore, MetadataStore};
 
     /// A failed sync is fatal: the commit waiting on it fails, a later one
     /// is refused before its batch is written (nobody ever reads it), and a
@@ -364,7 +346,9 @@ mod tests {
             let store = store.clone();
             async move {
                 let mut tx = store.begin().await.expect("begin");
-                tx.put_file(&file(name.as_bytes())).await.expect("put_file");
+                tx.put_file(&sample_file(name.as_bytes(), "export"))
+                    .await
+                    .expect("put_file");
                 tx.commit().await
             }
         };
