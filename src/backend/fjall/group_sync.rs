@@ -8,11 +8,12 @@
 //! driver running starts one ([`Driver::lead`]): in place when no other
 //! Sync transaction is open and the runtime is multi-threaded (a lone
 //! committer so pays one fsync per commit, fjall's own, and no hand-off
-//! between threads), on tokio's blocking pool otherwise. Every other committer awaits the
-//! driver's progress without blocking a thread. The driver's syncs run outside
-//! fjall's journal lock (`journal_sync.rs`), so while the disk works the
-//! committers begin, run and write the batches the next sync covers: under
-//! load one sync covers what the CPUs committed during the last.
+//! between threads), on tokio's blocking pool otherwise. Every other
+//! committer awaits the driver's progress without blocking a thread. The
+//! driver's syncs run outside fjall's journal lock (`journal_sync.rs`), so
+//! while the disk works the committers begin, run and write the batches the
+//! next sync covers: under load one sync covers what the CPUs committed
+//! during the last.
 //!
 //! **What a reader can see before the fsync.** A batch is visible to other
 //! transactions as soon as it is written, before its fsync: B may read A's
@@ -172,8 +173,8 @@ impl Driver {
     /// (`block_in_place`: the worker's other tasks move to another thread)
     /// until its own batch is durable, with fjall's own sync
     /// ([`SyncIn::Lock`]): a lone committer pays no hand-off between threads
-    /// and no directory listing, and whatever others asked for meanwhile goes to a
-    /// driver on tokio's blocking pool, so this committer returns. With
+    /// and no directory listing, and whatever others asked for meanwhile
+    /// goes to a driver on tokio's blocking pool, so this committer returns. With
     /// other transactions open, the driver starts on the blocking pool at
     /// once: their bodies keep both workers while the disk syncs. So too on
     /// a current-thread runtime (no `block_in_place`). Outside a tokio
@@ -355,13 +356,8 @@ mod tests {
         commit_file("before")
             .await
             .expect("a commit before the failure");
-        store
-            .inner
-            .group_sync
-            .journal
-            .fail_next
-            .store(true, Ordering::SeqCst);
         let journal = &store.inner.group_sync.journal;
+        journal.fail_next.store(true, Ordering::SeqCst);
         let overlapped = journal.overlapped.load(Ordering::SeqCst);
         let other = match another_open {
             true => Some(store.begin().await.expect("begin")),

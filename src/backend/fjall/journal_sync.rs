@@ -22,10 +22,9 @@
 //! `persist(Buffer)` returned, before or after the listing): if a rotation
 //! runs meanwhile, the file we sync may be the sealed one (synced again,
 //! harmless) or the new one (no batch below the mark is in it, harmless).
-//! fjall also deletes sealed
-//! journals, oldest first, once their memtables are flushed: the directory
-//! is read on every sync, so a journal synced before and deleted since is
-//! never mistaken for the newest.
+//! fjall also deletes sealed journals, oldest first, once their memtables
+//! are flushed: the directory is read on every sync, so a journal synced
+//! before and deleted since is never mistaken for the newest.
 //! `fdatasync` suffices: fjall syncs a new journal and its directory entry
 //! before writing to it, and `fdatasync` also writes what the data needs to
 //! be read back (the block allocations of writes into the sparse range
@@ -46,6 +45,9 @@ use std::sync::Mutex;
 use fjall::{OptimisticTxDatabase, PersistMode};
 
 use crate::error::{Error, Result};
+
+/// What a failed journal sync is reported as, whichever way it ran.
+const SYNC_FAILED: &str = "fjall: syncing the journal (group commit)";
 
 /// Syncs one database's journal; used by the group-commit leader only.
 pub(super) struct JournalSync {
@@ -103,7 +105,7 @@ impl JournalSync {
     /// Makes every batch fjall numbered before this call durable.
     pub(super) fn sync(&self, db: &OptimisticTxDatabase) -> Result<()> {
         let Some(folder) = &self.folder else {
-            return sync_under_lock(db);
+            return self.sync_under_lock(db);
         };
         #[cfg(test)]
         self.overlapped
@@ -127,28 +129,33 @@ impl JournalSync {
             Ok(Some(id)) => id,
             // Nothing is lost when the journal cannot be listed or opened
             // (say, out of descriptors): fjall's own sync covers this round.
-            Ok(None) | Err(_) => return fallback(db, &mut active),
+            Ok(None) | Err(_) => return self.fallback(db, &mut active),
         };
         if active.as_ref().is_some_and(|journal| journal.id == newest) {
             return Ok(());
         }
         let Ok(file) = File::open(journal_path(folder, newest)) else {
-            return fallback(db, &mut active);
+            return self.fallback(db, &mut active);
         };
         let journal = active.insert(Journal { id: newest, file });
         self.sync_file(db, journal)
     }
 
-    /// fjall's own sync, under its journal lock.
+    /// fjall's own fsync of its active journal, holding its journal lock.
     pub(super) fn sync_under_lock(&self, db: &OptimisticTxDatabase) -> Result<()> {
         #[cfg(test)]
-        if let Err(e) = self.injected(Ok(())) {
-            return Err(Error::backend(
-                "fjall: syncing the journal (group commit)",
-                e,
-            ));
-        }
-        sync_under_lock(db)
+        self.injected(Ok(()))
+            .map_err(|e| Error::backend(SYNC_FAILED, e))?;
+        db.persist(PersistMode::SyncAll)
+            .map_err(|e| Error::backend(SYNC_FAILED, e))
+    }
+
+    /// The journal could not be found or opened: fjall's own sync, and the
+    /// directory read afresh next time.
+    fn fallback(&self, db: &OptimisticTxDatabase, active: &mut Option<Journal>) -> Result<()> {
+        tracing::warn!("fjall: cannot open the journal to sync it; syncing under fjall's lock");
+        *active = None;
+        self.sync_under_lock(db)
     }
 
     /// Tests: `synced`, or an injected failure when one is asked for.
@@ -173,23 +180,9 @@ impl JournalSync {
             // fsync reports the failure too and fjall poisons the database:
             // no writer of it goes on as if nothing happened.
             let _ = db.persist(PersistMode::SyncAll);
-            Error::backend("fjall: syncing the journal (group commit)", e)
+            Error::backend(SYNC_FAILED, e)
         })
     }
-}
-
-/// The journal could not be found or opened: fjall's own sync, and the
-/// directory read afresh next time.
-fn fallback(db: &OptimisticTxDatabase, active: &mut Option<Journal>) -> Result<()> {
-    tracing::warn!("fjall: cannot open the journal to sync it; syncing under fjall's lock");
-    *active = None;
-    sync_under_lock(db)
-}
-
-/// fjall's own fsync of its active journal, holding its journal lock.
-fn sync_under_lock(db: &OptimisticTxDatabase) -> Result<()> {
-    db.persist(PersistMode::SyncAll)
-        .map_err(|e| Error::backend("fjall: syncing the journal (group commit)", e))
 }
 
 fn journal_path(folder: &Path, id: u64) -> PathBuf {
