@@ -551,6 +551,7 @@ async fn run_memory(cfg: &Cfg) -> Res {
         load(&small, cfg.small, 10_000).await?;
         let secs = load(&big, cfg.big, 10_000).await?;
         load_info("memory", cfg.big, secs);
+        info(&huge_pages_in_use());
         if cfg.wants("P3") {
             p3(cfg, "memory", false, &small, &big).await?;
         }
@@ -826,6 +827,31 @@ fn run_each_backend_alone(backends: &[&str]) -> Res {
     }
     info(&format!("total {:.1} s", started.elapsed().as_secs_f64()));
     Ok(())
+}
+
+/// How much of this process's resident memory is on transparent huge pages,
+/// printed once the memory backend's P3/P5 stores are loaded. None unless
+/// the heap was put on them (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, THP
+/// mode `madvise` or `always`), which shrinks P5-memory's growth from the
+/// 10k store to the 1M one: that growth is mostly address translation for
+/// the record map's removals (docs/performance.md, session 13).
+fn huge_pages_in_use() -> String {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let kib = |field: &str| {
+        rollup
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    match (kib("AnonHugePages:"), kib("Rss:")) {
+        (Some(huge), Some(rss)) => format!(
+            "huge pages: {} MiB of {} MiB resident",
+            huge / 1024,
+            rss / 1024
+        ),
+        _ => "huge pages: unknown (no /proc/self/smaps_rollup)".to_owned(),
+    }
 }
 
 fn main() -> Res {
