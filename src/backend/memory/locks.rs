@@ -377,8 +377,8 @@ impl LockStore for MemoryTx {
 
 impl MemoryTx {
     /// Deletes every lock matching `query`, found through its index, the
-    /// deletes deferred ([`Pending`]): costs what it deletes, not the store's
-    /// size. The entries found are confirmed by their removal from the record
+    /// deletes deferred ([`Pending`]): costs what it deletes (but see
+    /// [`Table::delete_all`] on the record map). The entries found are confirmed by their removal from the record
     /// map ([`Confirm::AtDelete`]): one visit there per lock instead of two,
     /// and the record map is the structure whose visits grow with the store
     /// (ordered by random ids). So a corrupt index entry fails the commit,

@@ -221,7 +221,11 @@ impl<F: Family> Table<F> {
     /// record map is walked in key order and each index in its own order
     /// ((value, key), or (value, cluster, key) for a group), so one bulk
     /// delete touches each affected tree path once while it is hot, and the
-    /// cost follows the deleted records, not the store.
+    /// cost follows the deleted records. Except in the record map: keys that
+    /// are random (lock ids) put each removal in a leaf of its own, which in
+    /// a big store is out of the CPU caches; that part grows with the store
+    /// (1,000 removals: about 0.1 ms among 10k locks, 0.3–0.8 ms among 1M on
+    /// the bench machine; docs/performance.md, session 13).
     ///
     /// A record a caller found through an index without confirming it
     /// ([`Confirm::AtDelete`]) is confirmed here, by the removal itself: if
