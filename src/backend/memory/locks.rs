@@ -377,10 +377,11 @@ impl LockStore for MemoryTx {
 
 impl MemoryTx {
     /// Deletes every lock matching `query`, found through its index, the
-    /// deletes deferred ([`Pending`]): costs what it deletes (but see
-    /// [`Table::delete_all`] on the record map). The entries found are confirmed by their removal from the record
-    /// map ([`Confirm::AtDelete`]): one visit there per lock instead of two,
-    /// and the record map is the structure whose visits grow with the store
+    /// deletes deferred ([`Pending`]): costs what it deletes, except in the
+    /// record map (see [`Table::delete_all`]). The entries found are
+    /// confirmed by their removal from the record map
+    /// ([`Confirm::AtDelete`]): one visit there per lock instead of two, and
+    /// the record map is the structure whose visits grow with the store
     /// (ordered by random ids). So a corrupt index entry fails the commit,
     /// or the next read that applies the pending writes or reads its id,
     /// instead of this call, and the count returned includes it.
