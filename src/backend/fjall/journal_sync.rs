@@ -129,13 +129,15 @@ impl JournalSync {
             Ok(Some(id)) => id,
             // Nothing is lost when the journal cannot be listed or opened
             // (say, out of descriptors): fjall's own sync covers this round.
-            Ok(None) | Err(_) => return self.fallback(db, &mut active),
+            Ok(None) => return self.fallback(db, &mut active, &"no journal file"),
+            Err(e) => return self.fallback(db, &mut active, &e),
         };
         if active.as_ref().is_some_and(|journal| journal.id == newest) {
             return Ok(());
         }
-        let Ok(file) = File::open(journal_path(folder, newest)) else {
-            return self.fallback(db, &mut active);
+        let file = match File::open(journal_path(folder, newest)) {
+            Ok(file) => file,
+            Err(e) => return self.fallback(db, &mut active, &e),
         };
         let journal = active.insert(Journal { id: newest, file });
         self.sync_file(db, journal)
@@ -150,10 +152,15 @@ impl JournalSync {
             .map_err(|e| Error::backend(SYNC_FAILED, e))
     }
 
-    /// The journal could not be found or opened: fjall's own sync, and the
-    /// directory read afresh next time.
-    fn fallback(&self, db: &OptimisticTxDatabase, active: &mut Option<Journal>) -> Result<()> {
-        tracing::warn!("fjall: cannot open the journal to sync it; syncing under fjall's lock");
+    /// The journal could not be found or opened (`why`): fjall's own sync,
+    /// and no journal kept to sync first next time.
+    fn fallback(
+        &self,
+        db: &OptimisticTxDatabase,
+        active: &mut Option<Journal>,
+        why: &dyn std::fmt::Display,
+    ) -> Result<()> {
+        tracing::warn!(error = %why, "fjall: cannot open the journal to sync it; syncing under fjall's lock");
         *active = None;
         self.sync_under_lock(db)
     }
