@@ -293,18 +293,24 @@ impl<'k, F: Family> Table<'k, F> {
                 .ok_or_else(|| {
                     keys::corrupt_key(index.name, entry, format_args!("expected {}", index.layout))
                 })?;
-            let record = self.get_raw(r, &key, raw)?.ok_or_else(|| {
-                keys::corrupt_key(
-                    F::NAME,
-                    raw,
-                    format_args!(
-                        "index `{}` names this {}, but no record is stored",
-                        index.name,
-                        F::RECORD
-                    ),
-                )
-            })?;
-            records.push(record);
+            let value = r
+                .get(self.records(), raw)
+                .map_err(read_error(F::NAME))?
+                .ok_or_else(|| {
+                    keys::corrupt_key(
+                        F::NAME,
+                        raw,
+                        format_args!(
+                            "index `{}` names this {}, but no record is stored",
+                            index.name,
+                            F::RECORD
+                        ),
+                    )
+                })?;
+            // Decoded straight into the vector's push, not passed up through
+            // `get_raw`'s `Result<Option<_>>` first: each move of a record
+            // through a wrapper costs as much as a field check.
+            records.push(F::decode(&key, raw, &value)?);
         }
         Ok(records)
     }
