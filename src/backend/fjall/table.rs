@@ -307,9 +307,9 @@ impl<'k, F: Family> Table<'k, F> {
                         ),
                     )
                 })?;
-            // Decoded straight into the vector's push, not passed up through
-            // `get_raw`'s `Result<Option<_>>` first: each move of a record
-            // through a wrapper costs as much as a field check.
+            // Decoded straight into the answer rather than returned through
+            // `get_raw`'s `Result<Option<_>>`: one move of the record fewer
+            // per hit, which list queries pay per lock (issue 20's P3).
             records.push(F::decode(&key, raw, &value)?);
         }
         Ok(records)
