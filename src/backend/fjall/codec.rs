@@ -125,19 +125,6 @@ pub(super) fn decode<'de, T: Deserialize<'de>>(
     decode_body(keyspace, key, body(keyspace, key, bytes)?)
 }
 
-/// [`decode`], handing the value to `build` where postcard left it. A
-/// record that borrows its strings is wide, and moving it out of postcard's
-/// `Result`, then out of ours, took longer than building the owned record
-/// from it (lock reads decode thousands: issue 20's P3).
-fn decode_with<'de, T: Deserialize<'de>, R>(
-    keyspace: &str,
-    key: &[u8],
-    bytes: &'de [u8],
-    build: impl FnOnce(&T) -> Result<R, Fault>,
-) -> Result<R, Fault> {
-    decode_body_with(keyspace, key, body(keyspace, key, bytes)?, build)
-}
-
 /// The postcard body of a value in this build's format (after its version byte).
 fn body<'de>(keyspace: &str, key: &[u8], bytes: &'de [u8]) -> Result<&'de [u8], Fault> {
     let undecodable =
@@ -159,35 +146,29 @@ fn decode_body<'de, T: Deserialize<'de>>(
     key: &[u8],
     body: &'de [u8],
 ) -> Result<T, Fault> {
-    match postcard::take_from_bytes::<T>(body) {
-        Ok((value, [])) => Ok(value),
-        Ok((_, rest)) => Err(undecodable_body(keyspace, key, Ok(rest.len()))),
-        Err(e) => Err(undecodable_body(keyspace, key, Err(e))),
-    }
+    decode_body_with(keyspace, key, body, Ok)
 }
 
-/// [`decode_body`], handing the value to `build` where postcard left it.
+/// [`decode_body`], handing the value to `build` where postcard left it. A
+/// record that borrows its strings is wide, and moving it out of postcard's
+/// `Result`, then out of ours, took longer than building the owned record
+/// from it (lock reads decode thousands: issue 20's P3).
 fn decode_body_with<'de, T: Deserialize<'de>, R>(
     keyspace: &str,
     key: &[u8],
     body: &'de [u8],
-    build: impl FnOnce(&T) -> Result<R, Fault>,
+    build: impl FnOnce(T) -> Result<R, Fault>,
 ) -> Result<R, Fault> {
+    let undecodable =
+        |detail: std::fmt::Arguments<'_>| Fault::new(FaultKind::Undecodable, keyspace, key, detail);
     match postcard::take_from_bytes::<T>(body) {
-        Ok((value, [])) => build(&value),
-        Ok((_, rest)) => Err(undecodable_body(keyspace, key, Ok(rest.len()))),
-        Err(e) => Err(undecodable_body(keyspace, key, Err(e))),
+        Ok((value, [])) => build(value),
+        Ok((_, rest)) => Err(undecodable(format_args!(
+            "{} trailing bytes after the value",
+            rest.len()
+        ))),
+        Err(e) => Err(undecodable(format_args!("undecodable value: {e}"))),
     }
-}
-
-/// Why a body did not decode: `Ok(n)` for `n` trailing bytes after a whole
-/// value, or postcard's error.
-fn undecodable_body(keyspace: &str, key: &[u8], why: Result<usize, postcard::Error>) -> Fault {
-    let detail = match why {
-        Ok(trailing) => format!("{trailing} trailing bytes after the value"),
-        Err(e) => format!("undecodable value: {e}"),
-    };
-    Fault::new(FaultKind::Undecodable, keyspace, key, detail)
 }
 
 /// Turns a model-rule violation found in stored data into an invalid-record fault at `keyspace`/`key`.
@@ -236,14 +217,17 @@ pub(super) fn decode_lock(id: Uuid, bytes: &[u8]) -> Result<PersistedLock, Fault
     let key = keys::lock(id);
     match bytes.split_first() {
         Some((&LOCK_FORMAT_FLAVOR, body)) => {
-            decode_body_with(names::LOCKS, &key, body, |v2: &LockV2<'_>| {
+            decode_body_with(names::LOCKS, &key, body, |v2: LockV2<'_>| {
                 let flavor = LockFlavor::try_from(v2.flavor).map_err(stored(names::LOCKS, &key))?;
                 owned_lock(id, &key, &v2.v1, flavor)
             })
         }
-        _ => decode_with(names::LOCKS, &key, bytes, |v1: &LockV1<'_>| {
-            owned_lock(id, &key, v1, LockFlavor::Posix)
-        }),
+        _ => {
+            let body = body(names::LOCKS, &key, bytes)?;
+            decode_body_with(names::LOCKS, &key, body, |v1: LockV1<'_>| {
+                owned_lock(id, &key, &v1, LockFlavor::Posix)
+            })
+        }
     }
 }
 
