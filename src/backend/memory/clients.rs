@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::table::{Family, Table};
+use super::table::{Family, Ordered, Table};
 use super::{Bookkeeping, MemoryTx};
 use crate::client::{ClientQuery, ClientRecord, ClientStore};
 use crate::error::Result;
@@ -17,6 +17,7 @@ pub(super) struct Clients;
 
 impl Family for Clients {
     type Key = String;
+    type Map = Ordered<Self>;
     type Record = ClientRecord;
     type Indexes = ClientIndexes;
     const NAME: &'static str = "clients";
@@ -119,7 +120,7 @@ impl ClientStore for MemoryTx {
         Ok(self
             .working
             .clients
-            .get(client_id)
+            .get_borrowed(client_id)
             .map(|c| ClientRecord::clone(c)))
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::table::{Family, Table};
+use super::table::{Family, Ordered, Table};
 use super::{Bookkeeping, MemoryTx};
 use crate::error::Result;
 use crate::ext::{ExtRecord, ExtStore, KeyRange};
@@ -62,6 +62,7 @@ pub(super) struct Ext;
 
 impl Family for Ext {
     type Key = ExtKey;
+    type Map = Ordered<Self>;
     type Record = ExtEntry;
     type Indexes = ExtIndexes;
     const NAME: &'static str = "ext";

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::table::{Family, Table};
+use super::table::{Family, Ordered, Table};
 use super::{Bookkeeping, MemoryTx};
 use crate::error::{Error, Result};
 use crate::file::{FileHandle, FileMeta, FileStore};
@@ -16,6 +16,7 @@ pub(super) struct Files;
 
 impl Family for Files {
     type Key = FileHandle;
+    type Map = Ordered<Self>;
     type Record = FileMeta;
     type Indexes = FileIndexes;
     const NAME: &'static str = "files";

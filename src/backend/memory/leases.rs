@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::opens::{Changes, Keyed, Ops, Reads, Write, invalidates, replay};
-use super::table::{Family, Table};
+use super::table::{ById, Family, Table};
 use super::{Bookkeeping, MemoryTx};
 use crate::error::Result;
 use crate::file::FileHandle;
@@ -40,6 +40,7 @@ pub(super) struct Leases;
 
 impl Family for Leases {
     type Key = Uuid;
+    type Map = ById<Self>;
     type Record = LeaseRecord;
     type Indexes = LeaseIndexes;
     const NAME: &'static str = "leases";
@@ -62,6 +63,7 @@ pub(super) struct Delegations;
 
 impl Family for Delegations {
     type Key = Uuid;
+    type Map = ById<Self>;
     type Record = DelegationRecord;
     type Indexes = DelegationIndexes;
     const NAME: &'static str = "delegations";

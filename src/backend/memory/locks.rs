@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::table::{Confirm, Doomed, Family, Table};
+use super::table::{ById, Confirm, Doomed, Family, Table};
 use super::{Bookkeeping, MemoryTx};
 use crate::error::{Error, Result};
 use crate::file::FileHandle;
@@ -21,6 +21,7 @@ pub(super) struct Locks;
 
 impl Family for Locks {
     type Key = Uuid;
+    type Map = ById<Self>;
     type Record = PersistedLock;
     type Indexes = LockIndexes;
     const NAME: &'static str = "locks";

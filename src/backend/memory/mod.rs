@@ -28,7 +28,9 @@ use crate::tx::verify_records;
 use crate::tx::{MetadataStore, MetadataTransaction};
 
 mod group_set;
+mod id_map;
 mod index_set;
+mod record_map;
 #[macro_use]
 mod table;
 mod clients;

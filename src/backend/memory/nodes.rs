@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::table::{Family, Table};
+use super::table::{Family, Ordered, Table};
 use super::{Bookkeeping, MemoryTx};
 use crate::error::{Error, Result};
 use crate::node::{EpochRecord, NodeState, NodeStore};
@@ -17,6 +17,7 @@ pub(super) struct Nodes;
 
 impl Family for Nodes {
     type Key = String;
+    type Map = Ordered<Self>;
     type Record = NodeState;
     type Indexes = NodeIndexes;
     const NAME: &'static str = "nodes";
@@ -32,6 +33,7 @@ pub(super) struct EpochRecords;
 
 impl Family for EpochRecords {
     type Key = u64;
+    type Map = Ordered<Self>;
     type Record = EpochRecord;
     type Indexes = EpochRecordIndexes;
     const NAME: &'static str = "epoch_records";
@@ -144,7 +146,7 @@ impl NodeStore for MemoryTx {
             .working
             .nodes
             .nodes
-            .get(node_id)
+            .get_borrowed(node_id)
             .map(|n| NodeState::clone(n)))
     }
 

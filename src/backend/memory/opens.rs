@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::table::{Family, Table};
+use super::table::{ById, Family, Table};
 use super::{Bookkeeping, MemoryTx};
 use crate::error::Result;
 use crate::open::{OpenQuery, OpenRecord, OpenStore};
@@ -175,6 +175,7 @@ pub(super) struct Opens;
 
 impl Family for Opens {
     type Key = Uuid;
+    type Map = ById<Self>;
     type Record = OpenRecord;
     type Indexes = OpenIndexes;
     const NAME: &'static str = "opens";

@@ -1,5 +1,6 @@
 //! One generic indexed table: the record map of a family plus its secondary
-//! indexes, all copy-on-write (`imbl`), so cloning a table is O(1).
+//! indexes, all copy-on-write (`imbl`, and [`IdMap`] for the record maps of
+//! families keyed by random ids), so cloning a table is O(1).
 //!
 //! A family declares its key ([`Family::key`]), its indexes (one
 //! [`Index`] per extractor, gathered by [`indexes!`](crate::memory_indexes))
@@ -28,8 +29,15 @@ use crate::error::{Error, Result};
 use crate::verify::Problem;
 
 pub(super) use super::group_set::GroupSet;
+pub(super) use super::id_map::IdMap;
 pub(super) use super::index_set::IndexSet;
 use super::index_set::{At, Probe};
+pub(super) use super::record_map::RecordMap;
+
+/// The record map of a family with structured keys: `type Map = Ordered<Self>;`.
+pub(super) type Ordered<F> = OrdMap<<F as Family>::Key, Arc<<F as Family>::Record>>;
+/// The record map of a family keyed by a random id: `type Map = ById<Self>;`.
+pub(super) type ById<F> = IdMap<Arc<<F as Family>::Record>>;
 
 /// A record family stored in a [`Table`].
 pub(super) trait Family: Sized + 'static {
@@ -37,6 +45,9 @@ pub(super) trait Family: Sized + 'static {
     type Key: Ord + Clone + Debug + Send + Sync + 'static;
     /// The stored record.
     type Record: Debug + Send + Sync + 'static;
+    /// Where the records are kept by key: [`Ordered`], or [`ById`] for
+    /// random ids (see [`RecordMap`]).
+    type Map: RecordMap<Self::Key, Arc<Self::Record>>;
     /// The family's secondary indexes (a struct made by `memory_indexes!`).
     type Indexes: Indexes<Self>;
     /// The family's name, for error messages and verify reports.
@@ -157,7 +168,7 @@ pub(super) struct Doomed<F: Family> {
 
 /// A family's records by key, plus its secondary indexes. Cloning is O(1).
 pub(super) struct Table<F: Family> {
-    records: OrdMap<F::Key, Arc<F::Record>>,
+    records: F::Map,
     indexes: F::Indexes,
 }
 
@@ -173,7 +184,7 @@ impl<F: Family> Clone for Table<F> {
 impl<F: Family> Default for Table<F> {
     fn default() -> Self {
         Table {
-            records: OrdMap::new(),
+            records: F::Map::default(),
             indexes: F::Indexes::default(),
         }
     }
@@ -186,11 +197,7 @@ impl<F: Family> Table<F> {
     }
 
     /// The record under `key`.
-    pub(super) fn get<Q>(&self, key: &Q) -> Option<&Arc<F::Record>>
-    where
-        Q: Ord + ?Sized,
-        F::Key: Borrow<Q>,
-    {
+    pub(super) fn get(&self, key: &F::Key) -> Option<&Arc<F::Record>> {
         self.records.get(key)
     }
 
@@ -224,8 +231,9 @@ impl<F: Family> Table<F> {
     /// cost follows the deleted records. Except in the record map: keys that
     /// are random (lock ids) put each removal in a leaf of its own, which in
     /// a big store is out of the CPU caches; that part grows with the store
-    /// (1,000 removals: about 0.1 ms among 10k locks, 0.3–0.8 ms among 1M on
-    /// the bench machine; docs/performance.md, session 13).
+    /// (1,000 removals in an [`IdMap`]: about 0.13 ms among 10k locks, 0.5 ms
+    /// among 1M on the bench machine; docs/performance.md, session 15). So
+    /// the record map reads every path first ([`RecordMap::warm`]).
     ///
     /// A record a caller found through an index without confirming it
     /// ([`Confirm::AtDelete`]) is confirmed here, by the removal itself: if
@@ -235,6 +243,8 @@ impl<F: Family> Table<F> {
     pub(super) fn delete_all(&mut self, doomed: &mut [Doomed<F>]) -> Result<()> {
         doomed.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let mut removed: Vec<Arc<F::Record>> = Vec::with_capacity(doomed.len());
+        // Every path read first, then the removals: see `RecordMap::warm`.
+        self.records.warm(doomed.iter().map(|d| &d.key));
         for Doomed { key, found } in doomed.iter() {
             let old = self.records.remove(key);
             let problem = match (&old, found) {
@@ -261,16 +271,16 @@ impl<F: Family> Table<F> {
 
     /// Every record, in key order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<F::Record>> {
-        self.records.values()
+        self.records.range(Bound::Unbounded, Bound::Unbounded)
     }
 
     /// At most `limit` records with a key above `after` (from the first when `None`), in key order.
     pub(super) fn page(&self, after: Option<&F::Key>, limit: usize) -> Vec<Arc<F::Record>> {
         let lo = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.records
-            .range::<_, F::Key>((lo, Bound::Unbounded))
+            .range(lo, Bound::Unbounded)
             .take(limit)
-            .map(|(_, record)| record.clone())
+            .cloned()
             .collect()
     }
 
@@ -280,9 +290,7 @@ impl<F: Family> Table<F> {
         lo: Bound<&'a F::Key>,
         hi: Bound<&'a F::Key>,
     ) -> impl Iterator<Item = &'a Arc<F::Record>> + 'a {
-        self.records
-            .range::<_, F::Key>((lo, hi))
-            .map(|(_, record)| record)
+        self.records.range(lo, hi)
     }
 
     /// The records whose value in index `X` is `value`, in key order.
@@ -411,7 +419,19 @@ impl<F: Family> Table<F> {
 
     /// The record map, for tests that damage it on purpose.
     #[cfg(test)]
-    pub(super) fn records_mut(&mut self) -> &mut OrdMap<F::Key, Arc<F::Record>> {
+    pub(super) fn records_mut(&mut self) -> &mut F::Map {
         &mut self.records
+    }
+}
+
+impl<F: Family<Map = Ordered<F>>> Table<F> {
+    /// The record under a borrowed form of its key (a `&str` for a `String`
+    /// key), for the families kept in an [`Ordered`] map.
+    pub(super) fn get_borrowed<Q>(&self, key: &Q) -> Option<&Arc<F::Record>>
+    where
+        Q: Ord + ?Sized,
+        F::Key: Borrow<Q>,
+    {
+        self.records.get(key)
     }
 }

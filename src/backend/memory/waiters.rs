@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::table::{Family, Table};
+use super::table::{ById, Family, Table};
 use super::{Bookkeeping, MemoryTx};
 use crate::error::{Error, Result};
 use crate::file::FileHandle;
@@ -18,6 +18,7 @@ pub(super) struct Waiters;
 
 impl Family for Waiters {
     type Key = Uuid;
+    type Map = ById<Self>;
     type Record = Waiter;
     type Indexes = WaiterIndexes;
     const NAME: &'static str = "waiters";

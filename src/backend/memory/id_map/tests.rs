@@ -1,0 +1,230 @@
+//! [`IdMap`] against `BTreeMap` as the model: every answer, the order, the
+//! persistence of clones, and the trie's own invariants after every step.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::*;
+
+/// Checks the shape below `slot` (`parent`: the level, prefix and digit it
+/// hangs from, which every id below must agree with); returns its entries
+/// in the order the structure holds them.
+fn check(slot: &Slot<u32>, parent: Option<(u8, u128, usize)>) -> Vec<(Uuid, u32)> {
+    let mut out = Vec::new();
+    let placed = |id: &Uuid| {
+        if let Some((level, prefix, d)) = parent {
+            let key = id.as_u128();
+            assert_eq!(
+                key & above(level),
+                prefix & above(level),
+                "{id} outside its branch"
+            );
+            assert_eq!(digit(key, level), d, "{id} under the wrong digit");
+        }
+    };
+    match slot {
+        Slot::Empty => {}
+        Slot::Leaf { entries, len } => {
+            let used = usize::from(*len);
+            assert!(
+                (1..=LEAF_MAX).contains(&used) && used <= entries.len(),
+                "leaf of {used}"
+            );
+            assert!(
+                entries[used..].iter().all(Option::is_none),
+                "a spare entry is used"
+            );
+            for entry in &entries[..used] {
+                let (id, value) = entry.as_ref().expect("a used entry is Some");
+                placed(id);
+                out.push((*id, *value));
+            }
+            assert!(out.windows(2).all(|w| w[0].0 < w[1].0), "leaf out of order");
+        }
+        Slot::Branch(branch) => {
+            assert!(
+                branch.len > COLLAPSE_AT,
+                "a branch of {} not collapsed",
+                branch.len
+            );
+            if let Some((level, _, _)) = parent {
+                assert!(branch.level > level, "child branch not deeper");
+            }
+            for (d, kid) in branch.kids.iter().enumerate() {
+                out.extend(check(kid, Some((branch.level, branch.prefix, d))));
+            }
+            out.iter().for_each(|(id, _)| placed(id));
+            assert_eq!(branch.len, out.len(), "branch count");
+        }
+    }
+    out
+}
+
+fn check_against(map: &IdMap<u32>, model: &BTreeMap<Uuid, u32>) {
+    let stored = check(&map.root, None);
+    let expected: Vec<(Uuid, u32)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(stored, expected, "structure");
+    assert_eq!(map.len(), model.len());
+    let iterated: Vec<(Uuid, u32)> = map.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(iterated, expected, "iteration");
+}
+
+/// The prefix the clustered ids share (as time-ordered ids do).
+const CLUSTER: u128 = 0x0190_abcd_u128 << 96;
+
+/// Ids of several shapes: random, small integers, a cluster sharing a long
+/// prefix, ids that part from the cluster at various depths above or below
+/// it (so a bound or an insert meets a compressed branch from either side),
+/// and ids that differ only in their last bits.
+fn id() -> impl Strategy<Value = Uuid> {
+    prop_oneof![
+        1 => any::<u128>().prop_map(Uuid::from_u128),
+        1 => (0u128..200).prop_map(Uuid::from_u128),
+        3 => (0u128..300).prop_map(|low| Uuid::from_u128(CLUSTER | (low << 40))),
+        1 => (0u32..88, any::<bool>()).prop_map(|(bit, up)| {
+            let parted = CLUSTER ^ (1u128 << (40 + bit));
+            Uuid::from_u128(if up { parted } else { parted.wrapping_sub(1) })
+        }),
+        1 => (0u128..64).prop_map(|low| Uuid::from_u128(u128::MAX - low)),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(Uuid, u32),
+    Remove(Uuid),
+    Get(Uuid),
+    Range(Bound<Uuid>, Bound<Uuid>),
+    /// Keep a clone; later steps must not change it.
+    Snapshot,
+}
+
+fn bound() -> impl Strategy<Value = Bound<Uuid>> {
+    prop_oneof![
+        id().prop_map(Bound::Included),
+        id().prop_map(Bound::Excluded),
+        Just(Bound::Unbounded),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (id(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+        4 => id().prop_map(Op::Remove),
+        2 => id().prop_map(Op::Get),
+        2 => (bound(), bound()).prop_map(|(lo, hi)| Op::Range(lo, hi)),
+        1 => Just(Op::Snapshot),
+    ]
+}
+
+fn in_range(id: &Uuid, lo: &Bound<Uuid>, hi: &Bound<Uuid>) -> bool {
+    let above_lo = match lo {
+        Bound::Included(lo) => id >= lo,
+        Bound::Excluded(lo) => id > lo,
+        Bound::Unbounded => true,
+    };
+    let below_hi = match hi {
+        Bound::Included(hi) => id <= hi,
+        Bound::Excluded(hi) => id < hi,
+        Bound::Unbounded => true,
+    };
+    above_lo && below_hi
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn behaves_as_an_ordered_map(ops in prop::collection::vec(op(), 1..400)) {
+        let mut map = IdMap::default();
+        let mut model = BTreeMap::new();
+        let mut snapshots: Vec<(IdMap<u32>, BTreeMap<Uuid, u32>)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Insert(k, v) => prop_assert_eq!(map.insert(k, v), model.insert(k, v)),
+                Op::Remove(k) => prop_assert_eq!(map.remove(&k), model.remove(&k)),
+                Op::Get(k) => prop_assert_eq!(map.get(&k), model.get(&k)),
+                Op::Range(lo, hi) => {
+                    let got: Vec<(Uuid, u32)> = map
+                        .range(lo.as_ref(), hi.as_ref())
+                        .map(|(k, v)| (*k, *v))
+                        .collect();
+                    let want: Vec<(Uuid, u32)> = model
+                        .iter()
+                        .filter(|(k, _)| in_range(k, &lo, &hi))
+                        .map(|(k, v)| (*k, *v))
+                        .collect();
+                    prop_assert_eq!(got, want);
+                }
+                Op::Snapshot => snapshots.push((map.clone(), model.clone())),
+            }
+            check_against(&map, &model);
+        }
+        for (snapshot, model) in &snapshots {
+            check_against(snapshot, model);
+        }
+    }
+}
+
+#[test]
+fn grows_and_shrinks_through_every_shape() {
+    let mut map = IdMap::default();
+    let ids: Vec<Uuid> = (0..5_000u64)
+        .map(|i| {
+            Uuid::from_u128(u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+        })
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(map.insert(*id, i as u32), None);
+    }
+    let before = map.clone();
+    let mut model: BTreeMap<Uuid, u32> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i as u32))
+        .collect();
+    check_against(&map, &model);
+    assert!(
+        matches!(map.root, Slot::Branch(_)),
+        "5,000 ids need branches"
+    );
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(map.remove(id), Some(i as u32));
+        model.remove(id);
+        if i % 500 == 0 {
+            check_against(&map, &model);
+        }
+    }
+    assert!(
+        matches!(map.root, Slot::Empty),
+        "an emptied map keeps no nodes"
+    );
+    assert_eq!(map.len(), 0);
+    // The clone taken before the removals still holds every id.
+    let model: BTreeMap<Uuid, u32> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i as u32))
+        .collect();
+    check_against(&before, &model);
+}
+
+#[test]
+fn ids_sharing_all_but_the_last_bits_make_no_chain() {
+    let mut map = IdMap::default();
+    for low in 0..100u128 {
+        map.insert(Uuid::from_u128((7u128 << 100) | low), 0u32);
+    }
+    let Slot::Branch(branch) = &map.root else {
+        panic!("100 ids need a branch");
+    };
+    // They first differ in the last two digits, so the root branch sits there.
+    assert_eq!(
+        branch.level,
+        first_difference(7u128 << 100, (7u128 << 100) | 99)
+    );
+    assert!(branch.level >= 20);
+}
