@@ -60,8 +60,6 @@ mod counted;
 
 #[path = "bench/checks.rs"]
 mod checks;
-#[path = "bench/memory_floor.rs"]
-mod memory_floor;
 #[path = "bench/memory_tx.rs"]
 mod memory_tx;
 #[path = "bench/postgres.rs"]
@@ -70,7 +68,7 @@ mod postgres;
 mod restart;
 #[path = "bench/waking.rs"]
 mod waking;
-use {checks::*, memory_floor::*, memory_tx::*, postgres::*, restart::*, waking::*};
+use {checks::*, memory_tx::*, postgres::*, restart::*, waking::*};
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -449,13 +447,8 @@ async fn time_cleanup(store: &dyn MetadataStore, name: &str, tag: u64, count: u6
     Ok(secs)
 }
 
-/// P5 on one backend; returns the (small, big) medians.
-async fn p5(
-    cfg: &Cfg,
-    backend: &str,
-    small: &dyn MetadataStore,
-    big: &dyn MetadataStore,
-) -> Res<(f64, f64)> {
+/// P5 on one backend.
+async fn p5(cfg: &Cfg, backend: &str, small: &dyn MetadataStore, big: &dyn MetadataStore) -> Res {
     let (mut s, mut b) = (Vec::new(), Vec::new());
     for k in 0..cfg.p5_samples as u64 {
         let name = format!("cleanup-client-{k}");
@@ -477,7 +470,7 @@ async fn p5(
             cfg.p5_samples
         ),
     );
-    Ok((s, b))
+    Ok(())
 }
 
 async fn p5_bulk(cfg: &Cfg, backend: &str, big: &dyn MetadataStore) -> Res {
@@ -556,8 +549,7 @@ async fn run_memory(cfg: &Cfg) -> Res {
             p3(cfg, "memory", false, &small, &big).await?;
         }
         if cfg.wants("P5") {
-            let library = p5(cfg, "memory", &small, &big).await?;
-            p5_memory_floor(cfg, library)?;
+            p5(cfg, "memory", &small, &big).await?;
         }
         if cfg.wants("RECOVERY") {
             recovery(cfg, "memory", Arc::new(small), Arc::new(big)).await?;
@@ -832,9 +824,10 @@ fn run_each_backend_alone(backends: &[&str]) -> Res {
 /// How much of this process's resident memory is on transparent huge pages,
 /// printed once the memory backend's P3/P5 stores are loaded. None unless
 /// the heap was put on them (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, THP
-/// mode `madvise` or `always`), which shrinks P5-memory's growth from the
-/// 10k store to the 1M one: that growth is mostly address translation for
-/// the record map's removals (docs/performance.md, session 13).
+/// mode `madvise` or `always`), which shrank P5-memory's growth from the
+/// 10k store to the 1M one while the lock record map was an `imbl::OrdMap`:
+/// that growth was mostly address translation for its removals
+/// (docs/performance.md, session 13; session 15 replaced the map).
 fn huge_pages_in_use() -> String {
     let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
     let kib = |field: &str| {
