@@ -1,6 +1,7 @@
 //! The in-memory backend: copy-on-write maps with optimistic, serializable transactions.
 //!
-//! The committed state is a set of `imbl` maps. `begin` clones them, which is
+//! The committed state is a set of persistent maps (`imbl`'s, and
+//! `id_map::IdMap` for records keyed by random ids). `begin` clones them, which is
 //! O(1) thanks to structural sharing, so a transaction costs what it touches,
 //! not the size of the store. A transaction records what it read (keys and
 //! query predicates) and replays its writes onto the newest state at commit,
@@ -9,9 +10,10 @@
 //! transaction equivalent to running alone at its commit point:
 //! serializable, with [`Error::Conflict`] for the loser of a race.
 //!
-//! Layout: `table.rs` is the one generic indexed table (records by key plus
-//! secondary indexes, of the two kinds in `index_set.rs` and
-//! `group_set.rs`); `files.rs`, `locks.rs`, `nodes.rs`, `ext.rs` and the
+//! Layout: `table.rs` is the one generic indexed table (records by key, in
+//! a `record_map.rs` map, an `imbl::OrdMap` or the radix trie of
+//! `id_map/`, plus secondary indexes, of the two kinds in `index_set.rs`
+//! and `group_set.rs`); `files.rs`, `locks.rs`, `nodes.rs`, `ext.rs` and the
 //! other family files each declare one family over it (key, index
 //! extractors, read-set and commit-record bookkeeping: `Bookkeeping`) and
 //! implement its trait; this file holds the store, `begin` and `commit`.
