@@ -21,7 +21,10 @@
 //!
 //! Ids that share long prefixes (time-ordered UUIDv7, small integers) would
 //! make chains of one-child branches, so a branch records the level it
-//! sorts by (path compression): a branch sits where its ids first differ.
+//! sorts by (path compression): a branch is made where its ids first
+//! differ. Removals may later leave it fewer children, and its `prefix` an
+//! id no longer stored; what the code relies on still holds: every id
+//! below shares the prefix's bits above the branch's level.
 
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -294,7 +297,7 @@ impl<V: Clone> Slot<V> {
             Slot::Branch(branch) => {
                 let key = id.as_u128();
                 if (key ^ branch.prefix) & above(branch.level) != 0 {
-                    return None; // not below this branch: nothing to copy
+                    return None; // not below this branch
                 }
                 let branch = Arc::make_mut(branch);
                 let removed = branch.kids[digit(key, branch.level)].remove(id)?;
@@ -374,6 +377,11 @@ impl<V: Clone> IdMap<V> {
 
     /// Removes `id`; returns its value.
     pub(super) fn remove(&mut self, id: &Uuid) -> Option<V> {
+        // Looked up first: the removal copies each node on its path that a
+        // clone shares before it reaches the leaf, which for an absent id
+        // would be copies for nothing. (In a bulk delete the path is in
+        // cache by now: `warm`.)
+        self.get(id)?;
         let removed = self.root.remove(id)?;
         self.len -= 1;
         Some(removed)

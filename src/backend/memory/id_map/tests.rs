@@ -33,6 +33,15 @@ fn check(slot: &Slot<u32>, parent: Option<(u8, u128, usize)>) -> Vec<(Uuid, u32)
                 (1..=LEAF_MAX).contains(&used) && used <= entries.len(),
                 "leaf of {used}"
             );
+            let room = entries.len();
+            assert!(
+                room.is_power_of_two() && room >= MIN_ROOM,
+                "leaf room {room}"
+            );
+            assert!(
+                room == MIN_ROOM || used > room / 4,
+                "leaf of {used} in room {room}"
+            );
             assert!(
                 entries[used..].iter().all(Option::is_none),
                 "a spare entry is used"
@@ -96,6 +105,8 @@ fn id() -> impl Strategy<Value = Uuid> {
 enum Op {
     Insert(Uuid, u32),
     Remove(Uuid),
+    /// Removes a stored id (the `Index` picks one), so maps also shrink.
+    RemovePresent(prop::sample::Index),
     Get(Uuid),
     Range(Bound<Uuid>, Bound<Uuid>),
     /// Keep a clone; later steps must not change it.
@@ -113,7 +124,8 @@ fn bound() -> impl Strategy<Value = Bound<Uuid>> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (id(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
-        4 => id().prop_map(Op::Remove),
+        2 => id().prop_map(Op::Remove),
+        4 => any::<prop::sample::Index>().prop_map(Op::RemovePresent),
         2 => id().prop_map(Op::Get),
         2 => (bound(), bound()).prop_map(|(lo, hi)| Op::Range(lo, hi)),
         1 => Just(Op::Snapshot),
@@ -146,6 +158,12 @@ proptest! {
             match op {
                 Op::Insert(k, v) => prop_assert_eq!(map.insert(k, v), model.insert(k, v)),
                 Op::Remove(k) => prop_assert_eq!(map.remove(&k), model.remove(&k)),
+                Op::RemovePresent(pick) => {
+                    if !model.is_empty() {
+                        let k = *model.keys().nth(pick.index(model.len())).expect("in range");
+                        prop_assert_eq!(map.remove(&k), model.remove(&k));
+                    }
+                }
                 Op::Get(k) => prop_assert_eq!(map.get(&k), model.get(&k)),
                 Op::Range(lo, hi) => {
                     let got: Vec<(Uuid, u32)> = map
@@ -167,6 +185,79 @@ proptest! {
             check_against(snapshot, model);
         }
     }
+}
+
+/// One family of ids per case: `n << shift` over a base, so up to 80 ids
+/// share every bit above `shift` and compressed branches form at any level.
+fn family() -> impl Strategy<Value = Vec<Uuid>> {
+    (any::<u128>(), 0u32..=122, 1u128..80).prop_map(|(base, shift, n)| {
+        let mask = 127u128 << shift;
+        (0..n)
+            .map(|i| Uuid::from_u128((base & !mask) | (i << shift)))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn grows_and_empties_at_any_depth(
+        ids in family(),
+        seed in any::<u64>(),
+        bounds in prop::collection::vec((bound(), bound()), 4),
+    ) {
+        let mut map = IdMap::default();
+        let mut model = BTreeMap::new();
+        let mut snapshots = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            snapshots.push((map.clone(), model.clone()));
+            prop_assert_eq!(map.insert(*id, i as u32), model.insert(*id, i as u32));
+            check_against(&map, &model);
+        }
+        // Bounds of the strategy's, and bounds just beside stored ids, which
+        // fall between the family's compressed branches.
+        let beside = |id: &Uuid, by: i8| Uuid::from_u128(id.as_u128().wrapping_add_signed(i128::from(by)));
+        let mut bounds = bounds;
+        for id in ids.iter().step_by(7) {
+            bounds.push((Bound::Excluded(beside(id, -1)), Bound::Included(beside(id, 1))));
+            bounds.push((Bound::Included(beside(id, 1)), Bound::Unbounded));
+            bounds.push((Bound::Unbounded, Bound::Excluded(beside(id, -1))));
+        }
+        for (lo, hi) in &bounds {
+            let got: Vec<Uuid> = map.range(lo.as_ref(), hi.as_ref()).map(|(k, _)| *k).collect();
+            let want: Vec<Uuid> = model.keys().filter(|k| in_range(k, lo, hi)).copied().collect();
+            prop_assert_eq!(got, want);
+        }
+        // Empty it in an order of its own, keeping a clone before each removal.
+        let mut doomed: Vec<Uuid> = model.keys().copied().collect();
+        doomed.sort_by_key(|id| (id.as_u128() ^ u128::from(seed)).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+        for id in doomed {
+            snapshots.push((map.clone(), model.clone()));
+            prop_assert_eq!(map.remove(&id), model.remove(&id));
+            check_against(&map, &model);
+        }
+        prop_assert!(matches!(map.root, Slot::Empty));
+        for (snapshot, model) in &snapshots {
+            check_against(snapshot, model);
+        }
+    }
+}
+
+#[test]
+fn removing_an_absent_id_copies_nothing() {
+    let mut map = IdMap::default();
+    for i in 0..=40u128 {
+        map.insert(Uuid::from_u128(i << 64), 0u32);
+    }
+    let before = map.clone();
+    for absent in [1u128, (41 << 64), u128::MAX, (3 << 64) | 1] {
+        assert_eq!(map.remove(&Uuid::from_u128(absent)), None);
+    }
+    let (Slot::Branch(now), Slot::Branch(then)) = (&map.root, &before.root) else {
+        panic!("41 ids need a branch");
+    };
+    assert!(Arc::ptr_eq(now, then), "a miss copied the shared root");
 }
 
 #[test]
