@@ -133,7 +133,7 @@ fn search<V>(used: &[Entry<V>], id: &Uuid) -> Result<usize, usize> {
 
 impl<V: Clone> Slot<V> {
     /// A leaf of `items` (in id order, at most [`LEAF_MAX`]), with room to
-    /// the next power of two.
+    /// the next power of two, at least [`MIN_ROOM`] (see [`buffer`]).
     fn leaf(items: Vec<(Uuid, V)>) -> Slot<V> {
         if items.is_empty() {
             return Slot::Empty;
@@ -257,23 +257,16 @@ impl<V: Clone> Slot<V> {
                     }
                     Err(i) if used < LEAF_MAX => {
                         // Full: a leaf with twice the room, the entries moved
-                        // over (copied if another clone holds this leaf).
-                        let new = Some((id, value));
-                        *entries = match Arc::get_mut(entries) {
-                            Some(mine) => {
-                                let (below, above) = mine[..used].split_at_mut(i);
-                                let take = |e: &mut Entry<V>| e.take();
-                                let moved = below.iter_mut().map(take);
-                                let rest = above.iter_mut().map(take);
-                                buffer(used + 1, moved.chain(std::iter::once(new)).chain(rest))
-                            }
-                            None => {
-                                let (below, above) = entries[..used].split_at(i);
-                                let copied = below.iter().cloned();
-                                let rest = above.iter().cloned();
-                                buffer(used + 1, copied.chain(std::iter::once(new)).chain(rest))
-                            }
-                        };
+                        // over (from a copy if another clone holds this leaf).
+                        let (below, above) = Arc::make_mut(entries)[..used].split_at_mut(i);
+                        let take = |e: &mut Entry<V>| e.take();
+                        let moved = below.iter_mut().map(take);
+                        let rest = above.iter_mut().map(take);
+                        let grown = buffer(
+                            used + 1,
+                            moved.chain(std::iter::once(Some((id, value)))).chain(rest),
+                        );
+                        *entries = grown;
                         *len += 1;
                         None
                     }
